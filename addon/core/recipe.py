@@ -1,0 +1,275 @@
+"""The recipe: what a dataset is made of. Pydantic models, YAML in and out, strict validation.
+
+Errors name the exact field path and what to do, one per line, e.g.
+``randomizers[2].radius.uniform[1]: must be >= 0``. Structural checks come from pydantic; the checks
+between fields (names, targets, ``${parameter}`` references, asset files) from :func:`check_recipe`.
+Relative paths in a recipe are relative to the recipe file's folder.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from . import components as c
+from .components import Generator, Modifier, Randomizer, Sensor, StrictModel
+from .values import FieldError, ParamRef, ValueSpec, check_param_ref
+
+RECIPE_VERSION = 1
+
+
+class RecipeError(Exception):
+    """A recipe is invalid. ``problems`` is a list of (field path, message)."""
+
+    def __init__(self, problems: list[tuple[str, str]], source: str | None = None):
+        self.problems = problems
+        self.source = source
+        head = f"{source}: " if source else ""
+        lines = [f"{path}: {msg}" if path else msg for path, msg in problems]
+        super().__init__(head + ("invalid recipe\n  " if len(lines) > 1 else "") + "\n  ".join(lines))
+
+
+class Parameter(StrictModel):
+    """A knob a job may set. ``parameter_info`` is made from these."""
+
+    type: Literal["int", "float", "choice", "bool"]
+    default: Any = None
+    min: Optional[float] = None
+    max: Optional[float] = None
+    choices: Optional[list[Any]] = None
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.type == "choice":
+            if not self.choices:
+                raise ValueError("a choice parameter needs choices: [...]")
+            if self.default is None:
+                self.default = self.choices[0]
+        elif self.choices is not None:
+            raise ValueError(f"choices only apply to type: choice, not {self.type}")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min:g} is above max {self.max:g}")
+        if self.default is None:
+            raise ValueError("needs a default")
+        problem = self.check(self.default)
+        if problem:
+            raise ValueError(f"default {problem}")
+        return self
+
+    def check(self, value: Any) -> str | None:
+        """Why ``value`` is not valid for this parameter, or None."""
+        if self.type == "bool":
+            return None if isinstance(value, bool) else f"{value!r} must be true or false"
+        if self.type == "choice":
+            return None if value in self.choices else f"{value!r} is not one of {self.choices}"
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"{value!r} must be a number"
+        if self.type == "int" and not float(value).is_integer():
+            return f"{value!r} must be a whole number"
+        if self.min is not None and value < self.min:
+            return f"{value!r} is below min {self.min:g}"
+        if self.max is not None and value > self.max:
+            return f"{value!r} is above max {self.max:g}"
+        return None
+
+    def info(self) -> dict:
+        options = {k: v for k, v in (("min", self.min), ("max", self.max), ("choices", self.choices)) if v is not None}
+        return {"type": self.type, "default": self.default, "options": options, "description": self.description}
+
+
+class SceneSpec(StrictModel):
+    base: Optional[str] = None  # a .blend to start from; its labelled objects join the scene
+
+
+class PreviewSpec(StrictModel):
+    """The preview quality tier: one frame, fewer samples, smaller images, labels still written."""
+
+    scale: float = Field(0.5, gt=0, le=1)
+    samples: int = Field(4, ge=1)
+
+
+class OutputSpec(StrictModel):
+    formats: list[Literal["native"]] = ["native"]
+    class_map: Optional[str] = None
+    preview: PreviewSpec = PreviewSpec()
+
+
+class Recipe(StrictModel):
+    version: Literal[1] = RECIPE_VERSION
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    parameters: dict[str, Parameter] = {}
+    scene: SceneSpec = SceneSpec()
+    generators: list[Generator] = Field(min_length=1)
+    modifiers: list[Modifier] = []
+    randomizers: list[Randomizer] = []
+    sensors: list[Sensor] = Field(min_length=1)
+    output: OutputSpec = OutputSpec()
+    frames: int = Field(1, ge=1, le=10000)
+
+    @field_validator("parameters")
+    @classmethod
+    def _parameter_names(cls, value):
+        for name in value:
+            if not name.isidentifier():
+                raise ValueError(f"parameter name {name!r} must be a plain identifier (letters, digits, _)")
+        return value
+
+    @model_validator(mode="after")
+    def _default_names(self):
+        """Unnamed modifiers/randomizers/sensors are named after their kind (kind, kind_2, ...).
+        A component's random stream is keyed by its name, so adding one never changes the others' draws."""
+        for section in (self.modifiers, self.randomizers, self.sensors):
+            taken = {comp.name for comp in section if comp.name}
+            for comp in section:
+                if comp.name:
+                    continue
+                name, n = comp.kind, 1
+                while name in taken:
+                    n += 1
+                    name = f"{comp.kind}_{n}"
+                comp.name = name
+                taken.add(name)
+        return self
+
+    # -- convenience ---------------------------------------------------------------------------------
+    @property
+    def parameter_info(self) -> dict[str, dict]:
+        return {name: p.info() for name, p in self.parameters.items()}
+
+    def generator(self, name: str):
+        return next(g for g in self.generators if g.name == name)
+
+    def to_data(self) -> dict:
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_data(), sort_keys=False, allow_unicode=True)
+
+    def hash(self) -> str:
+        """Content hash of the normalised recipe (formatting and comments do not change it)."""
+        import json
+
+        canonical = json.dumps(self.to_data(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+# -- loading and the checks between fields --------------------------------------------------------------
+def _format_loc(loc: tuple) -> str:
+    out = ""
+    union_tag_next = False
+    for i, part in enumerate(loc):
+        if isinstance(part, int):
+            out += f"[{part}]"
+            union_tag_next = i >= 1 and loc[i - 1] in ("generators", "modifiers", "randomizers", "sensors")
+            continue
+        if union_tag_next:  # pydantic puts the discriminator value in the path: drop it
+            union_tag_next = False
+            continue
+        out += f".{part}" if out else str(part)
+    return out
+
+
+def _pydantic_problems(err: ValidationError) -> list[tuple[str, str]]:
+    problems = []
+    for e in err.errors():
+        path = _format_loc(e["loc"])
+        cause = (e.get("ctx") or {}).get("error")
+        if isinstance(cause, FieldError):
+            if cause.subpath:
+                path = f"{path}.{cause.subpath}" if not cause.subpath.startswith("[") else path + cause.subpath
+            msg = cause.message
+        elif e["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling; see `synthfarm validate --help` for the recipe format)"
+        elif e["type"] == "union_tag_invalid":
+            msg = f"unknown kind {e['input'].get('kind')!r}; expected one of {e['ctx']['expected_tags']}"
+        elif e["type"] == "union_tag_not_found":
+            msg = "needs a kind: " + e["ctx"]["discriminator"].strip("'")
+        else:
+            msg = e["msg"].removeprefix("Value error, ")
+        problems.append((path, msg))
+    return problems
+
+
+def check_recipe(recipe: Recipe, base_dir: Path | None) -> list[tuple[str, str]]:
+    """The checks between fields: unique names, targets, parameter references, files on disk."""
+    problems: list[tuple[str, str]] = []
+    generator_names = [g.name for g in recipe.generators]
+    for section in ("generators", "modifiers", "randomizers", "sensors"):
+        seen: set[str] = set()
+        for i, comp in enumerate(getattr(recipe, section)):
+            if comp.name in seen:
+                problems.append((f"{section}[{i}].name", f"{comp.name!r} is used twice; names must be unique"))
+            seen.add(comp.name)
+    for section in ("generators", "modifiers", "randomizers", "sensors"):
+        for i, comp in enumerate(getattr(recipe, section)):
+            where = f"{section}[{i}]"
+            for field, names in comp.generator_refs().items():
+                for j, name in enumerate(names):
+                    if name not in generator_names:
+                        path = f"{where}.{field}" + (f"[{j}]" if field == "targets" else "")
+                        problems.append((path, f"no generator named {name!r}; generators are {generator_names}"))
+            for field, value in c.value_fields(comp):
+                if isinstance(value, ParamRef):
+                    param = recipe.parameters.get(value.name)
+                    if param is None:
+                        problems.append((f"{where}.{field}", f"unknown parameter ${{{value.name}}}; declare it "
+                                         f"under parameters: (declared: {sorted(recipe.parameters)})"))
+                        continue
+                    why = check_param_ref(value, c.domain_of(comp, field), param)
+                    if why:
+                        problems.append((f"{where}.{field}", why))
+            for field, rel in comp.file_refs().items():
+                path = resolve_path(rel, base_dir)
+                if not path.exists():
+                    problems.append((f"{where}.{field}", f"{rel!r} does not exist (looked for {path}); paths are "
+                                     "relative to the recipe file"))
+    if recipe.scene.base and not resolve_path(recipe.scene.base, base_dir).exists():
+        problems.append(("scene.base", f"{recipe.scene.base!r} does not exist (looked for "
+                         f"{resolve_path(recipe.scene.base, base_dir)})"))
+    return problems
+
+
+def resolve_path(rel: str, base_dir: Path | None) -> Path:
+    path = Path(rel).expanduser()
+    return path if path.is_absolute() else (base_dir or Path.cwd()) / path
+
+
+def recipe_from_data(data: Any, base_dir: Path | None = None, source: str | None = None) -> Recipe:
+    if not isinstance(data, dict):
+        raise RecipeError([("", f"a recipe is a mapping (name:, generators:, sensors:, ...), got {type(data).__name__}")],
+                          source)
+    try:
+        recipe = Recipe.model_validate(data)
+    except ValidationError as err:
+        raise RecipeError(_pydantic_problems(err), source) from None
+    problems = check_recipe(recipe, base_dir)
+    if problems:
+        raise RecipeError(problems, source)
+    return recipe
+
+
+def parse_recipe_text(text: str, base_dir: Path | None = None, source: str | None = None) -> Recipe:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise RecipeError([("", f"not valid YAML: {where}{getattr(err, 'problem', err)}")], source) from None
+    return recipe_from_data(data, base_dir, source)
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """Read and validate a recipe file. Raises RecipeError (with every problem found) or FileNotFoundError."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"recipe {str(path)!r} not found")
+    return parse_recipe_text(path.read_text(encoding="utf-8"), path.resolve().parent, str(path))
+
+
+__all__ = ["Recipe", "RecipeError", "Parameter", "load_recipe", "parse_recipe_text", "recipe_from_data",
+           "resolve_path", "check_recipe", "ValueSpec"]

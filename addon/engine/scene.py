@@ -1,0 +1,119 @@
+"""The scene a job starts from, and putting it back afterwards.
+
+One Blender process renders many jobs. The base scene (empty, a recipe's base .blend, or the file the
+user opened) is set up once; each job runs inside a :class:`JobScope` that remembers every datablock
+and every base object's state, and on exit removes what the job added (except the asset cache) and
+restores what it changed. So ``bpy.data`` does not grow across jobs and job N+1 never sees job N.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import bpy
+
+log = logging.getLogger(__name__)
+
+JOB_COLLECTION = "synthfarm_job"
+CLASS_PROP = "synthfarm_class"  # custom property that labels an object (or a collection) with a class
+# bpy.data collections a job may add to; they are compared before and after each job.
+TRACKED = ("objects", "meshes", "materials", "lights", "cameras", "worlds", "images", "node_groups",
+           "collections", "textures", "actions", "curves")
+
+
+class SceneError(Exception):
+    pass
+
+
+class BaseScene:
+    """Keeps track of which base scene is loaded so it is loaded once, not once per job."""
+
+    def __init__(self):
+        self.loaded: str | None = None  # "empty", "current", or a resolved .blend path
+
+    def prepare(self, base: Path | None, use_current: bool = False) -> bool:
+        """Make the base scene current. Returns True when it was (re)loaded, which invalidates caches."""
+        key = "current" if use_current and base is None else (str(base.resolve()) if base else "empty")
+        if key == self.loaded:
+            return False
+        if key == "empty":
+            bpy.ops.wm.read_factory_settings(use_empty=True)
+        elif key != "current":
+            if not base.is_file():
+                raise SceneError(f"scene.base: {str(base)!r} does not exist")
+            # Python auto-execution stays off: scripts inside a .blend from a job never run.
+            bpy.ops.wm.open_mainfile(filepath=str(base), load_ui=False, use_scripts=False)
+        self.loaded = key
+        log.info("base scene: %s", key)
+        return True
+
+
+def labelled_class(obj) -> str | None:
+    """The class of an object: its own label, else the label of a collection holding it."""
+    if obj.get(CLASS_PROP):
+        return str(obj[CLASS_PROP])
+    for coll in obj.users_collection:
+        if coll.get(CLASS_PROP):
+            return str(coll[CLASS_PROP])
+    return None
+
+
+def _pointer_sets() -> dict[str, set[int]]:
+    return {name: {id_.as_pointer() for id_ in getattr(bpy.data, name)} for name in TRACKED}
+
+
+def _object_state(obj):
+    return (obj.matrix_world.copy(), obj.hide_render, obj.hide_viewport, obj.pass_index,
+            [(slot.link, slot.material) for slot in obj.material_slots], obj.parent)
+
+
+class JobScope:
+    """Everything a job adds is removed on exit; base objects get their state back.
+
+    ``keep`` returns pointers of datablocks that must survive (the asset cache)."""
+
+    def __init__(self, keep=lambda: set()):
+        self._keep = keep
+
+    def __enter__(self):
+        scene = bpy.context.scene
+        self.before = _pointer_sets()
+        self.states = {obj.name: _object_state(obj) for obj in scene.objects}
+        self.world, self.camera = scene.world, scene.camera
+        self.frame = scene.frame_current
+        self.collection = bpy.data.collections.new(JOB_COLLECTION)
+        scene.collection.children.link(self.collection)
+        return self
+
+    def __exit__(self, *exc):
+        scene = bpy.context.scene
+        if scene.rigidbody_world is not None:
+            with bpy.context.temp_override(scene=scene):
+                bpy.ops.rigidbody.world_remove()
+        scene.world, scene.camera = self.world, self.camera
+        scene.frame_set(self.frame)
+        for obj in scene.objects:
+            state = self.states.get(obj.name)
+            if state is None:
+                continue
+            matrix, hide_render, hide_viewport, pass_index, slots, parent = state
+            obj.parent = parent
+            obj.matrix_world = matrix
+            obj.hide_render, obj.hide_viewport, obj.pass_index = hide_render, hide_viewport, pass_index
+            for slot, (link, material) in zip(obj.material_slots, slots):
+                slot.link = link
+                slot.material = material
+        keep = self._keep()
+        doomed = []
+        for name in TRACKED:
+            old = self.before[name]
+            doomed += [id_ for id_ in getattr(bpy.data, name)
+                       if id_.as_pointer() not in old and id_.as_pointer() not in keep]
+        if doomed:
+            bpy.data.batch_remove(doomed)
+        return False
+
+
+def bpy_data_counts() -> dict[str, int]:
+    """How many datablocks of each tracked kind exist (used by tests and the memory benchmark)."""
+    return {name: len(getattr(bpy.data, name)) for name in TRACKED}
