@@ -1,0 +1,162 @@
+"""Run one job in a persistent Blender process: build, randomize, render every frame and sensor,
+label, write. Used by the CLI, the farm's Blender child and the UI.
+
+The :class:`Runner` lives as long as the process: it keeps the base scene, the asset cache and the
+primitive meshes between jobs, and each job runs in a :class:`~.scene.JobScope` so nothing a job
+adds survives it.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import bpy
+import numpy as np
+
+from ..core import classes as class_list
+from ..core.groundtruth import instances_from_mask
+from ..core.jobs import JobSpec
+from ..core.recipe import Recipe, resolve_path
+from ..core.sampling import Sampler
+from . import assets as asset_lib
+from . import devices, render, sensors
+from .generators import GENERATOR_PROP, Primitives, generate, labelled_objects
+from .modifiers import apply_modifiers
+from .randomizers import apply_randomizers
+from .scene import BaseScene, JobScope, labelled_class
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class JobReport:
+    job_id: int
+    frames: int = 0
+    objects: int = 0
+    render_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    timings: dict = field(default_factory=dict)
+
+
+def versions() -> dict:
+    from ..core import __version__
+
+    return {"synthfarm": __version__, "blender": bpy.app.version_string,
+            "blender_build": bpy.app.build_hash.decode(errors="replace")}
+
+
+class Runner:
+    """Renders jobs one after another in this Blender process."""
+
+    def __init__(self, device: str = "auto", gpu_index: int | None = None, use_current_scene: bool = False):
+        self.base = BaseScene()
+        self.cache = asset_lib.AssetCache()
+        self.primitives = Primitives()
+        self.device_preference, self.gpu_index = device, gpu_index
+        self.use_current_scene = use_current_scene
+        self.device: devices.DeviceInfo | None = None
+        self.classes: list[str] = []
+
+    def _keep(self) -> set[int]:
+        return self.cache.datablocks() | self.primitives.pointers()
+
+    def prepare(self, recipe: Recipe, base_dir: Path | None) -> None:
+        base = resolve_path(recipe.scene.base, base_dir) if recipe.scene.base else None
+        if self.base.prepare(base, self.use_current_scene):
+            self.cache.clear()
+            self.primitives.clear()
+            self.device = None
+        if self.device is None:
+            self.device = devices.select_device(bpy.context.scene, self.device_preference, self.gpu_index)
+        base_labels = {labelled_class(o) for o in bpy.context.scene.objects if labelled_class(o)}
+        self.classes = class_list.dataset_classes(recipe, base_dir, extra=base_labels)
+
+    def run_job(self, recipe: Recipe, base_dir: Path | None, job: JobSpec, writer, scratch: Path) -> JobReport:
+        start = time.perf_counter()
+        self.prepare(recipe, base_dir)
+        scene = bpy.context.scene
+        report = JobReport(job.id)
+        with JobScope(keep=self._keep) as scope:
+            sampler = Sampler(job.seed, job.id, job.params)
+            made = generate(recipe, base_dir, sampler, scope.collection, self.cache, self.primitives)
+            apply_modifiers(recipe, made, sampler, cache=self.cache, base_dir=base_dir)
+            cameras = sensors.build_cameras(recipe, sampler, scope.collection)
+            updates = apply_randomizers(recipe, made, sampler, cameras=cameras, collection=scope.collection,
+                                        base_dir=base_dir, frames=job.frames)
+            report.timings["setup"] = time.perf_counter() - start
+            for k in range(job.frames):
+                for update in updates:
+                    update(k)
+                bpy.context.view_layer.update()
+                objects = self._assign_instance_ids(scene)
+                for sensor in recipe.sensors:
+                    self._render_sensor(recipe, job, k, sensor, cameras[sensor.name], objects, sampler, writer,
+                                        scratch, report)
+                report.frames += 1
+                report.objects = max(report.objects, len(objects))
+        report.wall_seconds = time.perf_counter() - start
+        return report
+
+    def _assign_instance_ids(self, scene) -> list:
+        """Labelled, rendered objects get pass_index 1..N (the instance id); all others 0."""
+        objects = labelled_objects(scene)
+        for obj in scene.objects:
+            obj.pass_index = 0
+        for i, obj in enumerate(objects, start=1):
+            obj.pass_index = i
+        if len(objects) > 65535:
+            raise RuntimeError("more than 65535 labelled objects in one frame: masks are 16-bit")
+        return objects
+
+    def _render_sensor(self, recipe, job, k, sensor, camera, objects, sampler, writer, scratch, report):
+        scene = bpy.context.scene
+        scene.camera = camera
+        resolution = sensors.sensor_resolution(sensor, job.preview, recipe.output.preview.scale)
+        samples = min(sensor.samples, recipe.output.preview.samples) if job.preview else sensor.samples
+        render.configure(scene, resolution=resolution, samples=samples, denoise=sensor.denoise and not job.preview,
+                         device=self.device, clip=tuple(sensor.clip))
+        scratch.mkdir(parents=True, exist_ok=True)
+        rgb_tmp = scratch / f"{job.id:010d}-{k:04d}-{sensor.name}.png"
+        passes = render.render_frame(scene, rgb_tmp, scratch)
+        t_labels = time.perf_counter()
+        class_ids = {name: i for i, name in enumerate(self.classes, start=1)}
+        labels = instances_from_mask(passes.index, range(1, len(objects) + 1))
+        lut = np.zeros(len(objects) + 1, dtype=np.uint16)
+        annotations = []
+        for iid, obj in enumerate(objects, start=1):
+            cls = labelled_class(obj)
+            lut[iid] = class_ids[cls]
+            label = labels.get(iid)
+            annotations.append({
+                "instance_id": iid, "name": obj.name, "generator": obj.get(GENERATOR_PROP), "class": cls,
+                "class_id": class_ids[cls], "visible_pixels": label.pixels if label else 0,
+                "bbox": label.bbox if label else None, "segmentation": label.rle if label else None,
+            })
+        index = np.clip(passes.index, 0, len(objects))
+        semantic = lut[index]
+        camera_info = sensors.camera_record(camera, scene)
+        labels_seconds = time.perf_counter() - t_labels
+        annotation = {"job": job.id, "frame": k, "sensor": sensor.name, "image_size": list(resolution),
+                      "camera": {"K": camera_info["K"], "world_to_cam": camera_info["world_to_cam"]},
+                      "classes": self.classes, "objects": annotations}
+        metadata = {"job": job.id, "frame": k, "sensor": sensor.name, "seed": job.seed, "params": job.params,
+                    "preview": job.preview, "samples": samples, "recipe": recipe.name, "recipe_hash": recipe.hash(),
+                    "sampled": sampler.log, "camera": camera_info, "device": self.device.to_dict(),
+                    "versions": versions(),
+                    "timings": {"setup": report.timings.get("setup"), "render": passes.render_seconds,
+                                "passes_io": passes.write_seconds, "labels": labels_seconds}}
+        t_write = time.perf_counter()
+        outputs = set(sensor.outputs)
+        writer.write_frame(
+            job.id, k, sensor.name, image_png=rgb_tmp,
+            depth=passes.depth if "depth" in outputs else None,
+            normals=passes.normals if "normals" in outputs else None,
+            instance_mask=passes.index.astype(np.uint16) if "instance_mask" in outputs else None,
+            semantic_mask=semantic if "semantic_mask" in outputs else None,
+            annotation=annotation, metadata=metadata)
+        metadata["timings"]["write"] = time.perf_counter() - t_write
+        report.render_seconds += passes.render_seconds
+        for key, value in metadata["timings"].items():
+            report.timings[key] = report.timings.get(key, 0.0) + (value or 0.0) if key != "setup" else value
