@@ -1,0 +1,129 @@
+"""The Python API for users' own scripts (and what the CLI and ``scripts/render.py`` call)::
+
+    import synthfarm
+    summary = synthfarm.render("assets/recipes/toybox.yaml", jobs=8, out="out/toybox", seed=1)
+
+Rendering into a folder that already holds the same dataset resumes it: complete jobs are skipped.
+Ctrl-C (KeyboardInterrupt) stops after the current frame's files are either all in place or absent, and
+leaves a valid dataset of the jobs completed.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from ..core.dataset.native import DatasetWriter
+from ..core.jobs import JobSpec, make_jobs
+from ..core.recipe import Recipe, load_recipe, parse_recipe_text
+
+log = logging.getLogger(__name__)
+
+
+class BatchMismatchError(Exception):
+    """Resuming a dataset with other batch settings (seed, parameters, preview) than it was made with."""
+
+
+@dataclass
+class RenderSummary:
+    out: Path
+    jobs_total: int
+    jobs_rendered: int
+    jobs_skipped: int
+    frames: int
+    seconds: float
+    render_seconds: float
+    interrupted: bool = False
+    device: str = ""
+
+
+def _load(recipe: str | Path | Recipe) -> tuple[Recipe, Path | None, str]:
+    if isinstance(recipe, Recipe):
+        return recipe, None, recipe.to_yaml()
+    path = Path(recipe)
+    text = path.read_text(encoding="utf-8") if path.is_file() else None
+    if text is None:
+        load_recipe(path)  # raises a clear FileNotFoundError
+    return parse_recipe_text(text, path.resolve().parent, str(path)), path.resolve().parent, text
+
+
+def render(recipe: str | Path | Recipe, jobs: int = 1, out: str | Path = "out", *, seed: int = 0,
+           preview: bool = False, params: dict[str, Any] | None = None, device: str = "auto",
+           use_current_scene: bool = False, progress: bool | Callable[[int, int], None] = True,
+           runner=None) -> RenderSummary:
+    """Render ``jobs`` jobs of ``recipe`` into the dataset folder ``out`` in this process.
+
+    recipe: a path to a YAML recipe, or a Recipe. params: parameter values for every job (the recipe's
+    defaults otherwise). device: auto | cpu | gpu. use_current_scene: start from the scene that is open
+    now (``blender file.blend --python ...``) instead of an empty one. progress: True for a progress bar,
+    or a callback (done, total)."""
+    from .runner import Runner  # needs bpy; imported here so that this module's import stays cheap
+
+    recipe_obj, base_dir, text = _load(recipe)
+    batch = make_jobs(recipe_obj, jobs, seed=seed, preview=preview, params=params)
+    writer = DatasetWriter(Path(out))
+    settings = {"seed": seed, "preview": preview, "params": batch[0].params}
+    done = writer.open(text, recipe_obj.hash(), {"name": recipe_obj.name, "batch": settings})
+    _check_batch(writer, settings)
+    todo = [job for job in batch if job.id not in done]
+    runner = runner or Runner(device=device, use_current_scene=use_current_scene)
+    summary = RenderSummary(Path(out), len(batch), 0, len(batch) - len(todo), 0, 0.0, 0.0)
+    start = time.perf_counter()
+    bar = _progress(progress, len(batch), summary.jobs_skipped)
+    scratch = Path(tempfile.mkdtemp(prefix="synthfarm-scratch-"))
+    try:
+        for job in todo:
+            writer.record_job(job.id, job.params, job.seed, "running")
+            report = runner.run_job(recipe_obj, base_dir, job, writer, scratch)
+            writer.record_job(job.id, job.params, job.seed, "done", frames=report.frames,
+                              seconds=round(report.wall_seconds, 3))
+            summary.jobs_rendered += 1
+            summary.frames += report.frames
+            summary.render_seconds += report.render_seconds
+            bar(1)
+    except KeyboardInterrupt:
+        summary.interrupted = True
+        log.warning("interrupted: %d of %d jobs complete in %s; run the same command again to resume",
+                    summary.jobs_skipped + summary.jobs_rendered, len(batch), out)
+    finally:
+        bar(None)
+        shutil.rmtree(scratch, ignore_errors=True)
+        summary.seconds = time.perf_counter() - start
+        summary.device = runner.device.kind if runner.device else ""
+        writer.finalize({"jobs": len(writer.completed_jobs()), "jobs_requested": len(batch),
+                         "frames_per_job": batch[0].frames, "sensors": [s.name for s in recipe_obj.sensors],
+                         "classes": runner.classes})
+    return summary
+
+
+def _check_batch(writer: DatasetWriter, settings: dict) -> None:
+    previous = writer.info().get("batch") if hasattr(writer, "info") else None
+    if previous and previous != settings:
+        diff = sorted(k for k in settings if previous.get(k) != settings.get(k))
+        raise BatchMismatchError(
+            f"{writer.root} was rendered with other {', '.join(diff)} ({ {k: previous.get(k) for k in diff} }); "
+            "resume with the same settings, or choose another --out")
+
+
+def _progress(progress, total: int, initial: int):
+    if callable(progress):
+        count = [initial]
+
+        def call(step):
+            if step:
+                count[0] += step
+                progress(count[0], total)
+        return call
+    if not progress:
+        return lambda step: None
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, initial=initial, unit="job", desc="render")
+    return lambda step: bar.update(step) if step else bar.close()
+
+
+__all__ = ["render", "RenderSummary", "BatchMismatchError", "JobSpec"]

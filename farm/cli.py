@@ -1,0 +1,113 @@
+"""The ``synthfarm`` command.
+
+    synthfarm render RECIPE --jobs N --out DIR [--preview] [--seed S] [--set name=value ...]
+    synthfarm validate RECIPE
+    synthfarm params RECIPE
+
+Blender is imported only by the commands that render, so ``validate`` and ``params`` work anywhere.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from ..addon.core.jobs import JobError, coerce_param
+from ..addon.core.recipe import RecipeError, load_recipe
+
+log = logging.getLogger("synthfarm")
+
+
+def _load(path: str):
+    try:
+        return load_recipe(path)
+    except (RecipeError, FileNotFoundError) as err:
+        raise click.ClickException(str(err)) from None
+
+
+def _overrides(recipe, pairs: tuple[str, ...]) -> dict:
+    params = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{pair!r}: write it as name=value", param_hint="--set")
+        try:
+            params[name.strip()] = coerce_param(recipe, name.strip(), text.strip())
+        except JobError as err:
+            raise click.BadParameter(str(err), param_hint="--set") from None
+    return params
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.version_option(package_name="synthfarm")
+def main(verbose: int) -> None:
+    """synthfarm: render annotated computer-vision datasets from Blender recipes."""
+    level = logging.WARNING - 10 * verbose
+    logging.basicConfig(level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s")
+
+
+@main.command()
+@click.argument("recipe", type=click.Path(dir_okay=False))
+@click.option("--jobs", "-n", type=click.IntRange(min=1), default=1, show_default=True, help="Number of jobs.")
+@click.option("--out", "-o", type=click.Path(file_okay=False), required=True,
+              help="Dataset folder. An existing dataset of the same recipe is resumed, not overwritten.")
+@click.option("--preview", is_flag=True, help="Preview tier: one frame, fewer samples, smaller images.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Batch seed; job seeds derive from it and the job number.")
+@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Set a recipe parameter (repeatable).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default="auto", show_default=True,
+              help="Render device; gpu falls back to cpu when none is found (the device used is recorded).")
+def render(recipe, jobs, out, preview, seed, sets, device):
+    """Render JOBS jobs of RECIPE into the dataset folder OUT (in this process)."""
+    model = _load(recipe)
+    params = _overrides(model, sets)
+    from ..addon.engine.api import BatchMismatchError, render as render_dataset
+    from ..addon.core.dataset.native import DatasetError
+
+    try:
+        summary = render_dataset(recipe, jobs=jobs, out=out, seed=seed, preview=preview, params=params,
+                                 device=device, progress=True)
+    except (BatchMismatchError, DatasetError, JobError, RecipeError) as err:
+        raise click.ClickException(str(err)) from None
+    done = summary.jobs_rendered + summary.jobs_skipped
+    click.echo(f"{done}/{summary.jobs_total} jobs in {summary.out} ({summary.jobs_rendered} rendered, "
+               f"{summary.jobs_skipped} already there; {summary.frames} frames; {summary.seconds:.1f} s, "
+               f"device {summary.device})")
+    if summary.interrupted:
+        click.echo("interrupted: run the same command again to finish", err=True)
+        sys.exit(130)
+
+
+@main.command()
+@click.argument("recipe", type=click.Path(dir_okay=False))
+def validate(recipe):
+    """Check RECIPE: every problem is listed with its field path; exit status 1 if any."""
+    model = _load(recipe)
+    click.echo(f"{recipe}: valid recipe {model.name!r} ({len(model.generators)} generators, "
+               f"{len(model.modifiers)} modifiers, {len(model.randomizers)} randomizers, "
+               f"{len(model.sensors)} sensors, {model.frames} frame(s) per job; hash {model.hash()})")
+
+
+@main.command()
+@click.argument("recipe", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print parameter_info as JSON.")
+def params(recipe, as_json):
+    """List the parameters a job of RECIPE may set (--set name=value)."""
+    info = _load(recipe).parameter_info
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    if not info:
+        click.echo("this recipe declares no parameters")
+    for name, p in info.items():
+        opts = ", ".join(f"{k} {v}" for k, v in p["options"].items())
+        click.echo(f"{name}: {p['type']} (default {p['default']!r}{'; ' + opts if opts else ''})"
+                   + (f" - {p['description']}" if p["description"] else ""))
+
+
+if __name__ == "__main__":
+    main()

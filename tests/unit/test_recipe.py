@@ -1,0 +1,128 @@
+"""Recipe validation: good recipes load; each kind of bad input is an error naming its field path."""
+import copy
+from pathlib import Path
+
+import pytest
+
+from synthfarm.addon.core.recipe import RecipeError, load_recipe, parse_recipe_text, recipe_from_data
+from synthfarm.addon.core.values import Uniform
+
+ROOT = Path(__file__).resolve().parents[2]
+
+GOOD = {
+    "name": "unit",
+    "parameters": {"height": {"type": "float", "min": 0.3, "max": 4.0, "default": 1.5},
+                   "n": {"type": "int", "min": 1, "max": 9, "default": 3},
+                   "floor": {"type": "choice", "choices": ["wood", "tiles"]}},
+    "generators": [{"name": "toys", "kind": "primitive", "shape": "cube", "count": "${n}", "class": "toy"},
+                   {"name": "ground", "kind": "primitive", "shape": "plane", "size": [4, 4, 1]}],
+    "modifiers": [{"kind": "color_variation", "targets": ["toys"], "hue": {"uniform": [0, 1]}}],
+    "randomizers": [{"kind": "pose_in_volume", "targets": ["toys"]},
+                    {"kind": "camera_orbit", "radius": {"normal": [2, 0.3], "clip": [1, 3]},
+                     "height": "${height}", "look_at": "toys"},
+                    {"kind": "lights", "count": {"randint": [1, 3]}, "type": {"choice": ["POINT", "SUN"],
+                                                                                "weights": [3, 1]}},
+                    {"kind": "world", "color": {"choice": [[0.05, 0.05, 0.05], [0.8, 0.8, 0.8]]}}],
+    "sensors": [{"name": "cam", "kind": "camera", "resolution": [64, 48], "samples": 2}],
+}
+
+
+def problems(data):
+    with pytest.raises(RecipeError) as info:
+        recipe_from_data(data)
+    return info.value.problems
+
+
+def edit(path, value):
+    data = copy.deepcopy(GOOD)
+    target = data
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    return data
+
+
+def test_good_recipe_loads_and_round_trips_through_yaml():
+    recipe = recipe_from_data(GOOD)
+    assert isinstance(recipe.randomizers[1].radius, type(recipe.randomizers[1].radius))
+    assert isinstance(recipe.modifiers[0].hue, Uniform)
+    again = parse_recipe_text(recipe.to_yaml())
+    assert again == recipe
+    assert again.hash() == recipe.hash()
+    assert [r.name for r in recipe.randomizers] == ["pose_in_volume", "camera_orbit", "lights", "world"]
+
+
+def test_example_recipes_are_valid():
+    recipes = sorted((ROOT / "assets" / "recipes").glob("*.yaml"))
+    assert recipes, "the example recipes are missing"
+    for path in recipes:
+        load_recipe(path)
+
+
+def test_parameter_info():
+    info = recipe_from_data(GOOD).parameter_info
+    assert info["height"] == {"type": "float", "default": 1.5, "options": {"min": 0.3, "max": 4.0},
+                              "description": ""}
+    assert info["floor"]["default"] == "wood" and info["floor"]["options"] == {"choices": ["wood", "tiles"]}
+
+
+@pytest.mark.parametrize("path,value,where,says", [
+    (("randomizers", 1, "radius"), {"uniform": [1, -2]}, "randomizers[1].radius.uniform[1]", "must be > 0"),
+    (("randomizers", 1, "radius"), {"uniform": [3, 1]}, "randomizers[1].radius.uniform", "above upper bound"),
+    (("randomizers", 1, "radius"), {"normal": [2, -1]}, "randomizers[1].radius.normal[1]", "must be >= 0"),
+    (("randomizers", 1, "radius"), {"gauss": [2, 1]}, "randomizers[1].radius", "unknown key 'gauss'"),
+    (("randomizers", 1, "radius"), "${nope}", "randomizers[1].radius", "unknown parameter ${nope}"),
+    (("randomizers", 1, "radius"), "${floor}", "randomizers[1].radius", "parameter 'floor' is choice"),
+    (("randomizers", 1, "radius"), "wide", "randomizers[1].radius", "must be a number"),
+    (("randomizers", 2, "type"), "NEON", "randomizers[2].type", "'NEON' is not allowed"),
+    (("randomizers", 2, "count"), {"uniform": [1, 3]}, "randomizers[2].count.uniform", "use randint"),
+    (("randomizers", 3, "color"), {"choice": [[0, 0, 2]]}, "randomizers[3].color.choice[0][2]", "must be <= 1"),
+    (("randomizers", 0, "targets"), ["toys", "toyz"], "randomizers[0].targets[1]", "no generator named 'toyz'"),
+    (("randomizers", 1, "look_at"), "nothing", "randomizers[1].look_at", "no generator named 'nothing'"),
+    (("modifiers", 0, "hue"), {"uniform": [0, 1.5]}, "modifiers[0].hue.uniform[1]", "must be <= 1"),
+    (("modifiers", 0, "colour"), 1, "modifiers[0].colour", "unknown key"),
+    (("generators", 0, "shape"), "blob", "generators[0].shape", "Input should be"),
+    (("generators", 0, "kind"), "blob", "generators[0]", "unknown kind 'blob'"),
+    (("generators", 1, "name"), "toys", "generators[1].name", "used twice"),
+    (("generators", 0, "count"), -1, "generators[0].count", "must be >= 0"),
+    (("sensors", 0, "resolution"), [64], "sensors[0].resolution[1]", "Field required"),
+    (("parameters", "height", "default"), 9, "parameters.height", "above max"),
+    (("frames",), 0, "frames", "greater than or equal to 1"),
+])
+def test_bad_input_names_the_field(path, value, where, says):
+    found = problems(edit(path, value))
+    assert any(p == where and says in m for p, m in found), found
+
+
+def test_parameter_range_must_fit_the_field():
+    data = edit(("parameters", "height", "min"), -1.0)
+    recipe_from_data(data)  # camera height takes any real number: fine
+    data = edit(("randomizers", 1, "radius"), "${height}")
+    data["parameters"]["height"]["min"] = -1.0
+    found = problems(data)
+    assert any(p == "randomizers[1].radius" and "min -1" in m for p, m in found), found
+
+
+def test_missing_asset_file_is_named(tmp_path):
+    data = edit(("generators", 0), {"name": "toys", "kind": "asset", "source": "nowhere/duck.obj"})
+    path = tmp_path / "r.yaml"
+    import yaml
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(RecipeError) as info:
+        load_recipe(path)
+    assert any(p == "generators[0].source" and "does not exist" in m and str(tmp_path) in m
+               for p, m in info.value.problems)
+
+
+def test_yaml_syntax_error_has_line_number():
+    with pytest.raises(RecipeError, match="line 3, column 1"):
+        parse_recipe_text("name: x\ngenerators: [\n")
+
+
+def test_error_message_lists_every_problem():
+    data = edit(("randomizers", 1, "radius"), {"uniform": [1, -2]})
+    data["randomizers"][2]["type"] = "NEON"
+    with pytest.raises(RecipeError) as info:
+        recipe_from_data(data)
+    text = str(info.value)
+    assert "randomizers[1].radius.uniform[1]: must be > 0" in text and "randomizers[2].type" in text
