@@ -1,0 +1,201 @@
+"""The native dataset layout (see DESIGN.md) and its writer.
+
+    <out>/dataset.yaml  recipe.yaml  jobs.jsonl
+    <out>/images/{job:010}-{frame:04}-{sensor}.png   depth/…exr  normals/…exr  masks/…png  semantic/…png
+    <out>/annotations/…-ann.json   <out>/metadata/…-meta.json
+
+Every file is written under a temporary name in its final folder and renamed into place, so a crash
+never leaves half a file under a real name. A frame's annotation is renamed last: a frame counts as
+done when its annotation exists, and a job when all its frames' annotations do.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import yaml
+from PIL import Image
+
+from ..exr import write_exr
+
+log = logging.getLogger(__name__)
+
+FOLDERS = {"image": ("images", ".png"), "depth": ("depth", ".exr"), "normals": ("normals", ".exr"),
+           "mask": ("masks", ".png"), "semantic": ("semantic", ".png"),
+           "metadata": ("metadata", "-meta.json"), "annotation": ("annotations", "-ann.json")}
+TMP_MARK = ".tmp"
+
+
+class DatasetError(Exception):
+    """The output folder cannot take this dataset; the message says what to do."""
+
+
+class DatasetMismatchError(DatasetError):
+    pass
+
+
+# -- atomic files -------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` (same suffix, so writers that look at it work); on success
+    it is fsynced and renamed onto ``path``, on error removed."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_MARK + path.suffix, dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=1, allow_nan=False) + "\n")
+
+
+def write_png16(path: Path, array: np.ndarray) -> None:
+    """A 16-bit greyscale PNG (instance or class ids)."""
+    Image.fromarray(np.ascontiguousarray(array, dtype=np.uint16)).save(path, format="PNG", compress_level=1)
+
+
+def read_png(path: Path) -> np.ndarray:
+    """A PNG as an array; 16-bit greyscale comes back as uint16."""
+    with Image.open(path) as image:
+        array = np.asarray(image)
+    return array.astype(np.uint16) if image.mode.startswith("I") else array
+
+
+# -- the writer -----------------------------------------------------------------------------------------
+class DatasetWriter:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    # -- opening and resuming --
+    def info(self) -> dict:
+        path = self.root / "dataset.yaml"
+        return yaml.safe_load(path.read_text()) if path.is_file() else {}
+
+    def open(self, recipe_text: str, recipe_hash: str, info: dict) -> set[int]:
+        """Create the dataset, or resume it when it holds the same recipe. Returns the completed job ids."""
+        existing = self.info()
+        if existing:
+            if existing.get("recipe_hash") != recipe_hash:
+                raise DatasetMismatchError(
+                    f"{self.root} holds a dataset of another recipe (hash {existing.get('recipe_hash')}, this "
+                    f"recipe {recipe_hash}); choose another --out or delete that folder")
+            self._remove_leftovers()
+            done = self.completed_jobs()
+            log.info("resuming %s: %d jobs already complete", self.root, len(done))
+            return done
+        if self.root.exists() and any(self.root.iterdir()):
+            raise DatasetError(f"{self.root} is not empty and holds no synthfarm dataset (no dataset.yaml); "
+                               "choose an empty or new --out folder")
+        for folder, _ in FOLDERS.values():
+            (self.root / folder).mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.root / "recipe.yaml", recipe_text)
+        self._write_info({**info, "recipe_hash": recipe_hash, "complete": False,
+                          "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
+        return set()
+
+    def _write_info(self, info: dict) -> None:
+        atomic_write_text(self.root / "dataset.yaml", yaml.safe_dump(info, sort_keys=False))
+
+    def _remove_leftovers(self) -> None:
+        for path in self.root.rglob(f".*{TMP_MARK}*"):
+            path.unlink(missing_ok=True)
+
+    # -- frames --
+    @staticmethod
+    def frame_stem(job_id: int, frame: int, sensor: str) -> str:
+        return f"{job_id:010d}-{frame:04d}-{sensor}"
+
+    def frame_paths(self, job_id: int, frame: int, sensor: str) -> dict[str, Path]:
+        stem = self.frame_stem(job_id, frame, sensor)
+        return {kind: self.root / folder / f"{stem}{suffix}" for kind, (folder, suffix) in FOLDERS.items()}
+
+    def write_frame(self, job_id: int, frame: int, sensor: str, *, image_png: Path | None = None,
+                    depth: np.ndarray | None = None, normals: np.ndarray | None = None,
+                    instance_mask: np.ndarray | None = None, semantic_mask: np.ndarray | None = None,
+                    annotation: dict, metadata: dict) -> dict[str, Path]:
+        """Write a frame's files; the annotation last (the frame's commit marker)."""
+        paths = self.frame_paths(job_id, frame, sensor)
+        paths["annotation"].unlink(missing_ok=True)  # a re-done frame is not done until it is all rewritten
+        if image_png is not None:
+            with atomic_path(paths["image"]) as tmp:
+                shutil.move(image_png, tmp)
+        if depth is not None:
+            with atomic_path(paths["depth"]) as tmp:
+                write_exr(tmp, {"Z": depth})
+        if normals is not None:
+            with atomic_path(paths["normals"]) as tmp:
+                write_exr(tmp, {"X": normals[..., 0], "Y": normals[..., 1], "Z": normals[..., 2]}, half=True)
+        for kind, array in (("mask", instance_mask), ("semantic", semantic_mask)):
+            if array is not None:
+                with atomic_path(paths[kind]) as tmp:
+                    write_png16(tmp, array)
+        atomic_write_json(paths["metadata"], metadata)
+        atomic_write_json(paths["annotation"], annotation)
+        return paths
+
+    # -- jobs --
+    def record_job(self, job_id: int, parameters: dict, seed: int, status: str, **extra) -> None:
+        """Append a line to jobs.jsonl; a later line for the same id supersedes earlier ones."""
+        line = json.dumps({"id": job_id, "parameters": parameters, "seed": seed, "status": status, **extra})
+        with open(self.root / "jobs.jsonl", "a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def jobs(self) -> dict[int, dict]:
+        """The latest line of every job (a torn last line from a crash is ignored)."""
+        path = self.root / "jobs.jsonl"
+        out: dict[int, dict] = {}
+        if path.is_file():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                out[record["id"]] = record
+        return out
+
+    def completed_jobs(self) -> set[int]:
+        """Jobs recorded done whose frames all have their annotation in place."""
+        done = set()
+        for job_id, record in self.jobs().items():
+            if record.get("status") != "done":
+                continue
+            stems = record.get("stems")
+            if stems is None or all((self.root / "annotations" / f"{s}-ann.json").is_file() for s in stems):
+                done.add(job_id)
+        return done
+
+    def finalize(self, counts: dict) -> None:
+        """Rewrite dataset.yaml with counts; ``complete`` once every requested job is done."""
+        info = self.info()
+        frames = len(list((self.root / "annotations").glob("*-ann.json")))
+        info.update(counts=dict(counts, frames=frames),
+                    complete=counts.get("jobs", 0) >= counts.get("jobs_requested", 0),
+                    updated=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+        self._write_info(info)

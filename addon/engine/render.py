@@ -1,0 +1,101 @@
+"""One Cycles render per frame yields every pass as numpy arrays (see BPY_NOTES.md).
+
+In background mode the Render Result has no pixels in Python, so the frame is saved once as a
+multilayer EXR to a scratch folder (all passes, read back with OpenEXR) and once as an 8-bit PNG (the
+colour-managed RGB, written straight to the caller's temporary path).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import bpy
+import numpy as np
+
+from ..core.exr import read_exr
+from .devices import DeviceInfo
+
+BACKGROUND_DEPTH = 1e9  # Cycles writes 1e10 where no surface is hit
+
+
+@dataclass
+class FramePasses:
+    depth: np.ndarray  # float32 (H, W): planar camera z in metres; inf where no surface
+    normals: np.ndarray  # float32 (H, W, 3): world space, unit length; 0 where no surface
+    index: np.ndarray  # int32 (H, W): Object Index (exact integers, one point sample per pixel)
+    render_seconds: float  # the bpy.ops.render.render() call alone
+    write_seconds: float  # saving the EXR and PNG and reading the passes back
+    resolution: tuple[int, int]  # (W, H)
+
+
+def configure(scene, *, resolution: tuple[int, int], samples: int, denoise: bool = False,
+              device: DeviceInfo | None = None, clip: tuple[float, float] | None = None) -> None:
+    """Cycles with the passes synthfarm reads, plain sRGB output, and a fixed noise seed."""
+    render, cycles = scene.render, scene.cycles
+    render.engine = "CYCLES"
+    render.resolution_x, render.resolution_y = resolution
+    render.resolution_percentage = 100
+    render.pixel_aspect_x = render.pixel_aspect_y = 1.0
+    render.film_transparent = False
+    render.use_persistent_data = True  # keeps scene data between renders of one process
+    render.use_compositing = False
+    render.use_sequencer = False
+    cycles.samples = samples
+    cycles.use_denoising = denoise
+    if denoise:
+        cycles.denoiser = "OPENIMAGEDENOISE"
+    cycles.seed = 0
+    cycles.use_animated_seed = False
+    if device is not None:
+        cycles.device = "CPU" if device.kind == "CPU" else "GPU"
+    scene.view_settings.view_transform = "Standard"
+    scene.view_settings.look = "None"
+    layer = scene.view_layers[0]
+    layer.use_pass_z = layer.use_pass_normal = layer.use_pass_object_index = True
+    if clip is not None and scene.camera is not None:
+        scene.camera.data.clip_start, scene.camera.data.clip_end = clip
+
+
+def _save(image, scene, path: Path, multilayer: bool) -> None:
+    settings = scene.render.image_settings
+    if multilayer:
+        settings.media_type = "MULTI_LAYER_IMAGE"  # must come before the format (bpy 5.0)
+        settings.file_format = "OPEN_EXR_MULTILAYER"
+        settings.color_depth = "32"
+        settings.exr_codec = "NONE"  # a scratch file read once: no time spent compressing
+    else:
+        settings.media_type = "IMAGE"
+        settings.file_format = "PNG"
+        settings.color_mode = "RGB"
+        settings.color_depth = "8"
+        settings.compression = 15
+    image.save_render(str(path), scene=scene)
+
+
+def _channel(channels: dict[str, np.ndarray], suffix: str) -> np.ndarray:
+    for name, pixels in channels.items():
+        if name.endswith(suffix):
+            return pixels
+    raise RuntimeError(f"the render has no {suffix!r} pass (channels: {sorted(channels)})")
+
+
+def render_frame(scene, rgb_path: Path, scratch_dir: Path) -> FramePasses:
+    """Render ``scene`` once; write the RGB PNG to ``rgb_path`` and return the passes."""
+    start = time.perf_counter()
+    bpy.ops.render.render()
+    rendered = time.perf_counter()
+    image = bpy.data.images["Render Result"]
+    exr_path = Path(scratch_dir) / "passes.exr"
+    _save(image, scene, exr_path, multilayer=True)
+    _save(image, scene, Path(rgb_path), multilayer=False)
+    channels = read_exr(exr_path)
+    exr_path.unlink(missing_ok=True)
+    depth = _channel(channels, ".Depth.Z").astype(np.float32)
+    depth[depth >= BACKGROUND_DEPTH] = np.inf
+    normals = np.stack([_channel(channels, f".Normal.{axis}") for axis in "XYZ"], axis=-1).astype(np.float32)
+    length = np.linalg.norm(normals, axis=-1, keepdims=True)
+    normals = np.divide(normals, length, out=np.zeros_like(normals), where=length > 1e-8)
+    index = np.rint(_channel(channels, ".Object Index.X")).astype(np.int32)
+    return FramePasses(depth, normals, index, rendered - start, time.perf_counter() - rendered,
+                       (scene.render.resolution_x, scene.render.resolution_y))
