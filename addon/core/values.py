@@ -121,7 +121,7 @@ def _is_number(value: Any) -> bool:
 def _plain(value: Any) -> Any:
     """numpy scalars/arrays -> plain Python (for JSON metadata and exact YAML round trips)."""
     if isinstance(value, np.ndarray):
-        return [_plain(v) for v in value.tolist()]
+        return _plain(value.tolist())  # a 0-d array gives a scalar
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, (list, tuple)):
