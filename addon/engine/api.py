@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import logging
 import shutil
+import signal
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,13 +63,13 @@ def render(recipe: str | Path | Recipe, jobs: int = 1, out: str | Path = "out", 
     defaults otherwise). device: auto | cpu | gpu. use_current_scene: start from the scene that is open
     now (``blender file.blend --python ...``) instead of an empty one. progress: True for a progress bar,
     or a callback (done, total)."""
-    from .runner import Runner  # needs bpy; imported here so that this module's import stays cheap
+    from .runner import Runner, versions  # needs bpy; imported here so that this module's import stays cheap
 
     recipe_obj, base_dir, text = _load(recipe)
     batch = make_jobs(recipe_obj, jobs, seed=seed, preview=preview, params=params)
     writer = DatasetWriter(Path(out))
     settings = {"seed": seed, "preview": preview, "params": batch[0].params}
-    done = writer.open(text, recipe_obj.hash(), {"name": recipe_obj.name, "batch": settings})
+    done = writer.open(text, recipe_obj.hash(), {"name": recipe_obj.name, "versions": versions(), "batch": settings})
     _check_batch(writer, settings)
     todo = [job for job in batch if job.id not in done]
     runner = runner or Runner(device=device, use_current_scene=use_current_scene)
@@ -75,11 +77,14 @@ def render(recipe: str | Path | Recipe, jobs: int = 1, out: str | Path = "out", 
     start = time.perf_counter()
     bar = _progress(progress, len(batch), summary.jobs_skipped)
     scratch = Path(tempfile.mkdtemp(prefix="synthfarm-scratch-"))
+    stop = GracefulInterrupt()
     try:
+        stop.__enter__()
         for job in todo:
+            stop.check()
             writer.record_job(job.id, job.params, job.seed, "running")
-            report = runner.run_job(recipe_obj, base_dir, job, writer, scratch)
-            writer.record_job(job.id, job.params, job.seed, "done", frames=report.frames,
+            report = runner.run_job(recipe_obj, base_dir, job, writer, scratch, should_stop=stop.check)
+            writer.record_job(job.id, job.params, job.seed, "done", frames=report.frames, stems=report.stems,
                               seconds=round(report.wall_seconds, 3))
             summary.jobs_rendered += 1
             summary.frames += report.frames
@@ -90,6 +95,9 @@ def render(recipe: str | Path | Recipe, jobs: int = 1, out: str | Path = "out", 
         log.warning("interrupted: %d of %d jobs complete in %s; run the same command again to resume",
                     summary.jobs_skipped + summary.jobs_rendered, len(batch), out)
     finally:
+        stop.__exit__()
+        if summary.interrupted:
+            writer.remove_leftovers()
         bar(None)
         shutil.rmtree(scratch, ignore_errors=True)
         summary.seconds = time.perf_counter() - start
@@ -100,8 +108,37 @@ def render(recipe: str | Path | Recipe, jobs: int = 1, out: str | Path = "out", 
     return summary
 
 
+class GracefulInterrupt:
+    """The first Ctrl-C asks to stop at the next frame boundary (``check`` raises KeyboardInterrupt
+    there); a second one interrupts at once. Only installed in the main thread."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        log.warning("stopping after the current frame (Ctrl-C again to stop at once)")
+
+    def check(self) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+
 def _check_batch(writer: DatasetWriter, settings: dict) -> None:
-    previous = writer.info().get("batch") if hasattr(writer, "info") else None
+    previous = writer.info().get("batch")
     if previous and previous != settings:
         diff = sorted(k for k in settings if previous.get(k) != settings.get(k))
         raise BatchMismatchError(

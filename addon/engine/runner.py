@@ -38,6 +38,7 @@ class JobReport:
     render_seconds: float = 0.0
     wall_seconds: float = 0.0
     timings: dict = field(default_factory=dict)
+    stems: list = field(default_factory=list)  # the file stem of every frame written
 
 
 def versions() -> dict:
@@ -73,7 +74,10 @@ class Runner:
         base_labels = {labelled_class(o) for o in bpy.context.scene.objects if labelled_class(o)}
         self.classes = class_list.dataset_classes(recipe, base_dir, extra=base_labels)
 
-    def run_job(self, recipe: Recipe, base_dir: Path | None, job: JobSpec, writer, scratch: Path) -> JobReport:
+    def run_job(self, recipe: Recipe, base_dir: Path | None, job: JobSpec, writer, scratch: Path,
+                should_stop=lambda: None) -> JobReport:
+        """Render every frame and sensor of ``job`` into ``writer``. ``should_stop`` is called between
+        frames and may raise (e.g. KeyboardInterrupt) to stop at a frame boundary."""
         start = time.perf_counter()
         self.prepare(recipe, base_dir)
         scene = bpy.context.scene
@@ -87,6 +91,8 @@ class Runner:
                                         base_dir=base_dir, frames=job.frames)
             report.timings["setup"] = time.perf_counter() - start
             for k in range(job.frames):
+                if k:
+                    should_stop()
                 for update in updates:
                     update(k)
                 bpy.context.view_layer.update()
@@ -157,6 +163,7 @@ class Runner:
             semantic_mask=semantic if "semantic_mask" in outputs else None,
             annotation=annotation, metadata=metadata)
         metadata["timings"]["write"] = time.perf_counter() - t_write
+        report.stems.append(writer.frame_stem(job.id, k, sensor.name))
         report.render_seconds += passes.render_seconds
         for key, value in metadata["timings"].items():
             report.timings[key] = report.timings.get(key, 0.0) + (value or 0.0) if key != "setup" else value

@@ -104,7 +104,7 @@ class DatasetWriter:
                 raise DatasetMismatchError(
                     f"{self.root} holds a dataset of another recipe (hash {existing.get('recipe_hash')}, this "
                     f"recipe {recipe_hash}); choose another --out or delete that folder")
-            self._remove_leftovers()
+            self.remove_leftovers()
             done = self.completed_jobs()
             log.info("resuming %s: %d jobs already complete", self.root, len(done))
             return done
@@ -121,7 +121,8 @@ class DatasetWriter:
     def _write_info(self, info: dict) -> None:
         atomic_write_text(self.root / "dataset.yaml", yaml.safe_dump(info, sort_keys=False))
 
-    def _remove_leftovers(self) -> None:
+    def remove_leftovers(self) -> None:
+        """Delete temporary files a crash or a hard interrupt left behind."""
         for path in self.root.rglob(f".*{TMP_MARK}*"):
             path.unlink(missing_ok=True)
 

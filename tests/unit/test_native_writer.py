@@ -1,0 +1,76 @@
+"""The native dataset writer: layout, atomic files, resume, and completeness."""
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from synthfarm.addon.core.dataset.native import (DatasetError, DatasetMismatchError, DatasetWriter, atomic_path,
+                                                 read_png)
+from synthfarm.addon.core.exr import read_exr
+
+
+def frame(writer, job, tmp_path, sensor="cam"):
+    png = tmp_path / f"render-{job}.png"
+    Image.new("RGB", (8, 6), (10, 20, 30)).save(png)
+    mask = np.arange(48, dtype=np.uint16).reshape(6, 8) * 1000
+    writer.write_frame(job, 0, sensor, image_png=png, depth=np.full((6, 8), 2.5, np.float32),
+                       normals=np.dstack([np.ones((6, 8)), np.zeros((6, 8)), np.zeros((6, 8))]),
+                       instance_mask=mask, semantic_mask=mask // 1000, annotation={"objects": []},
+                       metadata={"seed": job})
+    return mask
+
+
+def test_layout_and_round_trips(tmp_path):
+    writer = DatasetWriter(tmp_path / "ds")
+    assert writer.open("name: x\n", "abc", {"name": "x"}) == set()
+    mask = frame(writer, 3, tmp_path)
+    paths = writer.frame_paths(3, 0, "cam")
+    assert paths["image"].name == "0000000003-0000-cam.png"
+    assert paths["annotation"].name == "0000000003-0000-cam-ann.json"
+    assert np.array_equal(read_png(paths["mask"]), mask) and read_png(paths["mask"]).dtype == np.uint16
+    assert read_exr(paths["depth"])["Z"][0, 0] == 2.5 and read_exr(paths["normals"])["X"][0, 0] == 1.0
+    assert Image.open(paths["image"]).size == (8, 6)
+    assert (tmp_path / "ds" / "recipe.yaml").read_text() == "name: x\n"
+    writer.record_job(3, {"n": 1}, 42, "done", stems=["0000000003-0000-cam"])
+    assert writer.completed_jobs() == {3}
+    writer.finalize({"jobs": 1, "jobs_requested": 2})
+    assert writer.info()["complete"] is False and writer.info()["counts"]["frames"] == 1
+
+
+def test_atomic_path_leaves_nothing_on_error(tmp_path):
+    target = tmp_path / "a.json"
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("crash")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_resume_mismatch_and_foreign_folders(tmp_path):
+    writer = DatasetWriter(tmp_path / "ds")
+    writer.open("r", "h1", {})
+    frame(writer, 0, tmp_path)
+    writer.record_job(0, {}, 1, "done", stems=["0000000000-0000-cam"])
+    writer.record_job(1, {}, 2, "running")
+    (tmp_path / "ds" / "images" / ".x.png.123.tmp.png").write_text("leftover")
+    assert DatasetWriter(tmp_path / "ds").open("r", "h1", {}) == {0}
+    assert not list((tmp_path / "ds").rglob("*.tmp*"))
+    with pytest.raises(DatasetMismatchError, match="another recipe.*h1.*h2"):
+        DatasetWriter(tmp_path / "ds").open("r", "h2", {})
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    with pytest.raises(DatasetError, match="not empty"):
+        DatasetWriter(tmp_path / "other").open("r", "h1", {})
+
+
+def test_torn_jobs_line_and_missing_frame(tmp_path):
+    writer = DatasetWriter(tmp_path)
+    writer.open("r", "h", {})
+    frame(writer, 0, tmp_path / "..")
+    writer.record_job(0, {}, 1, "done", stems=["0000000000-0000-cam"])
+    writer.record_job(1, {}, 2, "done", stems=["0000000001-0000-cam"])  # its annotation never landed
+    with open(tmp_path / "jobs.jsonl", "a") as handle:
+        handle.write('{"id": 2, "stat')
+    assert writer.completed_jobs() == {0}
+    assert json.loads((tmp_path / "jobs.jsonl").read_text().splitlines()[0])["seed"] == 1
