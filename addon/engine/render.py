@@ -22,7 +22,8 @@ BACKGROUND_DEPTH = 1e9  # Cycles writes 1e10 where no surface is hit
 @dataclass
 class FramePasses:
     depth: np.ndarray  # float32 (H, W): planar camera z in metres; inf where no surface
-    normals: np.ndarray  # float32 (H, W, 3): world space, unit length; 0 where no surface
+    normals: np.ndarray  # float32 (H, W, 3): world space, averaged over samples then renormalised; 0 where
+    #                      no sample hit a surface (so edge pixels may have a normal but index 0 and depth inf)
     index: np.ndarray  # int32 (H, W): Object Index (exact integers, one point sample per pixel)
     render_seconds: float  # the bpy.ops.render.render() call alone
     write_seconds: float  # saving the EXR and PNG and reading the passes back

@@ -38,7 +38,10 @@ def test_passes_are_exact_and_top_row_first(scene, tmp_path):
     assert front.sum() > 100 and np.allclose(passes.depth[front], 3.7, atol=1e-3)
     assert (passes.depth[passes.index > 0] >= 3.7 - 1e-3).all()
     assert np.isinf(passes.depth[passes.index == 0]).all()
-    assert (passes.normals[passes.index == 0] == 0).all()
+    # normals are averaged over samples (edge pixels mix surfaces), then renormalised; none hit -> 0
+    assert (passes.normals[0, 0] == 0).all()
+    length = np.linalg.norm(passes.normals, axis=-1)
+    assert np.allclose(length[length > 0], 1, atol=1e-5)
     assert passes.render_seconds > 0 and not (tmp_path / "passes.exr").exists()
 
 
