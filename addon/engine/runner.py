@@ -148,7 +148,7 @@ class Runner:
                       "camera": {"K": camera_info["K"], "world_to_cam": camera_info["world_to_cam"]},
                       "classes": self.classes, "objects": annotations}
         metadata = {"job": job.id, "frame": k, "sensor": sensor.name, "seed": job.seed, "params": job.params,
-                    "preview": job.preview, "samples": samples, "recipe": recipe.name, "recipe_hash": recipe.hash(),
+                    "preview": job.preview, "samples": samples, "denoise": bpy.context.scene.cycles.use_denoising, "recipe": recipe.name, "recipe_hash": recipe.hash(),
                     "sampled": sampler.log, "camera": camera_info, "device": self.device.to_dict(),
                     "versions": versions(),
                     "timings": {"setup": report.timings.get("setup"), "render": passes.render_seconds,

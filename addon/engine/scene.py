@@ -62,9 +62,13 @@ def _pointer_sets() -> dict[str, set[int]]:
     return {name: {id_.as_pointer() for id_ in getattr(bpy.data, name)} for name in TRACKED}
 
 
+LABEL_PROPS = (CLASS_PROP, "synthfarm_generator")
+
+
 def _object_state(obj):
     return (obj.matrix_world.copy(), obj.hide_render, obj.hide_viewport, obj.pass_index,
-            [(slot.link, slot.material) for slot in obj.material_slots], obj.parent)
+            [(slot.link, slot.material) for slot in obj.material_slots], obj.parent,
+            {key: obj.get(key) for key in LABEL_PROPS})
 
 
 class JobScope:
@@ -96,7 +100,12 @@ class JobScope:
             state = self.states.get(obj.name)
             if state is None:
                 continue
-            matrix, hide_render, hide_viewport, pass_index, slots, parent = state
+            matrix, hide_render, hide_viewport, pass_index, slots, parent, props = state
+            for key, value in props.items():
+                if value is None:
+                    obj.pop(key, None)
+                else:
+                    obj[key] = value
             obj.parent = parent
             obj.matrix_world = matrix
             obj.hide_render, obj.hide_viewport, obj.pass_index = hide_render, hide_viewport, pass_index

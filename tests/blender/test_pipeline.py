@@ -146,3 +146,39 @@ def test_fifty_jobs_do_not_grow_bpy_data(tmp_path):
     assert counts[-1] == counts[0], {k: (counts[0][k], counts[-1][k]) for k in counts[0]
                                      if counts[0][k] != counts[-1][k]}
     assert len(frames_of(tmp_path)) == 50
+
+
+def test_scene_generator_uses_the_base_blend_and_restores_it(tmp_path):
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    for name, loc in (("Mug", (0.3, 0, 0)), ("Plate", (-0.3, 0, 0)), ("Table", (0, 0, -0.5))):
+        bpy.ops.mesh.primitive_cube_add(size=0.2, location=loc)
+        bpy.context.active_object.name = name
+    bpy.data.objects["Table"]["synthfarm_class"] = "table"  # labelled in the .blend by the user
+    blend = tmp_path / "kitchen.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(blend))
+    data = yaml.safe_load(TINY.read_text())
+    data["scene"] = {"base": str(blend)}
+    data["generators"] = [{"name": "dishes", "kind": "scene", "objects": ["Mug", "Plate"], "class": "dish"}]
+    data["modifiers"] = []
+    data["randomizers"].insert(0, {"kind": "pose_in_volume", "targets": ["dishes"],
+                                   "position": {"uniform": [[-0.2, -0.2, 0], [0.2, 0.2, 0.1]]}})
+    recipe = recipe_from_data(data, base_dir=tmp_path)
+    runner = Runner()
+    synthfarm.render(recipe, jobs=2, out=tmp_path / "out", progress=False, runner=runner)
+    ann = load(tmp_path / "out" / "annotations" / "0000000001-0000-cam-ann.json")
+    assert sorted((o["name"], o["class"]) for o in ann["objects"]) == [
+        ("Mug", "dish"), ("Plate", "dish"), ("Table", "table")]
+    assert ann["classes"] == ["dish", "table"]
+    mug = bpy.data.objects["Mug"]  # after the jobs, the base scene is as the user saved it
+    assert tuple(mug.location) == pytest.approx((0.3, 0, 0)) and "synthfarm_class" not in mug
+    assert [o.name for o in bpy.context.scene.objects] == ["Mug", "Plate", "Table"]
+
+
+def test_lens_by_fov_and_denoise(tmp_path):
+    data = yaml.safe_load(TINY.read_text())
+    data["sensors"][0].update(fov=90, denoise=True, samples=2)
+    synthfarm.render(recipe_from_data(data, base_dir=DATA), jobs=1, out=tmp_path, progress=False)
+    meta = load(tmp_path / "metadata" / "0000000000-0000-cam-meta.json")
+    K = np.array(meta["camera"]["K"])
+    assert K[0, 0] == pytest.approx(32.0, rel=1e-4)  # 90 degrees across 64 px: f = 32 px
+    assert meta["sampled"]["sensors/cam"]["fov"] == 90 and meta["denoise"] is True
