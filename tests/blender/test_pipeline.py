@@ -109,6 +109,8 @@ def test_same_seed_same_annotations_other_seed_differs(tmp_path):
         synthfarm.render(TINY, jobs=1, out=tmp_path / name, seed=seed, progress=False)
         runs[name] = (tmp_path / name / "annotations" / "0000000000-0000-cam-ann.json").read_bytes()
     assert runs["a"] == runs["b"]
+    pixels = [read_png(tmp_path / n / "images" / "0000000000-0000-cam.png") for n in "ab"]
+    assert np.array_equal(*pixels)  # same build, same device: same pixels
     assert runs["a"] != runs["c"]
 
 
