@@ -30,6 +30,7 @@ POSITIVE = Domain("float", gt=0)
 NONNEG = Domain("float", ge=0)
 UNIT = Domain("float", ge=0, le=1)
 ANGLE = Domain("float")  # degrees
+ELEVATION = Domain("float", ge=-90, le=90)
 REAL = Domain("float")
 VEC3 = Domain("vector", size=3)
 SIZE3 = Domain("vector", size=3, gt=0)
@@ -215,25 +216,28 @@ class CameraOrbit(Component):
     look_at: Point = (0.0, 0.0, 0.0)
 
 
-class CameraShell(Component):
-    kind: Literal["camera_shell"]
-    sensor: Optional[str] = None
+class OnShell(Component):
+    """Placement on a sphere around ``look_at``: distance, elevation and azimuth in degrees."""
+
     radius: V(POSITIVE) = {"uniform": [1.5, 3.0]}
-    elevation: V(Domain("float", ge=-90, le=90)) = {"uniform": [15, 70]}
+    elevation: V(ELEVATION) = {"uniform": [15, 70]}
     azimuth: V(ANGLE) = {"uniform": [0, 360]}
     look_at: Point = (0.0, 0.0, 0.0)
 
 
-class Lights(Component):
+class CameraShell(OnShell):
+    kind: Literal["camera_shell"]
+    sensor: Optional[str] = None
+
+
+class Lights(OnShell):
     kind: Literal["lights"]
     count: V(COUNT) = 1
     type: V(LIGHT_TYPE) = "POINT"
     energy: V(NONNEG) = 500.0  # W (W/m2 for SUN)
     temperature: V(KELVIN) = 6500.0
     radius: V(POSITIVE) = {"uniform": [2.0, 4.0]}
-    elevation: V(Domain("float", ge=-90, le=90)) = {"uniform": [20, 80]}
-    azimuth: V(ANGLE) = {"uniform": [0, 360]}
-    look_at: Point = (0.0, 0.0, 0.0)
+    elevation: V(ELEVATION) = {"uniform": [20, 80]}
 
 
 class World(Component):

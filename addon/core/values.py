@@ -219,6 +219,16 @@ def _check_ordered(key: str, lo, hi, what: str = "lower bound"):
         raise FieldError(f"{what} {lo!r} is above upper bound {hi!r}", key)
 
 
+def _bounds(domain: Domain, kind: str = "float") -> Domain:
+    """A scalar domain with the bounds of ``domain``."""
+    return Domain(kind, ge=domain.ge, le=domain.le, gt=domain.gt)
+
+
+def _need_number_field(domain: Domain, key: str):
+    if domain.kind not in ("int", "float"):
+        raise FieldError(f"needs a number field; this one takes {domain.describe()}", key)
+
+
 def _no_int_continuous(domain: Domain, key: str):
     if domain.kind == "int":
         raise FieldError(f"draws fractional values but this field takes whole numbers; use randint: [lo, hi]", key)
@@ -290,11 +300,8 @@ class RandInt(Distribution):
 
     @classmethod
     def parse(cls, domain, values, extras):
-        if domain.kind not in ("int", "float"):
-            raise FieldError(f"needs a numeric field; this one takes {domain.describe()}", cls.key)
-        lo, hi = _check_arity(cls.key, values, ("low", "high"))
-        lo, hi = (Domain("int", ge=domain.ge, le=domain.le, gt=domain.gt).check_literal(v, f"{cls.key}[{i}]")
-                  for i, v in enumerate((lo, hi)))
+        _need_number_field(domain, cls.key)
+        lo, hi = _check_items(_bounds(domain, "int"), cls.key, _check_arity(cls.key, values, ("low", "high")))
         _check_ordered(cls.key, lo, hi)
         return cls(domain, [lo, hi], {})
 
@@ -347,11 +354,9 @@ class SweepLinspace(_Sweep):
 
     @classmethod
     def parse(cls, domain, values, extras):
-        if domain.kind not in ("int", "float"):
-            raise FieldError(f"needs a number field; this one takes {domain.describe()}", cls.key)
+        _need_number_field(domain, cls.key)
         a, b, n = _check_arity(cls.key, values, ("start", "stop", "count"))
-        a, b = (Domain("float", ge=domain.ge, le=domain.le, gt=domain.gt).check_literal(v, f"{cls.key}[{i}]")
-                for i, v in enumerate((a, b)))
+        a, b = _check_items(_bounds(domain), cls.key, [a, b])
         n = Domain("int", ge=1).check_literal(n, f"{cls.key}[2]")
         return cls(domain, [a, b, n], {})
 
@@ -365,17 +370,16 @@ class SweepArange(_Sweep):
 
     @classmethod
     def parse(cls, domain, values, extras):
-        if domain.kind not in ("int", "float"):
-            raise FieldError(f"needs a number field; this one takes {domain.describe()}", cls.key)
+        _need_number_field(domain, cls.key)
         a, b, step = _check_arity(cls.key, values, ("start", "stop", "step"))
-        a = Domain("float", ge=domain.ge, le=domain.le, gt=domain.gt).check_literal(a, f"{cls.key}[0]")
+        a = _bounds(domain).check_literal(a, f"{cls.key}[0]")
         b = Domain("float").check_literal(b, f"{cls.key}[1]")
         step = Domain("float", gt=0).check_literal(step, f"{cls.key}[2]")
         if b <= a:
             raise FieldError(f"stop {b:g} must be above start {a:g}", cls.key)
         spec = cls(domain, [a, b, step], {})
         last = float(spec.points()[-1])
-        Domain("float", ge=domain.ge, le=domain.le, gt=domain.gt).check_literal(last, cls.key)
+        _bounds(domain).check_literal(last, cls.key)
         return spec
 
     def points(self):
@@ -432,7 +436,7 @@ def check_param_ref(ref: ParamRef, domain: Domain, parameter) -> str | None:
                 return f"parameter {ref.name!r} needs a {end} so that it stays {domain.describe()}"
             continue
         try:
-            Domain("float", ge=domain.ge, le=domain.le, gt=domain.gt).check_literal(value)
+            _bounds(domain).check_literal(value)
         except FieldError as err:
             return f"parameter {ref.name!r} {end} {value:g}: {err.message}"
     return None
