@@ -18,6 +18,7 @@ import bpy
 from mathutils import Matrix, Vector
 
 from ..core.classes import ASSET_EXTENSIONS, asset_files
+from .scene import pointers
 
 log = logging.getLogger(__name__)
 CACHE_COLLECTION = "synthfarm_asset_cache"
@@ -204,13 +205,7 @@ class AssetCache:
         for material in [i for i in ids if isinstance(i, bpy.types.Material)]:
             if material.node_tree:
                 ids += [n.image for n in material.node_tree.nodes if n.type == "TEX_IMAGE" and n.image]
-        pointers = set()
-        for id_ in ids:
-            try:
-                pointers.add(id_.as_pointer())
-            except ReferenceError:
-                pass
-        return pointers
+        return pointers(ids)
 
     def clear(self) -> None:
         self._templates.clear()

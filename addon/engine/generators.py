@@ -16,7 +16,7 @@ from ..core.recipe import Recipe, resolve_path
 from ..core.sampling import Sampler
 from . import assets as asset_lib
 from .materials import new_material, own_materials, set_base_color
-from .scene import CLASS_PROP, labelled_class
+from .scene import CLASS_PROP, labelled_class, pointers
 
 log = logging.getLogger(__name__)
 
@@ -69,14 +69,7 @@ class Primitives:
         return mesh
 
     def pointers(self) -> set[int]:
-        ids = [m for m in self.meshes.values()] + ([self.default_material] if self.default_material else [])
-        out = set()
-        for id_ in ids:
-            try:
-                out.add(id_.as_pointer())
-            except ReferenceError:
-                pass
-        return out
+        return pointers([*self.meshes.values(), *([self.default_material] if self.default_material else [])])
 
     def clear(self):
         self.meshes.clear()

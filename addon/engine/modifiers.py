@@ -8,7 +8,6 @@ import bpy
 
 from ..core.recipe import Recipe, resolve_path
 from ..core.sampling import Sampler
-from . import assets as asset_lib
 from .materials import base_color, own_materials, set_base_color
 
 

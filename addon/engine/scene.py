@@ -58,6 +58,17 @@ def labelled_class(obj) -> str | None:
     return None
 
 
+def pointers(ids) -> set[int]:
+    """Memory addresses of datablocks that still exist (freed ones are skipped)."""
+    out = set()
+    for id_ in ids:
+        try:
+            out.add(id_.as_pointer())
+        except ReferenceError:
+            pass
+    return out
+
+
 def _pointer_sets() -> dict[str, set[int]]:
     return {name: {id_.as_pointer() for id_ in getattr(bpy.data, name)} for name in TRACKED}
 
