@@ -231,7 +231,7 @@ def _need_number_field(domain: Domain, key: str):
 
 def _no_int_continuous(domain: Domain, key: str):
     if domain.kind == "int":
-        raise FieldError(f"draws fractional values but this field takes whole numbers; use randint: [lo, hi]", key)
+        raise FieldError("draws fractional values but this field takes whole numbers; use randint: [lo, hi]", key)
     if not domain.numeric:
         raise FieldError(f"needs a numeric field; this one takes {domain.describe()}; use choice: [...]", key)
 
