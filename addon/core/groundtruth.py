@@ -11,6 +11,8 @@ from typing import Iterable
 import numpy as np
 from pycocotools import mask as coco_mask
 
+from .raster import rasterize
+
 # Blender cameras look down their local -Z with +Y up; OpenCV cameras look down +Z with +Y down.
 BLENDER_TO_OPENCV = np.diag([1.0, -1.0, -1.0, 1.0])
 
@@ -81,3 +83,79 @@ def project(K: np.ndarray, world_to_cam: np.ndarray, points: np.ndarray) -> np.n
     pts = np.c_[np.asarray(points, float), np.ones(len(points))] @ np.asarray(world_to_cam).T
     uvw = pts[:, :3] @ np.asarray(K).T
     return uvw[:, :2] / uvw[:, 2:3]
+
+
+# -- labels from geometry (amodal box and area, truncation, pose, 3D box) -------------------------------
+def box_corners(lo, hi) -> np.ndarray:
+    """The 8 corners of an axis-aligned box, in Blender's bound_box order."""
+    (x0, y0, z0), (x1, y1, z1) = lo, hi
+    return np.array([[x0, y0, z0], [x0, y0, z1], [x0, y1, z1], [x0, y1, z0],
+                     [x1, y0, z0], [x1, y0, z1], [x1, y1, z1], [x1, y1, z0]], dtype=float)
+
+
+def _to_camera(world_to_cam: np.ndarray, points: np.ndarray) -> np.ndarray:
+    return points @ world_to_cam[:3, :3].T + world_to_cam[:3, 3]
+
+
+def _to_pixels(K: np.ndarray, cam_points: np.ndarray) -> np.ndarray:
+    uvw = cam_points @ K.T
+    return uvw[..., :2] / uvw[..., 2:3]
+
+
+def geometry_labels(K, world_to_cam, resolution: tuple[int, int], triangles: np.ndarray, matrix_world,
+                    local_lo, local_hi, near: float = 1e-4) -> dict:
+    """Labels of one object computed from its evaluated triangles (world space, (T, 3, 3)) and transform.
+
+    Triangles with a corner behind the camera's near plane are left out of the amodal area (an object
+    that reaches behind the camera is rare in datasets; its amodal area is then underestimated)."""
+    K, world_to_cam, matrix_world = (np.asarray(m, dtype=float) for m in (K, world_to_cam, matrix_world))
+    width, height = resolution
+    cam_tris = _to_camera(world_to_cam, np.asarray(triangles, dtype=float).reshape(-1, 3)).reshape(-1, 3, 3)
+    front = (cam_tris[..., 2] > near).all(axis=1)
+    px_tris = _to_pixels(K, cam_tris[front])
+    labels: dict = {"amodal_pixels": 0, "amodal_bbox": None, "amodal_bbox_unclipped": None,
+                    "amodal_segmentation": None, "truncation": 1.0}
+    if len(px_tris):
+        pts = px_tris.reshape(-1, 2)
+        x0, y0 = pts.min(axis=0)
+        x1, y1 = pts.max(axis=0)
+        labels["amodal_bbox_unclipped"] = [float(x0), float(y0), float(x1 - x0), float(y1 - y0)]
+        cx0, cy0, cx1, cy1 = max(x0, 0.0), max(y0, 0.0), min(x1, float(width)), min(y1, float(height))
+        if cx1 > cx0 and cy1 > cy0:
+            labels["amodal_bbox"] = [float(cx0), float(cy0), float(cx1 - cx0), float(cy1 - cy0)]
+        inside = rasterize(px_tris, width, height)
+        labels["amodal_pixels"] = int(inside.sum())
+        if labels["amodal_pixels"]:
+            labels["amodal_segmentation"] = rle_encode(inside)
+        # the whole silhouette, on a canvas reaching past the image (at most two images each way)
+        ox, oy = int(np.floor(max(x0, -2 * width))), int(np.floor(max(y0, -2 * height)))
+        ex, ey = int(np.ceil(min(x1, 3 * width))), int(np.ceil(min(y1, 3 * height)))
+        if labels["amodal_pixels"] and (ox < 0 or oy < 0 or ex > width or ey > height):
+            total = int(rasterize(px_tris, ex - ox, ey - oy, origin=(ox, oy)).sum())
+            labels["truncation"] = float(1.0 - labels["amodal_pixels"] / max(total, labels["amodal_pixels"]))
+        elif labels["amodal_pixels"]:
+            labels["truncation"] = 0.0
+    # pose: object-to-camera rotation (scale removed) and translation, OpenCV camera
+    linear = matrix_world[:3, :3]
+    scale = np.linalg.norm(linear, axis=0)
+    rotation_world = linear / np.where(scale > 0, scale, 1.0)
+    R = world_to_cam[:3, :3] @ rotation_world
+    t = _to_camera(world_to_cam, matrix_world[:3, 3][None])[0]
+    corners_obj = box_corners(local_lo, local_hi) * scale  # metric, in the object's (unscaled) frame
+    corners_cam = corners_obj @ R.T + t
+    centre_cam = corners_cam.mean(axis=0)
+    labels.update({
+        "pose": {"R": R.tolist(), "t": t.tolist()},
+        "size": ((np.asarray(local_hi, float) - np.asarray(local_lo, float)) * scale).tolist(),
+        "distance": float(np.linalg.norm(centre_cam)),
+        "box3d": {"object": corners_obj.tolist(), "camera": corners_cam.tolist(),
+                  "image": _to_pixels(K, corners_cam).tolist() if (corners_cam[:, 2] > near).all() else None},
+    })
+    return labels
+
+
+def visibility(visible_pixels: int, amodal_pixels: int) -> float:
+    """Visible fraction of the object's silhouette inside the image (0 when it has none)."""
+    if amodal_pixels <= 0:
+        return 0.0
+    return float(min(1.0, visible_pixels / amodal_pixels))

@@ -16,13 +16,13 @@ import bpy
 import numpy as np
 
 from ..core import classes as class_list
-from ..core.groundtruth import instances_from_mask
 from ..core.jobs import JobSpec
 from ..core.recipe import Recipe, resolve_path
 from ..core.sampling import Sampler
 from . import assets as asset_lib
 from . import devices, render, sensors
-from .generators import GENERATOR_PROP, Primitives, generate, labelled_objects
+from .generators import Primitives, generate, labelled_objects
+from .labels import GeometryCache, frame_labels
 from .modifiers import apply_modifiers
 from .randomizers import apply_randomizers
 from .scene import BaseScene, JobScope, labelled_class
@@ -55,6 +55,7 @@ class Runner:
         self.base = BaseScene()
         self.cache = asset_lib.AssetCache()
         self.primitives = Primitives()
+        self.geometry = GeometryCache()
         self.device_preference, self.gpu_index = device, gpu_index
         self.use_current_scene = use_current_scene
         self.device: devices.DeviceInfo | None = None
@@ -68,6 +69,7 @@ class Runner:
         if self.base.prepare(base, self.use_current_scene):
             self.cache.clear()
             self.primitives.clear()
+            self.geometry.clear()
             self.device = None
         if self.device is None:
             self.device = devices.select_device(bpy.context.scene, self.device_preference, self.gpu_index)
@@ -102,6 +104,7 @@ class Runner:
                                         scratch, report)
                 report.frames += 1
                 report.objects = max(report.objects, len(objects))
+        self.geometry.clear()  # mesh addresses may be reused once the job's data is freed
         report.wall_seconds = time.perf_counter() - start
         return report
 
@@ -128,21 +131,14 @@ class Runner:
         passes = render.render_frame(scene, rgb_tmp, scratch)
         t_labels = time.perf_counter()
         class_ids = {name: i for i, name in enumerate(self.classes, start=1)}
-        labels = instances_from_mask(passes.index, range(1, len(objects) + 1))
+        camera_info = sensors.camera_record(camera, scene)
+        annotations = frame_labels(scene, objects, passes.index, np.array(camera_info["K"]),
+                                   np.array(camera_info["world_to_cam"]), class_ids, self.geometry)
         lut = np.zeros(len(objects) + 1, dtype=np.uint16)
-        annotations = []
-        for iid, obj in enumerate(objects, start=1):
-            cls = labelled_class(obj)
-            lut[iid] = class_ids[cls]
-            label = labels.get(iid)
-            annotations.append({
-                "instance_id": iid, "name": obj.name, "generator": obj.get(GENERATOR_PROP), "class": cls,
-                "class_id": class_ids[cls], "visible_pixels": label.pixels if label else 0,
-                "bbox": label.bbox if label else None, "segmentation": label.rle if label else None,
-            })
+        for record in annotations:
+            lut[record["instance_id"]] = record["class_id"]
         index = np.clip(passes.index, 0, len(objects))
         semantic = lut[index]
-        camera_info = sensors.camera_record(camera, scene)
         labels_seconds = time.perf_counter() - t_labels
         annotation = {"job": job.id, "frame": k, "sensor": sensor.name, "image_size": list(resolution),
                       "camera": {"K": camera_info["K"], "world_to_cam": camera_info["world_to_cam"]},

@@ -1,0 +1,130 @@
+"""Ground truth checked against Blender itself: renders, its own projection, and analytic cases."""
+import math
+
+import bpy
+import numpy as np
+import pytest
+from bpy_extras.object_utils import world_to_camera_view
+from mathutils import Vector
+
+from synthfarm.addon.engine import devices, render
+from synthfarm.addon.engine.labels import GeometryCache, frame_labels
+from synthfarm.addon.engine.sensors import camera_record, intrinsics
+
+W, H = 96, 72
+
+
+def make_scene():
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    scene = bpy.context.scene
+    cam = bpy.data.objects.new("cam", bpy.data.cameras.new("cam"))
+    scene.collection.objects.link(cam)
+    scene.camera = cam
+    cam.location, cam.rotation_euler = (0, -5, 0), (math.pi / 2, 0, 0)  # looks along +y
+    render.configure(scene, resolution=(W, H), samples=1, device=devices.select_device(scene, "cpu"))
+    return scene
+
+
+def add(shape, name, location, size=0.6, rotation=(0, 0, 0)):
+    if shape == "square":  # a flat square facing the camera
+        bpy.ops.mesh.primitive_plane_add(size=size, location=location, rotation=(math.pi / 2, 0, 0))
+    elif shape == "monkey":
+        bpy.ops.mesh.primitive_monkey_add(size=size, location=location, rotation=rotation)
+    else:
+        bpy.ops.mesh.primitive_cube_add(size=size, location=location, rotation=rotation)
+    obj = bpy.context.active_object
+    obj.name = name
+    obj["synthfarm_class"] = name.split(".")[0]
+    return obj
+
+
+def labels(scene, objects, tmp_path):
+    for i, obj in enumerate(objects, start=1):
+        obj.pass_index = i
+    bpy.context.view_layer.update()
+    passes = render.render_frame(scene, tmp_path / "rgb.png", tmp_path)
+    info = camera_record(scene.camera, scene)
+    classes = {c: i for i, c in enumerate(sorted({o["synthfarm_class"] for o in objects}), start=1)}
+    return frame_labels(scene, objects, passes.index, np.array(info["K"]), np.array(info["world_to_cam"]),
+                        classes, GeometryCache()), passes, info
+
+
+def test_unoccluded_object_amodal_equals_visible(tmp_path):
+    scene = make_scene()
+    monkey = add("monkey", "monkey", (0.3, 0, 0.2), size=1.0, rotation=(0.3, 0.2, 2.5))
+    (record,), _, _ = labels(scene, [monkey], tmp_path)
+    assert record["visibility"] == pytest.approx(1.0, abs=0.01)
+    assert record["truncation"] == 0.0
+    assert np.allclose(record["amodal_bbox"], record["bbox"], atol=1.0)
+    assert abs(record["amodal_pixels"] - record["visible_pixels"]) <= 0.01 * record["visible_pixels"]
+
+
+def test_occluder_visibility_matches_a_render_of_the_object_alone(tmp_path):
+    scene = make_scene()
+    target = add("cube", "target", (0, 0, 0), size=1.0, rotation=(0.4, 0.3, 0.6))
+    blocker = add("cube", "blocker", (0.45, -1.5, 0.2), size=0.5)
+    records, _, _ = labels(scene, [target, blocker], tmp_path)
+    ours = records[0]["visibility"]
+    blocker.hide_render = True  # the reference: the object rendered alone
+    alone, _, _ = labels(scene, [target], tmp_path)
+    reference = records[0]["visible_pixels"] / alone[0]["visible_pixels"]
+    assert 0.2 < reference < 0.95  # the occluder really hides part of it
+    assert ours == pytest.approx(reference, abs=0.02)
+    blocker.hide_render = False
+    blocker.location = (0, -1.5, 0)
+    blocker.scale = (4, 4, 4)  # now it hides the target completely
+    records, _, _ = labels(scene, [target, blocker], tmp_path)
+    assert records[0]["visible_pixels"] == 0 and records[0]["bbox"] is None and records[0]["visibility"] == 0
+
+
+@pytest.mark.parametrize("border,offset", [("left", (-1, 0)), ("right", (1, 0)), ("top", (0, 1)), ("bottom", (0, -1))])
+def test_truncation_at_each_border(tmp_path, border, offset):
+    scene = make_scene()
+    K = intrinsics(scene.camera, scene)
+    # a square facing the camera, its centre on the image border: half of it is cut off
+    half_w, half_h = W / 2 / K[0, 0] * 5, H / 2 / K[1, 1] * 5  # metres from the centre to the border at y=0
+    location = (offset[0] * half_w, 0, offset[1] * half_h)
+    (record,), _, _ = labels(scene, [add("square", "square", location, size=0.8)], tmp_path)
+    assert record["truncation"] == pytest.approx(0.5, abs=0.03), border
+    assert record["visibility"] == pytest.approx(1.0, abs=0.02)
+    x, y, w, h = record["amodal_bbox_unclipped"]
+    inside = {"left": x < 0, "right": x + w > W, "top": y < 0, "bottom": y + h > H}
+    assert inside[border]
+
+
+def test_pose_reprojects_the_box_and_agrees_with_blender(tmp_path):
+    scene = make_scene()
+    obj = add("cube", "box", (0.2, 0.5, -0.1), size=0.7, rotation=(0.5, -0.4, 1.1))
+    obj.scale = (1.0, 0.5, 1.5)
+    (record,), _, info = labels(scene, [obj], tmp_path)
+    K = np.array(info["K"])
+    R, t = np.array(record["pose"]["R"]), np.array(record["pose"]["t"])
+    assert np.allclose(R @ R.T, np.eye(3), atol=1e-6) and np.linalg.det(R) == pytest.approx(1)
+    corners = np.array(record["box3d"]["object"]) @ R.T + t
+    uv = corners @ K.T
+    assert np.allclose(uv[:, :2] / uv[:, 2:], record["box3d"]["image"], atol=0.5)
+    assert record["size"] == pytest.approx([0.7, 0.35, 1.05], abs=1e-5)
+    for corner, pixel in zip(obj.bound_box, record["box3d"]["image"]):  # Blender's own projection
+        ndc = world_to_camera_view(scene, scene.camera, obj.matrix_world @ Vector(corner))
+        assert (ndc.x * W, (1 - ndc.y) * H) == pytest.approx(tuple(pixel), abs=0.5)
+    assert record["distance"] == pytest.approx((Vector((0.2, 0.5, -0.1)) - scene.camera.location).length, abs=1e-4)
+
+
+@pytest.mark.parametrize("fit", ["AUTO", "HORIZONTAL", "VERTICAL"])
+@pytest.mark.parametrize("aspect,shift,size", [((1, 1), (0, 0), (96, 72)), ((2, 1), (0.1, -0.05), (96, 72)),
+                                               ((1, 1.5), (-0.2, 0.1), (60, 90))])
+def test_intrinsics_agree_with_blender_projection(fit, aspect, shift, size):
+    scene = make_scene()
+    cam = scene.camera.data
+    cam.sensor_fit, cam.shift_x, cam.shift_y = fit, *shift
+    scene.render.resolution_x, scene.render.resolution_y = size
+    scene.render.pixel_aspect_x, scene.render.pixel_aspect_y = aspect
+    bpy.context.view_layer.update()
+    info = camera_record(scene.camera, scene)
+    K, w2c = np.array(info["K"]), np.array(info["world_to_cam"])
+    rng = np.random.default_rng(0)
+    for point in rng.uniform([-1, -1, -1], [1, 2, 1], size=(20, 3)):
+        ndc = world_to_camera_view(scene, scene.camera, Vector(point))
+        cam_point = w2c[:3, :3] @ point + w2c[:3, 3]
+        u, v, w = K @ cam_point
+        assert (u / w, v / w) == pytest.approx((ndc.x * size[0], (1 - ndc.y) * size[1]), abs=1e-3)
