@@ -1,6 +1,7 @@
 """The ``synthfarm`` command.
 
     synthfarm render RECIPE --jobs N --out DIR [--preview] [--seed S] [--set name=value ...]
+    synthfarm convert DIR --to coco|yolo|kitti|voc|bop [--class-map F] [--min-visibility V] ...
     synthfarm validate RECIPE
     synthfarm params RECIPE
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from pathlib import Path
 
 import click
 
@@ -76,9 +78,44 @@ def render(recipe, jobs, out, preview, seed, sets, device):
     click.echo(f"{done}/{summary.jobs_total} jobs in {summary.out} ({summary.jobs_rendered} rendered, "
                f"{summary.jobs_skipped} already there; {summary.frames} frames; {summary.seconds:.1f} s, "
                f"device {summary.device})")
+    for name, counts in (summary.exports or {}).items():
+        click.echo(f"{name}: {', '.join(f'{k} {v}' for k, v in counts.items())}")
     if summary.interrupted:
         click.echo("interrupted: run the same command again to finish", err=True)
         sys.exit(130)
+
+
+@main.command()
+@click.argument("dataset", type=click.Path(file_okay=False, exists=True))
+@click.option("--to", "formats", multiple=True, required=True, metavar="FORMAT",
+              help="coco, coco-polygons, yolo, yolo-seg, kitti, voc or bop (repeatable, or comma-separated).")
+@click.option("--class-map", type=click.Path(dir_okay=False, exists=True),
+              help="Class map YAML: class ids, names, supercategories and rules from labels to classes.")
+@click.option("--min-visibility", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Leave out objects whose visible fraction is lower.")
+@click.option("--min-pixels", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Leave out objects with fewer visible pixels (fully hidden objects are always left out).")
+@click.option("--drop-truncated", is_flag=True, help="Leave out objects cut by the image border (> 1 %).")
+@click.option("--ignore-class", "ignore", multiple=True, metavar="CLASS", help="Leave out a class (repeatable).")
+@click.option("--val-fraction", type=click.FloatRange(0, 1), default=0.2, show_default=True,
+              help="YOLO: share of frames in the validation split.")
+@click.option("--out", type=click.Path(file_okay=False), help="Where to write DATASET/<format>/ (default: DATASET).")
+def convert(dataset, formats, class_map, min_visibility, min_pixels, drop_truncated, ignore, val_fraction, out):
+    """Export the native DATASET to other formats, into DATASET/<format>/."""
+    from ..addon.core.dataset.classmap import ClassMapError
+    from ..addon.core.dataset.convert import ConvertError, convert as run
+    from ..addon.core.dataset.frames import Filters
+
+    names = [n.strip() for item in formats for n in item.split(",") if n.strip()]
+    filters = Filters(min_visibility=min_visibility, min_pixels=min_pixels, drop_truncated=drop_truncated,
+                      ignore_classes=frozenset(ignore))
+    try:
+        results = run(Path(dataset), names, class_map=class_map, filters=filters, val_fraction=val_fraction,
+                      out=Path(out) if out else None)
+    except (ConvertError, ClassMapError, FileNotFoundError) as err:
+        raise click.ClickException(str(err)) from None
+    for name, counts in results.items():
+        click.echo(f"{name}: {', '.join(f'{k} {v}' for k, v in counts.items())} -> {Path(out or dataset) / name}")
 
 
 @main.command()

@@ -92,10 +92,31 @@ class PreviewSpec(StrictModel):
     samples: int = Field(4, ge=1)
 
 
+class FilterSpec(StrictModel):
+    """Which objects the exports keep (the native dataset always holds every labelled object)."""
+
+    min_visibility: float = Field(0.0, ge=0, le=1)
+    min_pixels: int = Field(1, ge=1)
+    drop_truncated: bool = False
+    ignore_classes: list[str] = []
+
+
 class OutputSpec(StrictModel):
-    formats: list[Literal["native"]] = ["native"]
-    class_map: Optional[str] = None
+    formats: list[str] = ["native"]  # native plus any of the exporters (see `synthfarm convert --help`)
+    class_map: Optional[str] = None  # a class map YAML (relative to the recipe)
+    filters: FilterSpec = FilterSpec()
+    val_fraction: float = Field(0.2, ge=0, le=1)  # YOLO validation split
     preview: PreviewSpec = PreviewSpec()
+
+    @field_validator("formats")
+    @classmethod
+    def _known_formats(cls, value):
+        from .dataset.convert import FORMATS
+
+        for i, name in enumerate(value):
+            if name not in FORMATS:
+                raise ValueError(f"formats[{i}]: unknown format {name!r}; choose from {', '.join(FORMATS)}")
+        return value
 
 
 class Recipe(StrictModel):
@@ -228,6 +249,13 @@ def check_recipe(recipe: Recipe, base_dir: Path | None) -> list[tuple[str, str]]
                 if not path.exists():
                     problems.append((f"{where}.{field}", f"{rel!r} does not exist (looked for {path}); paths are "
                                      "relative to the recipe file"))
+    if recipe.output.class_map:
+        from .dataset.classmap import ClassMapError, load_class_map
+
+        try:
+            load_class_map(resolve_path(recipe.output.class_map, base_dir))
+        except ClassMapError as err:
+            problems.append(("output.class_map", str(err)))
     if recipe.scene.base and not resolve_path(recipe.scene.base, base_dir).exists():
         problems.append(("scene.base", f"{recipe.scene.base!r} does not exist (looked for "
                          f"{resolve_path(recipe.scene.base, base_dir)})"))

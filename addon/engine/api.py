@@ -41,6 +41,7 @@ class RenderSummary:
     render_seconds: float
     interrupted: bool = False
     device: str = ""
+    exports: dict | None = None
 
 
 def _load(recipe: str | Path | Recipe) -> tuple[Recipe, Path | None, str]:
@@ -105,7 +106,22 @@ def render(recipe: str | Path | Recipe, jobs: int = 1, out: str | Path = "out", 
         writer.finalize({"jobs": len(writer.completed_jobs()), "jobs_requested": len(batch),
                          "frames_per_job": batch[0].frames, "sensors": [s.name for s in recipe_obj.sensors],
                          "classes": runner.classes})
+    if not summary.interrupted:
+        summary.exports = export_formats(recipe_obj, base_dir, Path(out))
     return summary
+
+
+def export_formats(recipe: Recipe, base_dir: Path | None, out: Path) -> dict:
+    """Run the exporters the recipe's output section asks for."""
+    from ..core.dataset.convert import convert
+    from ..core.dataset.frames import Filters
+    from ..core.recipe import resolve_path
+
+    spec = recipe.output
+    filters = Filters(min_visibility=spec.filters.min_visibility, min_pixels=spec.filters.min_pixels,
+                      drop_truncated=spec.filters.drop_truncated, ignore_classes=frozenset(spec.filters.ignore_classes))
+    class_map = resolve_path(spec.class_map, base_dir) if spec.class_map else None
+    return convert(out, spec.formats, class_map=class_map, filters=filters, val_fraction=spec.val_fraction)
 
 
 class GracefulInterrupt:

@@ -74,9 +74,10 @@ def atomic_write_json(path: Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=1, allow_nan=False) + "\n")
 
 
-def write_png16(path: Path, array: np.ndarray) -> None:
-    """A 16-bit greyscale PNG (instance or class ids)."""
-    Image.fromarray(np.ascontiguousarray(array, dtype=np.uint16)).save(path, format="PNG", compress_level=1)
+def write_png(path: Path, array: np.ndarray) -> None:
+    """A greyscale PNG: 16-bit for uint16 arrays (instance or class ids), 8-bit for uint8."""
+    dtype = np.uint8 if array.dtype == np.uint8 else np.uint16
+    Image.fromarray(np.ascontiguousarray(array, dtype=dtype)).save(path, format="PNG", compress_level=1)
 
 
 def read_png(path: Path) -> np.ndarray:
@@ -154,7 +155,7 @@ class DatasetWriter:
         for kind, array in (("mask", instance_mask), ("semantic", semantic_mask)):
             if array is not None:
                 with atomic_path(paths[kind]) as tmp:
-                    write_png16(tmp, array)
+                    write_png(tmp, np.asarray(array, dtype=np.uint16))
         atomic_write_json(paths["metadata"], metadata)
         atomic_write_json(paths["annotation"], annotation)
         return paths

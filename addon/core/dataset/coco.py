@@ -1,0 +1,37 @@
+"""COCO instances: one JSON for the whole dataset; images are referenced by file name in ``images/``.
+
+Segmentation is the visible mask as compressed RLE (exact) or, with ``polygons=True``, its outer
+contours; ``area`` is always the visible pixel count from the mask; ``bbox`` is the visible box.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..groundtruth import rle_decode
+from .classmap import ClassMap
+from .frames import Filters, frames, mask_polygons
+from .native import atomic_write_json
+
+
+def export(root: Path, out: Path, class_map: ClassMap, filters: Filters, polygons: bool = False) -> dict:
+    images, annotations = [], []
+    for image_id, frame in enumerate(frames(root, class_map, filters), start=1):
+        images.append({"id": image_id, "file_name": frame.path("image").name, "width": frame.width,
+                       "height": frame.height, "synthfarm_stem": frame.stem})
+        for obj, entry in frame.objects:
+            segmentation = obj["segmentation"]
+            if polygons:
+                segmentation = mask_polygons(rle_decode(segmentation)) or segmentation
+            annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": entry.id,
+                                "bbox": obj["bbox"], "area": obj["visible_pixels"], "iscrowd": 0,
+                                "segmentation": segmentation,
+                                "attributes": {"visibility": obj.get("visibility"),
+                                               "truncation": obj.get("truncation"),
+                                               "instance_id": obj["instance_id"], "name": obj["name"]}})
+    categories = [{"id": c.id, "name": c.name, "supercategory": c.supercategory or c.name}
+                  for c in sorted(class_map.classes, key=lambda c: c.id)]
+    document = {"info": {"description": f"synthfarm dataset {root.name}", "version": "1.0"},
+                "licenses": [], "images": images, "annotations": annotations, "categories": categories}
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "instances.json", document)
+    return {"images": len(images), "annotations": len(annotations)}
