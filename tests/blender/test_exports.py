@@ -2,7 +2,6 @@
 import json
 import math
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import bpy
 import numpy as np
