@@ -128,7 +128,7 @@ def only(obj):
 
 
 def save_blend(objects, path: Path):
-    bpy.data.libraries.write(str(path), set(objects) | {o.data for o in objects}, compress=True)
+    bpy.data.libraries.write(str(path), set(objects) | {o.data for o in objects if o.data}, compress=True)
 
 
 def main():
@@ -140,7 +140,15 @@ def main():
             (("duck", duck), ("block", block), ("ball", ball), ("ring", ring), ("rocket", rocket), ("car", car))}
     for obj in made.values():
         obj.location = (0, 0, 0)
-    save_blend([made["duck"]], TOYS / "duck.blend")
+    # the duck defines keypoints: empties named kp:<name> parented to it (see addon/engine/keypoints.py)
+    duck_points = []
+    for name, location in (("beak", (0.07, 0.0, 0.072)), ("crown", (0.035, 0.0, 0.099)), ("tail", (-0.052, 0.0, 0.04))):
+        empty = bpy.data.objects.new(f"kp:{name}", None)
+        bpy.context.scene.collection.objects.link(empty)
+        empty.location = location
+        empty.parent = made["duck"]
+        duck_points.append(empty)
+    save_blend([made["duck"], *duck_points], TOYS / "duck.blend")
     # OBJ files are Y-up by convention (Blender converts on export and import); PLY and STL keep Z up.
     exports = {"block": ("obj", bpy.ops.wm.obj_export, dict(export_selected_objects=True, export_materials=True)),
                "ring": ("obj", bpy.ops.wm.obj_export, dict(export_selected_objects=True)),

@@ -159,3 +159,26 @@ def visibility(visible_pixels: int, amodal_pixels: int) -> float:
     if amodal_pixels <= 0:
         return 0.0
     return float(min(1.0, visible_pixels / amodal_pixels))
+
+
+def keypoint_labels(K, world_to_cam, points: dict[str, list[float]], index: np.ndarray, depth: np.ndarray,
+                    instance_id: int) -> list[dict]:
+    """COCO-style keypoints: v = 2 visible, 1 in the image but hidden (by another object or the object's
+    own surface), 0 outside the image or behind the camera (then x = y = 0)."""
+    K, world_to_cam = np.asarray(K, float), np.asarray(world_to_cam, float)
+    height, width = index.shape
+    out = []
+    for name, point in sorted(points.items()):
+        cam = _to_camera(world_to_cam, np.asarray(point, float)[None])[0]
+        if cam[2] <= 0:
+            out.append({"name": name, "x": 0.0, "y": 0.0, "v": 0})
+            continue
+        x, y = _to_pixels(K, cam[None])[0]
+        col, row = int(np.floor(x)), int(np.floor(y))
+        if not (0 <= col < width and 0 <= row < height):
+            out.append({"name": name, "x": 0.0, "y": 0.0, "v": 0})
+            continue
+        surface = depth[row, col]
+        on_top = index[row, col] == instance_id and cam[2] <= surface + max(0.01, 0.01 * surface)
+        out.append({"name": name, "x": float(x), "y": float(y), "v": 2 if on_top else 1})
+    return out

@@ -18,6 +18,8 @@ import bpy
 from mathutils import Matrix, Vector
 
 from ..core.classes import ASSET_EXTENSIONS, asset_files
+from .keypoints import PREFIX, world_keypoints
+from .keypoints import PROP as KEYPOINTS_PROP
 from .scene import pointers
 
 log = logging.getLogger(__name__)
@@ -80,6 +82,7 @@ def _import_file(path: Path) -> list:
     matrices = {o.name: o.matrix_world.copy() for o in meshes}
     for obj in meshes:
         obj["_world"] = [list(row) for row in matrices[obj.name]]
+        obj["_keypoints"] = {k: list(v) for k, v in world_keypoints(obj).items()}
     others = [o for o in new["objects"] if o.type != "MESH"] + new["collections"] + new["cameras"] + new["lights"]
     for obj in new["objects"]:
         for coll in list(obj.users_collection):
@@ -93,8 +96,8 @@ def _load_blend(path: Path, name: str | None) -> list:
     with bpy.data.libraries.load(str(path), link=False) as (src, dst):
         if name is None:
             dst.objects = list(src.objects)
-        elif name in src.objects:
-            dst.objects = [name]
+        elif name in src.objects:  # with every keypoint empty: those of other objects are dropped below
+            dst.objects = [name] + [o for o in src.objects if o.startswith(PREFIX)]
         elif name in src.collections:
             dst.collections = [name]
         else:
@@ -106,6 +109,7 @@ def _load_blend(path: Path, name: str | None) -> list:
     meshes = [o for o in objects if o.type == "MESH"]
     for obj in meshes:
         obj["_world"] = [list(row) for row in obj.matrix_world]  # parents' transforms are in matrix_world
+        obj["_keypoints"] = {k: list(v) for k, v in world_keypoints(obj).items()}
     junk = [o for o in objects if o.type != "MESH"] + [c for c in dst.collections if c is not None]
     if junk:
         bpy.data.batch_remove(junk)
@@ -115,10 +119,13 @@ def _load_blend(path: Path, name: str | None) -> list:
 def _join(objects: list, name: str):
     """One mesh object from many: world transforms applied, materials kept, origin at the base centre."""
     materials: list = []
+    keypoints = {k: Vector(v) for obj in objects for k, v in (obj.get("_keypoints") or {}).items()}
     bm = bmesh.new()
     for obj in objects:
+        if "_keypoints" not in obj and obj.vertex_groups:
+            keypoints.update(world_keypoints(obj, _world(obj)))
         mesh = obj.data.copy()
-        mesh.transform(Matrix([list(row) for row in obj["_world"]]) if "_world" in obj else obj.matrix_world)
+        mesh.transform(_world(obj))
         slots = [materials.index(m) if m in materials else (materials.append(m) or len(materials) - 1)
                  for m in mesh.materials] or [0]
         if mesh.polygons:
@@ -145,7 +152,14 @@ def _join(objects: list, name: str):
     old_meshes = [o.data for o in objects]
     bpy.data.batch_remove(objects)
     bpy.data.batch_remove([m for m in old_meshes if m.users == 0])
-    return bpy.data.objects.new(name, joined)
+    template = bpy.data.objects.new(name, joined)
+    if keypoints:
+        template[KEYPOINTS_PROP] = {k: list(v - offset) for k, v in keypoints.items()}
+    return template
+
+
+def _world(obj) -> Matrix:
+    return Matrix([list(row) for row in obj["_world"]]) if "_world" in obj else obj.matrix_world
 
 
 class AssetCache:

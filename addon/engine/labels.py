@@ -5,8 +5,9 @@ from __future__ import annotations
 import bpy
 import numpy as np
 
-from ..core.groundtruth import geometry_labels, instances_from_mask, visibility
+from ..core.groundtruth import geometry_labels, instances_from_mask, keypoint_labels, visibility
 from .generators import GENERATOR_PROP
+from .keypoints import world_keypoints
 from .scene import labelled_class
 
 
@@ -42,7 +43,7 @@ class GeometryCache:
 
 
 def frame_labels(scene, objects: list, index: np.ndarray, K: np.ndarray, world_to_cam: np.ndarray,
-                 class_ids: dict[str, int], geometry: GeometryCache) -> list[dict]:
+                 class_ids: dict[str, int], geometry: GeometryCache, depth: np.ndarray | None = None) -> list[dict]:
     """One record per labelled object (instance ids are 1..N in ``objects`` order)."""
     depsgraph = bpy.context.evaluated_depsgraph_get()
     resolution = (index.shape[1], index.shape[0])
@@ -65,4 +66,8 @@ def frame_labels(scene, objects: list, index: np.ndarray, K: np.ndarray, world_t
             "bbox": seen.bbox if seen else None, "segmentation": seen.rle if seen else None,
             "visibility": visibility(pixels, geo["amodal_pixels"]), **geo,
         })
+        points = world_keypoints(obj)
+        if points and depth is not None:
+            records[-1]["keypoints"] = keypoint_labels(K, world_to_cam, {k: list(v) for k, v in points.items()},
+                                                       index, depth, iid)
     return records

@@ -133,7 +133,7 @@ class Runner:
         class_ids = {name: i for i, name in enumerate(self.classes, start=1)}
         camera_info = sensors.camera_record(camera, scene)
         annotations = frame_labels(scene, objects, passes.index, np.array(camera_info["K"]),
-                                   np.array(camera_info["world_to_cam"]), class_ids, self.geometry)
+                                   np.array(camera_info["world_to_cam"]), class_ids, self.geometry, passes.depth)
         lut = np.zeros(len(objects) + 1, dtype=np.uint16)
         for record in annotations:
             lut[record["instance_id"]] = record["class_id"]

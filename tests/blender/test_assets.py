@@ -59,3 +59,12 @@ def test_listing_and_material_library(cache):
     library = cache.load_material_library(ASSETS / "toybox" / "materials.blend")
     assert set(library) == {"wood", "plastic_red", "metal", "rubber"}
     assert cache.load_material_library(ASSETS / "toybox" / "materials.blend") is library
+
+
+def test_duck_keypoints_travel_with_the_template(cache):
+    template = cache.get(ASSETS / "toys" / "duck.blend", "duck")
+    points = {k: list(v) for k, v in template["synthfarm_keypoints"].items()}
+    assert sorted(points) == ["beak", "crown", "tail"]
+    assert points["beak"][0] > points["crown"][0] > points["tail"][0]  # beak in front, tail behind
+    assert points["crown"][2] == pytest.approx(max(v.co.z for v in template.data.vertices), abs=0.005)
+    assert not [o for o in bpy.data.objects if o.name.startswith("kp:")]  # the empties are not kept

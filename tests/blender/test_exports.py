@@ -44,7 +44,10 @@ def dataset(tmp_path_factory):
     bpy.context.scene.collection.children.link(fruit)
     for x in (-0.5, 0.0):
         cube("Apple", (x, 0, 0), 0.3, fruit)  # Blender names the second one Apple.001
-    cube("Pear.001", (0.5, 0, 0.1), 0.25, label="pear")
+    pear = cube("Pear.001", (0.5, 0, 0.1), 0.25, label="pear")
+    stem = bpy.data.objects.new("kp:stem", None)
+    bpy.context.scene.collection.objects.link(stem)
+    stem.parent, stem.location = pear, (0, -0.125, 0.05)  # on the face towards the camera
     cube("Hidden", (0, 2, 0), 0.2, label="pear")  # behind the wall
     cube("Wall", (0, 1.5, 0), 0.8)  # unlabelled occluder
     cube("Edge", (1.55, 0, -0.4), 0.4, label="apple")  # straddles the right border
@@ -91,6 +94,10 @@ def test_coco_loads_evaluates_to_ap_1_and_boxes_match_masks(dataset):
         assert int(coco_mask.area(rle)) == a["area"]
     names = {gt.loadCats(a["category_id"])[0]["name"] for a in anns if a["attributes"]["name"].startswith("Apple")}
     assert names == {"apple"}  # duplicate Blender names keep their label's class
+    pear = next(c for c in gt.loadCats(gt.getCatIds()) if c["name"] == "pear")
+    assert pear["keypoints"] == ["stem"]
+    pear_ann = next(a for a in anns if a["attributes"]["name"] == "Pear.001")
+    assert len(pear_ann["keypoints"]) == 3 and pear_ann["keypoints"][2] == 2 and pear_ann["num_keypoints"] == 1
     detections = gt.loadRes([{**a, "score": 1.0} for a in anns])
     for kind in ("bbox", "segm"):
         evaluation = COCOeval(gt, detections, kind)

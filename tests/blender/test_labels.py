@@ -128,3 +128,21 @@ def test_intrinsics_agree_with_blender_projection(fit, aspect, shift, size):
         cam_point = w2c[:3, :3] @ point + w2c[:3, 3]
         u, v, w = K @ cam_point
         assert (u / w, v / w) == pytest.approx((ndc.x * size[0], (1 - ndc.y) * size[1]), abs=1e-3)
+
+
+def test_keypoints_from_empties_and_vertex_groups(tmp_path):
+    scene = make_scene()
+    obj = add("cube", "box", (0, 0, 0), size=1.0)
+    group = obj.vertex_groups.new(name="kp:front")  # the face towards the camera (-y)
+    group.add([v.index for v in obj.data.vertices if v.co.y < 0], 1.0, "REPLACE")
+    for name, location in (("kp:back", (0, 0.5, 0)), ("kp:far", (30, 0, 0))):
+        empty = bpy.data.objects.new(name, None)
+        scene.collection.objects.link(empty)
+        empty.parent, empty.location = obj, location
+    (record,), passes, info = labels(scene, [obj], tmp_path)
+    assert "keypoints" not in record  # labels() passes no depth: no keypoint visibility without it
+    records = frame_labels(scene, [obj], passes.index, np.array(info["K"]), np.array(info["world_to_cam"]),
+                           {"box": 1}, GeometryCache(), passes.depth)
+    points = {k["name"]: k for k in records[0]["keypoints"]}
+    assert (points["front"]["v"], points["back"]["v"], points["far"]["v"]) == (2, 1, 0)
+    assert (points["front"]["x"], points["front"]["y"]) == pytest.approx((W / 2, H / 2), abs=1e-3)

@@ -2,6 +2,7 @@
 
     classes:
       - {id: 1, name: toy, supercategory: toy}
+      - {id: 3, name: duck, keypoints: [beak, crown, tail], skeleton: [[1, 2], [2, 3]]}
       - {id: 2, name: container}
     rules:                      # the first rule that matches decides; all keys of a rule must match
       - {match: {label: [duck, ball, car]}, class: toy}
@@ -58,6 +59,8 @@ class ClassEntry(_Strict):
     id: int = Field(ge=1)
     name: str = Field(min_length=1)
     supercategory: Optional[str] = None
+    keypoints: list[str] = []  # COCO keypoint order for this class
+    skeleton: list[tuple[int, int]] = []  # COCO skeleton: 1-based pairs of keypoint indices
 
 
 class ClassMap(_Strict):

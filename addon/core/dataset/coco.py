@@ -2,6 +2,8 @@
 
 Segmentation is the visible mask as compressed RLE (exact) or, with ``polygons=True``, its outer
 contours; ``area`` is always the visible pixel count from the mask; ``bbox`` is the visible box.
+Objects with keypoints get ``keypoints`` [x, y, v, ...] and ``num_keypoints``; their category lists the
+keypoint names (the class map's, else every name seen for that class, sorted) and its ``skeleton``.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from .native import atomic_write_json
 
 def export(root: Path, out: Path, class_map: ClassMap, filters: Filters, polygons: bool = False) -> dict:
     images, annotations = [], []
+    seen: dict[int, set[str]] = {}  # keypoint names per category
     for image_id, frame in enumerate(frames(root, class_map, filters), start=1):
         images.append({"id": image_id, "file_name": frame.path("image").name, "width": frame.width,
                        "height": frame.height, "synthfarm_stem": frame.stem})
@@ -28,8 +31,23 @@ def export(root: Path, out: Path, class_map: ClassMap, filters: Filters, polygon
                                 "attributes": {"visibility": obj.get("visibility"),
                                                "truncation": obj.get("truncation"),
                                                "instance_id": obj["instance_id"], "name": obj["name"]}})
+            if obj.get("keypoints"):
+                annotations[-1]["_keypoints"] = {k["name"]: k for k in obj["keypoints"]}
+                seen.setdefault(entry.id, set()).update(annotations[-1]["_keypoints"])
     categories = [{"id": c.id, "name": c.name, "supercategory": c.supercategory or c.name}
                   for c in sorted(class_map.classes, key=lambda c: c.id)]
+    for category, entry in zip(categories, sorted(class_map.classes, key=lambda c: c.id)):
+        names = list(entry.keypoints) or sorted(seen.get(entry.id, ()))
+        if names:
+            category.update(keypoints=names, skeleton=[list(pair) for pair in entry.skeleton])
+    names_of = {c["id"]: c.get("keypoints", []) for c in categories}
+    for ann in annotations:
+        points = ann.pop("_keypoints", None)
+        if points is not None:
+            flat = [points.get(n, {"x": 0, "y": 0, "v": 0}) for n in names_of[ann["category_id"]]]
+            ann["keypoints"] = [round(v, 2) if i % 3 < 2 else v for p in flat for i, v in
+                                enumerate((p["x"], p["y"], p["v"]))]
+            ann["num_keypoints"] = sum(p["v"] > 0 for p in flat)
     document = {"info": {"description": f"synthfarm dataset {root.name}", "version": "1.0"},
                 "licenses": [], "images": images, "annotations": annotations, "categories": categories}
     out.mkdir(parents=True, exist_ok=True)
