@@ -27,7 +27,10 @@ class InstanceLabel:
 
 def rle_encode(mask: np.ndarray) -> dict:
     """COCO compressed RLE of a boolean (H, W) mask, JSON-ready."""
-    encoded = coco_mask.encode(np.asfortranarray(mask, dtype=np.uint8))
+    if mask.dtype == bool and mask.flags.f_contiguous:
+        encoded = coco_mask.encode(mask.view(np.uint8))  # no copy
+    else:
+        encoded = coco_mask.encode(np.asfortranarray(mask, dtype=np.uint8))
     return {"size": [int(s) for s in encoded["size"]], "counts": encoded["counts"].decode("ascii")}
 
 

@@ -1,8 +1,10 @@
 """Rasterising projected triangles with numpy: the amodal silhouette of an object without a render.
 
-A pixel is covered when its centre (col + 0.5, row + 0.5) lies inside a triangle, which is the same
-single point sample the Object Index pass takes, so for an unoccluded object the raster equals the
-rendered mask up to ties on edges. All triangles of an object are handled in one vectorised pass.
+A pixel is covered when its centre (col + 0.5, row + 0.5) lies inside a triangle (edges included),
+which is the same single point sample the Object Index pass takes, so for an unoccluded object the
+raster equals the rendered mask up to ties on edges. The work is vectorised over (triangle, row)
+pairs: each gives a span of columns, and the spans are filled with a running sum per row, so the cost
+grows with the triangles' heights, not their areas.
 """
 from __future__ import annotations
 
@@ -13,37 +15,45 @@ def rasterize(triangles: np.ndarray, width: int, height: int, origin: tuple[int,
     """Coverage mask (height, width) of triangles given in pixel coordinates, shape (T, 3, 2).
 
     ``origin`` is the pixel coordinate of the canvas's top-left pixel (it may lie outside the image,
-    e.g. to measure how much of an object is cut off by the image border)."""
-    mask = np.zeros((height, width), dtype=bool)
+    e.g. to measure how much of an object is cut off by the image border). The mask is column-major
+    (Fortran order), as COCO RLE encoding wants it."""
+    mask = np.zeros((height, width), dtype=bool, order="F")
     tri = np.asarray(triangles, dtype=np.float64).reshape(-1, 3, 2) - np.asarray(origin, dtype=np.float64)
     if tri.size == 0:
         return mask
-    a, b, c = tri[:, 0], tri[:, 1], tri[:, 2]
-    area = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
-    keep = np.abs(area) > 1e-12
-    tri, area = tri[keep], area[keep]
-    if tri.size == 0:
+    (ax, ay), (bx, by), (cx, cy) = tri[:, 0].T, tri[:, 1].T, tri[:, 2].T
+    area = (bx - ax) * (cy - ay) - (by - ay) * (cx - ax)
+    r0 = np.clip(np.ceil(tri[:, :, 1].min(axis=1) - 0.5), 0, height).astype(np.int64)
+    r1 = np.clip(np.floor(tri[:, :, 1].max(axis=1) - 0.5), -1, height - 1).astype(np.int64)
+    rows = np.where(np.abs(area) > 1e-12, np.maximum(r1 - r0 + 1, 0), 0)
+    nz = np.flatnonzero(rows)
+    if nz.size == 0:
         return mask
-    lo, hi = tri.min(axis=1), tri.max(axis=1)
-    c0 = np.clip(np.ceil(lo[:, 0] - 0.5), 0, width).astype(np.int64)
-    c1 = np.clip(np.floor(hi[:, 0] - 0.5), -1, width - 1).astype(np.int64)
-    r0 = np.clip(np.ceil(lo[:, 1] - 0.5), 0, height).astype(np.int64)
-    r1 = np.clip(np.floor(hi[:, 1] - 0.5), -1, height - 1).astype(np.int64)
-    cols, rows = np.maximum(c1 - c0 + 1, 0), np.maximum(r1 - r0 + 1, 0)
-    counts = cols * rows
-    if counts.sum() == 0:
+    which = np.repeat(nz, rows[nz])
+    row = r0[which] + np.arange(which.size) - np.repeat(np.cumsum(rows[nz]) - rows[nz], rows[nz])
+    y = row + 0.5
+    lo, hi = np.full(which.size, -np.inf), np.full(which.size, np.inf)
+    empty = np.zeros(which.size, dtype=bool)
+    sign = np.sign(area)
+    for (px, py), (qx, qy) in (((ax, ay), (bx, by)), ((bx, by), (cx, cy)), ((cx, cy), (ax, ay))):
+        # inside this edge: A x + B y + C >= 0, i.e. A x >= -(B y + C)
+        A, B = (-(qy - py) * sign)[which], ((qx - px) * sign)[which]
+        C = (-(A * px[which] + B * py[which]))
+        rhs = -(B * y + C)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            bound = rhs / A
+        lo = np.where(A > 0, np.maximum(lo, bound), lo)
+        hi = np.where(A < 0, np.minimum(hi, bound), hi)
+        empty |= (A == 0) & (rhs > 0)
+    c0 = np.clip(np.ceil(lo - 0.5), 0, width).astype(np.int64)
+    c1 = np.clip(np.floor(hi - 0.5), -1, width - 1).astype(np.int64)
+    ok = ~empty & (c1 >= c0)
+    if not ok.any():
         return mask
-    which = np.repeat(np.arange(len(tri)), counts)
-    k = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-    px = c0[which] + k % cols[which]
-    py = r0[which] + k // cols[which]
-    x, y = px + 0.5, py + 0.5
-    t = tri[which]
-    sign = np.sign(area)[which]
-    inside = np.ones(len(which), dtype=bool)
-    for i in range(3):  # the centre is on the inner side of all three edges (either winding)
-        p, q = t[:, i], t[:, (i + 1) % 3]
-        edge = (q[:, 0] - p[:, 0]) * (y - p[:, 1]) - (q[:, 1] - p[:, 1]) * (x - p[:, 0])
-        inside &= edge * sign >= 0
-    mask[py[inside], px[inside]] = True
+    row, c0, c1 = row[ok], c0[ok], c1[ok]
+    top, left = row.min(), c0.min()
+    runs = np.zeros((row.max() - top + 1, c1.max() - left + 2), dtype=np.int32)
+    np.add.at(runs, (row - top, c0 - left), 1)
+    np.add.at(runs, (row - top, c1 - left + 1), -1)
+    mask[top:top + runs.shape[0], left:left + runs.shape[1] - 1] = np.cumsum(runs, axis=1)[:, :-1] > 0
     return mask
