@@ -265,7 +265,9 @@ Randomizer = Annotated[Union[PoseInVolume, ScatterOnSurface, PhysicsDrop, Camera
 
 
 # -- sensors ------------------------------------------------------------------------------------------
-OUTPUTS = ("rgb", "depth", "normals", "instance_mask", "semantic_mask", "boxes2d")
+# Image outputs written per frame. The labels (boxes2d, boxes3d, pose6d, keypoints) are always complete in the
+# annotation files; naming them here is allowed, for recipes that list what they use.
+OUTPUTS = ("rgb", "depth", "normals", "instance_mask", "semantic_mask", "boxes2d", "boxes3d", "pose6d")
 
 
 class Camera(Component):
