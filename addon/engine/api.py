@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from ..core.dataset.convert import export_for_recipe
 from ..core.dataset.native import DatasetWriter
 from ..core.jobs import JobSpec, make_jobs
 from ..core.recipe import Recipe, load_recipe, parse_recipe_text
@@ -107,21 +108,8 @@ def render(recipe: str | Path | Recipe, jobs: int = 1, out: str | Path = "out", 
                          "frames_per_job": batch[0].frames, "sensors": [s.name for s in recipe_obj.sensors],
                          "classes": runner.classes})
     if not summary.interrupted:
-        summary.exports = export_formats(recipe_obj, base_dir, Path(out))
+        summary.exports = export_for_recipe(recipe_obj, base_dir, Path(out))
     return summary
-
-
-def export_formats(recipe: Recipe, base_dir: Path | None, out: Path) -> dict:
-    """Run the exporters the recipe's output section asks for."""
-    from ..core.dataset.convert import convert
-    from ..core.dataset.frames import Filters
-    from ..core.recipe import resolve_path
-
-    spec = recipe.output
-    filters = Filters(min_visibility=spec.filters.min_visibility, min_pixels=spec.filters.min_pixels,
-                      drop_truncated=spec.filters.drop_truncated, ignore_classes=frozenset(spec.filters.ignore_classes))
-    class_map = resolve_path(spec.class_map, base_dir) if spec.class_map else None
-    return convert(out, spec.formats, class_map=class_map, filters=filters, val_fraction=spec.val_fraction)
 
 
 class GracefulInterrupt:

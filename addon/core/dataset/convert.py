@@ -53,3 +53,14 @@ def convert(root: Path, formats: list[str], *, class_map: str | Path | ClassMap 
         results[name] = export(root, target, cmap, filters, **options)
         log.info("%s: %s -> %s", name, results[name], target)
     return results
+
+
+def export_for_recipe(recipe, base_dir: Path | None, out: Path) -> dict:
+    """Run the exporters a recipe's ``output`` section asks for on the dataset in ``out``."""
+    from ..recipe import resolve_path
+
+    spec = recipe.output
+    filters = Filters(min_visibility=spec.filters.min_visibility, min_pixels=spec.filters.min_pixels,
+                      drop_truncated=spec.filters.drop_truncated, ignore_classes=frozenset(spec.filters.ignore_classes))
+    class_map = resolve_path(spec.class_map, base_dir) if spec.class_map else None
+    return convert(out, spec.formats, class_map=class_map, filters=filters, val_fraction=spec.val_fraction)

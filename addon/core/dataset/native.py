@@ -160,6 +160,25 @@ class DatasetWriter:
         atomic_write_json(paths["annotation"], annotation)
         return paths
 
+    def commit_staging(self, staging: Path) -> list[str]:
+        """Move the frames an attempt wrote into ``staging`` (a dataset of the same layout) into this
+        dataset: every file by rename, each frame's annotation last. Returns the frame stems moved."""
+        staging = Path(staging)
+        stems = sorted(p.name.removesuffix("-ann.json") for p in (staging / "annotations").glob("*-ann.json"))
+        for stem in stems:
+            (self.root / "annotations" / f"{stem}-ann.json").unlink(missing_ok=True)
+        for kind, (folder, suffix) in FOLDERS.items():
+            if kind == "annotation":
+                continue
+            for stem in stems:
+                source = staging / folder / f"{stem}{suffix}"
+                if source.exists():
+                    os.replace(source, self.root / folder / source.name)
+        for stem in stems:
+            os.replace(staging / "annotations" / f"{stem}-ann.json", self.root / "annotations" / f"{stem}-ann.json")
+        shutil.rmtree(staging, ignore_errors=True)
+        return stems
+
     # -- jobs --
     def record_job(self, job_id: int, parameters: dict, seed: int, status: str, **extra) -> None:
         """Append a line to jobs.jsonl; a later line for the same id supersedes earlier ones."""

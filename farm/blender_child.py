@@ -1,0 +1,73 @@
+"""The Blender side of a worker: a persistent process that renders the tasks its supervisor sends.
+
+Runs with the bpy module (``python -m synthfarm.farm.blender_child ENDPOINT``) or inside Blender
+(``blender -b --python scripts/worker.py -- ENDPOINT``). It talks to its supervisor over a PAIR socket:
+it says ``ready``, then for each task sends ``progress`` after every frame and one ``done``. It keeps the
+Runner (base scene, asset cache) between tasks; the supervisor restarts it when it dies or is recycled.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+import zmq
+
+from ..addon.core.dataset.native import DatasetWriter
+from ..addon.core.jobs import JobSpec
+from ..addon.core.recipe import parse_recipe_text
+from ..addon.engine.runner import Runner
+from . import protocol as p
+
+log = logging.getLogger(__name__)
+
+
+def run_task(runner: Runner, task: p.Task, sock) -> dict:
+    start = time.perf_counter()
+    recipe = parse_recipe_text(task.recipe, Path(task.recipe_dir))
+    writer = DatasetWriter(Path(task.staging))
+    writer.open(task.recipe, recipe.hash(), {"name": recipe.name, "attempt": task.attempt_id})
+    job = JobSpec(id=task.job_id, params=task.params, seed=task.seed, frames=task.frames, preview=task.preview)
+    done = [0]
+
+    def frame_done():
+        done[0] += 1
+        sock.send_json({"progress": {"attempt_id": task.attempt_id, "frames_done": done[0],
+                                     "frames_total": task.frames}})
+
+    with tempfile.TemporaryDirectory(prefix="synthfarm-child-") as scratch:
+        report = runner.run_job(recipe, Path(task.recipe_dir), job, writer, Path(scratch), should_stop=frame_done)
+    return {"attempt_id": task.attempt_id, "ok": True, "frames": report.frames,
+            "seconds": time.perf_counter() - start, "device": runner.device.kind if runner.device else ""}
+
+
+def main(endpoint: str) -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s child %(name)s: %(message)s")
+    context = zmq.Context.instance()
+    sock = context.socket(zmq.PAIR)
+    sock.setsockopt(zmq.LINGER, 1000)
+    sock.connect(endpoint)
+    runner = Runner(device=os.environ.get("SYNTHFARM_DEVICE", "auto"),
+                    gpu_index=int(os.environ["SYNTHFARM_GPU"]) if os.environ.get("SYNTHFARM_GPU") else None)
+    sock.send_json({"ready": True, "pid": os.getpid()})
+    while True:
+        message = sock.recv_json()
+        if message.get("quit"):
+            break
+        task = p.Task.model_validate(message["task"])
+        try:
+            result = run_task(runner, task, sock)
+        except Exception as err:  # the job failed; the process is fine and takes the next one
+            log.error("task %s failed: %s", task.attempt_id, err)
+            result = {"attempt_id": task.attempt_id, "ok": False,
+                      "error": f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=4)}"[-2000:]}
+        sock.send_json({"done": result})
+    sock.close()
+
+
+if __name__ == "__main__":
+    main(sys.argv[-1])

@@ -1,0 +1,55 @@
+"""Talking to a coordinator as a client: one request, one reply, with a timeout (no hanging on a dead
+coordinator). The batch API (Session, Batch) builds on this."""
+from __future__ import annotations
+
+import uuid
+
+import zmq
+
+from . import protocol as p
+
+
+class FarmError(Exception):
+    """The coordinator refused a request (its message says why) or did not answer."""
+
+
+class FarmClient:
+    def __init__(self, endpoint: str, timeout: float = 10.0, context: zmq.Context | None = None):
+        self.endpoint, self.timeout = endpoint, timeout
+        self.context = context or zmq.Context.instance()
+
+    def request(self, kind: str, payload: p.Payload) -> dict:
+        """Send one request and return the reply's data; raises FarmError."""
+        sock = self.context.socket(zmq.DEALER)  # a fresh socket per request: no stale replies, no stuck state
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.ROUTING_ID, f"client-{uuid.uuid4().hex[:12]}".encode())
+        try:
+            sock.connect(self.endpoint)
+            sock.send_multipart(p.encode(kind, payload))
+            if not sock.poll(int(self.timeout * 1000)):
+                raise FarmError(f"no answer from the coordinator at {self.endpoint} within {self.timeout:g} s; "
+                                "is it running (synthfarm coordinator)?")
+            _, reply = p.decode(sock.recv_multipart(), {"REPLY"})
+        finally:
+            sock.close()
+        if not reply.ok:
+            raise FarmError(reply.error)
+        return reply.data
+
+    def submit(self, **fields) -> dict:
+        return self.request("SUBMIT", p.Submit(**fields))
+
+    def status(self, batch_id: str | None = None) -> dict:
+        return self.request("STATUS", p.BatchRef(batch_id=batch_id))
+
+    def cancel(self, batch_id: str) -> dict:
+        return self.request("CANCEL_BATCH", p.BatchRef(batch_id=batch_id))
+
+    def retry(self, batch_id: str) -> dict:
+        return self.request("RETRY", p.BatchRef(batch_id=batch_id))
+
+    def set_priority(self, batch_id: str, priority: int) -> dict:
+        return self.request("SET_PRIORITY", p.SetPriority(batch_id=batch_id, priority=priority))
+
+    def workers(self) -> list[dict]:
+        return self.request("WORKERS", p.BatchRef())["workers"]

@@ -1,0 +1,278 @@
+"""The coordinator: a ROUTER for workers, a ROUTER for clients, a PUB for events, state in SQLite.
+
+One thread runs :meth:`Coordinator.serve`. Each cycle polls with a timeout, drains what arrived,
+commits the resulting transitions, then sends the replies and events (so nothing is announced that is
+not committed). Malformed messages are counted in ``dropped`` and otherwise ignored. Workers that stop
+heartbeating for ``lost_after`` seconds, and attempts without progress for ``hang_after`` seconds, have
+their jobs requeued. Results of an attempt that is no longer the running one are rejected.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import zmq
+
+from ..addon.core.dataset.native import DatasetWriter
+from ..addon.core.jobs import job_seed, resolve_params
+from ..addon.core.recipe import RecipeError, parse_recipe_text
+from . import protocol as p
+from .store import Store, StoreError
+
+log = logging.getLogger(__name__)
+
+
+def staging_dir(out: str, attempt_id: str) -> Path:
+    return Path(out) / ".staging" / attempt_id
+
+
+class Coordinator:
+    def __init__(self, data_dir: Path, workers: str = "tcp://127.0.0.1:5555", clients: str = "tcp://127.0.0.1:5556",
+                 events: str = "tcp://127.0.0.1:5557", *, heartbeat: float = 1.0, liveness: int = 3,
+                 lost_after: float = 60.0, hang_after: float = 600.0, context: zmq.Context | None = None):
+        self.store = Store(Path(data_dir) / "farm.sqlite")
+        self.heartbeat, self.liveness = heartbeat, liveness
+        self.lost_after, self.hang_after = lost_after, hang_after
+        self.context = context or zmq.Context.instance()
+        self.dropped: Counter = Counter()
+        self.stop_event = threading.Event()
+        self._outbox: list[tuple[zmq.Socket, list[bytes]]] = []
+        self._seen: dict[bytes, float] = {}
+        self._known = {w["id"].encode() for w in self.store.workers() if w["status"] != "gone"}
+        self.sockets = {}
+        for name, kind, endpoint in (("workers", zmq.ROUTER, workers), ("clients", zmq.ROUTER, clients),
+                                     ("events", zmq.PUB, events)):
+            sock = self.context.socket(kind)
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.setsockopt(zmq.MAXMSGSIZE, p.MAX_FRAME)
+            if kind == zmq.ROUTER:
+                sock.setsockopt(zmq.ROUTER_MANDATORY, 0)
+            endpoint = self._bind(sock, endpoint)
+            self.sockets[name] = sock
+            setattr(self, f"{name}_endpoint", endpoint)
+        self._last_check = time.monotonic()
+
+    @staticmethod
+    def _bind(sock, endpoint: str) -> str:
+        if endpoint.endswith(":0"):  # any free port
+            port = sock.bind_to_random_port(endpoint.rsplit(":", 1)[0])
+            return f"{endpoint.rsplit(':', 1)[0]}:{port}"
+        sock.bind(endpoint)
+        return endpoint
+
+    # -- the loop ---------------------------------------------------------------------------------------
+    def serve(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self.sockets["workers"], zmq.POLLIN)
+        poller.register(self.sockets["clients"], zmq.POLLIN)
+        log.info("coordinator: workers %s, clients %s, events %s", self.workers_endpoint, self.clients_endpoint,
+                 self.events_endpoint)
+        try:
+            while not self.stop_event.is_set():
+                self.step(poller, timeout_ms=int(self.heartbeat * 1000 / 2))
+        finally:
+            self.close()
+
+    def step(self, poller: zmq.Poller, timeout_ms: int = 500) -> None:
+        ready = dict(poller.poll(timeout_ms))
+        for name, handle in (("workers", self._on_worker), ("clients", self._on_client)):
+            sock = self.sockets[name]
+            if sock not in ready:
+                continue
+            for _ in range(1000):  # drain, but let the other socket have its turn
+                try:
+                    frames = sock.recv_multipart(zmq.NOBLOCK, copy=True)
+                except zmq.Again:
+                    break
+                handle(frames)
+        if time.monotonic() - self._last_check >= self.heartbeat:
+            self._check_liveness()
+        self.store.commit()
+        for sock, frames in self._outbox:
+            try:
+                sock.send_multipart(frames, zmq.NOBLOCK)
+            except zmq.ZMQError as err:  # a peer gone or a full queue: it will ask again
+                log.debug("send failed: %s", err)
+        self._outbox.clear()
+
+    def close(self) -> None:
+        for sock in self.sockets.values():
+            sock.close(linger=0)
+        self.store.close()
+
+    def _send(self, socket: str, identity: bytes, kind: str, payload: p.Payload) -> None:
+        self._outbox.append((self.sockets[socket], [identity, *p.encode(kind, payload)]))
+
+    def _event(self, batch_id: str, **event) -> None:
+        self._outbox.append((self.sockets["events"], [batch_id.encode(), json.dumps(event).encode()]))
+
+    # -- workers ----------------------------------------------------------------------------------------
+    def _on_worker(self, frames: list[bytes]) -> None:
+        if len(frames) < 2:
+            self.dropped["malformed"] += 1
+            return
+        identity, body = frames[0], frames[1:]
+        try:
+            kind, msg = p.decode(body, p.WORKER_TYPES)
+        except p.ProtocolError as err:
+            self.dropped["malformed"] += 1
+            log.debug("dropped a worker message: %s", err)
+            return
+        worker_id = identity.decode(errors="replace")
+        if kind != "HELLO" and identity not in self._known:
+            self.dropped["unknown_identity"] += 1
+            return
+        self._seen[identity] = time.monotonic()
+        if kind == "HELLO":
+            self._known.add(identity)
+            self.store.worker_seen(worker_id, msg.host, msg.device, "busy" if msg.running else "idle")
+            self._send("workers", identity, "WELCOME", p.Welcome(heartbeat_seconds=self.heartbeat,
+                                                                 liveness=self.liveness))
+            running = {a["id"] for a in self.store.running_attempts(worker_id)}
+            for attempt_id in running - {msg.running}:  # the worker restarted: what it ran is lost
+                self.store.lose_attempt(attempt_id, "worker restarted")
+            if msg.running and msg.running not in running:
+                self._send("workers", identity, "CANCEL", p.Cancel(attempt_id=msg.running))
+        elif kind == "REQUEST":
+            self._dispatch(identity, worker_id)
+        elif kind == "HEARTBEAT":
+            self.store.worker_seen(worker_id, status="busy" if msg.attempt_id else "idle")
+            self._send("workers", identity, "HEARTBEAT", p.Heartbeat(worker_id=worker_id))
+        elif kind == "PROGRESS":
+            self.store.progress(msg.attempt_id)
+            attempt = self.store.attempt(msg.attempt_id)
+            if attempt:
+                self._event(attempt["batch_id"], kind="progress", job=attempt["job_id"], frames=msg.frames_done,
+                            total=msg.frames_total)
+        elif kind == "DONE":
+            self._on_done(worker_id, msg)
+        elif kind == "BYE":
+            for attempt in self.store.running_attempts(worker_id):
+                self.store.lose_attempt(attempt["id"], "worker left")
+            self.store.worker_seen(worker_id, status="gone")
+            self._known.discard(identity)
+
+    def _dispatch(self, identity: bytes, worker_id: str) -> None:
+        for attempt in self.store.running_attempts(worker_id):  # a worker asks only when idle
+            self.store.lose_attempt(attempt["id"], "worker asked for new work")
+        leased = self.store.next_task(worker_id)
+        if leased is None:
+            self._send("workers", identity, "NO_TASK", p.NoTask(retry_seconds=self.heartbeat))
+            return
+        batch, job_id, attempt_id = leased
+        self.store.worker_seen(worker_id, status="busy")
+        self._send("workers", identity, "TASK", p.Task(
+            attempt_id=attempt_id, batch_id=batch["id"], job_id=job_id, recipe=batch["recipe"],
+            recipe_dir=batch["recipe_dir"], params=batch["params"], seed=job_seed(batch["seed"], job_id),
+            frames=batch["frames"], preview=batch["preview"], staging=str(staging_dir(batch["out"], attempt_id))))
+
+    def _on_done(self, worker_id: str, msg: p.Done) -> None:
+        attempt = self.store.attempt(msg.attempt_id)
+        batch = self.store.batch(attempt["batch_id"]) if attempt else None
+        staging = staging_dir(batch["out"], msg.attempt_id) if batch else None
+        if msg.ok and attempt and attempt["status"] == "running" and attempt["worker_id"] == worker_id:
+            # files first: a crash after this re-runs the job, whose identical files overwrite these
+            writer = DatasetWriter(Path(batch["out"]))
+            stems = writer.commit_staging(staging)
+            writer.record_job(attempt["job_id"], batch["params"], job_seed(batch["seed"], attempt["job_id"]), "done",
+                              frames=msg.frames, stems=stems, seconds=round(msg.seconds, 3), device=msg.device)
+        outcome = self.store.finish(msg.attempt_id, worker_id, msg.ok, msg.error, msg.seconds)
+        if staging is not None and staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)  # a stale or failed attempt's files
+        self.store.worker_seen(worker_id, status="idle")
+        if outcome == "stale":
+            self.dropped["stale_result"] += 1
+            return
+        self._event(attempt["batch_id"], kind="job", job=attempt["job_id"], outcome=outcome, error=msg.error)
+        if self.store.batch_finished(attempt["batch_id"]):
+            self._finish_batch(batch)
+
+    def _finish_batch(self, batch: dict) -> None:
+        summary = self.store.summary(batch["id"])
+        writer = DatasetWriter(Path(batch["out"]))
+        writer.finalize({"jobs": summary["jobs"]["done"], "jobs_requested": batch["count"],
+                         "frames_per_job": batch["frames"]})
+        self._event(batch["id"], kind="batch", status="finished", jobs=summary["jobs"])
+
+    def _check_liveness(self) -> None:
+        now_mono, now = time.monotonic(), time.time()
+        self._last_check = now_mono
+        for identity, seen in list(self._seen.items()):
+            if now_mono - seen > self.lost_after:
+                worker_id = identity.decode(errors="replace")
+                log.warning("worker %s lost (silent for %.0f s); requeueing its work", worker_id, now_mono - seen)
+                for attempt in self.store.running_attempts(worker_id):
+                    self.store.lose_attempt(attempt["id"], "worker lost")
+                self.store.worker_seen(worker_id, status="lost")
+                del self._seen[identity]
+        for attempt in self.store.running_attempts():
+            if now - attempt["progressed"] > self.hang_after:
+                log.warning("attempt %s hung (no progress for %.0f s); requeueing", attempt["id"], self.hang_after)
+                self.store.lose_attempt(attempt["id"], "no progress")
+                identity = attempt["worker_id"].encode()
+                self._send("workers", identity, "CANCEL", p.Cancel(attempt_id=attempt["id"]))
+
+    # -- clients ----------------------------------------------------------------------------------------
+    def _on_client(self, frames: list[bytes]) -> None:
+        if len(frames) < 2:
+            self.dropped["malformed"] += 1
+            return
+        identity = frames[0]
+        try:
+            kind, msg = p.decode(frames[1:], p.CLIENT_TYPES)
+        except p.ProtocolError as err:
+            self.dropped["malformed"] += 1
+            self._send("clients", identity, "REPLY", p.Reply(ok=False, error=str(err)))
+            return
+        try:
+            data = self._answer(kind, msg)
+            reply = p.Reply(ok=True, data=data)
+        except (StoreError, RecipeError, ValueError) as err:
+            reply = p.Reply(ok=False, error=str(err))
+        self._send("clients", identity, "REPLY", reply)
+
+    def _answer(self, kind: str, msg) -> dict:
+        if kind == "SUBMIT":
+            return self._submit(msg)
+        if kind == "STATUS":
+            if msg.batch_id:
+                return self.store.summary(msg.batch_id)
+            return {"batches": self.store.batches(), "dropped": dict(self.dropped)}
+        if kind == "LIST":
+            return {"batches": self.store.batches()}
+        if kind == "WORKERS":
+            return {"workers": self.store.workers()}
+        if kind == "SET_PRIORITY":
+            self.store.set_priority(msg.batch_id, msg.priority)
+            return self.store.summary(msg.batch_id)
+        if kind == "CANCEL_BATCH":
+            for attempt_id, worker_id in self.store.cancel(msg.batch_id):
+                self._send("workers", worker_id.encode(), "CANCEL", p.Cancel(attempt_id=attempt_id))
+            self._event(msg.batch_id, kind="batch", status="cancelled")
+            return self.store.summary(msg.batch_id)
+        if kind == "RETRY":
+            return {"requeued": self.store.retry(msg.batch_id), **self.store.summary(msg.batch_id)}
+        raise ValueError(f"unhandled {kind}")
+
+    def _submit(self, msg: p.Submit) -> dict:
+        recipe = parse_recipe_text(msg.recipe, Path(msg.recipe_dir))
+        params = resolve_params(recipe, msg.params)
+        frames = 1 if msg.preview else recipe.frames
+        writer = DatasetWriter(Path(msg.out))
+        done = writer.open(msg.recipe, recipe.hash(), {"name": recipe.name, "batch": {
+            "seed": msg.seed, "preview": msg.preview, "params": params}})
+        batch, created = self.store.submit(msg.batch_id, name=msg.name or recipe.name, recipe=msg.recipe,
+                                           recipe_dir=msg.recipe_dir, out=msg.out, count=msg.count, seed=msg.seed,
+                                           params=params, frames=frames, preview=msg.preview,
+                                           priority=msg.priority)
+        if created and done:  # resuming into a dataset: its complete jobs are not rendered again
+            self.store.db.executemany("UPDATE jobs SET status='done' WHERE batch_id=? AND job_id=?",
+                                      ((msg.batch_id, j) for j in done if j < msg.count))
+        if self.store.batch_finished(msg.batch_id):
+            self._finish_batch(batch)
+        return {"created": created, **self.store.summary(msg.batch_id)}

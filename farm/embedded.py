@@ -1,0 +1,121 @@
+"""The embedded farm: a coordinator (SQLite under the dataset folder) and local workers in one process,
+so one machine renders with no set-up. ``synthfarm render`` runs on it.
+
+The batch id is derived from the dataset folder and the batch settings, so running the same command
+again resumes the same batch: complete jobs stay, the rest is rendered.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import zmq
+
+from ..addon.core.dataset.convert import export_for_recipe
+from ..addon.core.dataset.native import DatasetWriter
+from ..addon.core.recipe import load_recipe
+from .client import FarmClient
+from .coordinator import Coordinator
+from .worker import Worker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FarmSummary:
+    out: Path
+    batch_id: str
+    jobs_total: int
+    jobs_done: int
+    jobs_failed: int
+    jobs_skipped: int
+    seconds: float
+    interrupted: bool = False
+    errors: list | None = None
+    exports: dict | None = None
+
+
+class EmbeddedFarm:
+    """A coordinator thread on loopback ports chosen by the OS, and ``workers`` worker threads."""
+
+    def __init__(self, data_dir: Path, workers: int = 1, *, device: str = "auto", max_jobs: int = 0,
+                 max_rss_gb: float = 0.0, heartbeat: float = 0.5):
+        self.context = zmq.Context()
+        self.coordinator = Coordinator(data_dir, "tcp://127.0.0.1:0", "tcp://127.0.0.1:0", "tcp://127.0.0.1:0",
+                                       heartbeat=heartbeat, context=self.context)
+        for attempt in self.coordinator.store.running_attempts():  # a previous run's workers are gone
+            self.coordinator.store.lose_attempt(attempt["id"], "embedded farm restarted")
+        self.coordinator.store.commit()
+        self.workers = [Worker(self.coordinator.workers_endpoint, f"local-{i}", device=device, max_jobs=max_jobs,
+                               max_rss_gb=max_rss_gb, context=self.context) for i in range(workers)]
+        self.client = FarmClient(self.coordinator.clients_endpoint, timeout=30, context=self.context)
+        self._threads = [threading.Thread(target=self.coordinator.serve, name="coordinator", daemon=True)]
+        self._threads += [threading.Thread(target=w.run, name=w.worker_id, daemon=True) for w in self.workers]
+
+    def __enter__(self):
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        for worker in self.workers:
+            worker.stop_event.set()
+        for thread in self._threads[1:]:
+            thread.join(timeout=60)
+        self.coordinator.stop_event.set()
+        self._threads[0].join(timeout=30)
+        self.context.term()
+        return False
+
+
+def batch_id_for(out: Path, recipe_hash: str, count: int, seed: int, params: dict, preview: bool) -> str:
+    key = json.dumps([str(out.resolve()), recipe_hash, count, seed, params, preview], sort_keys=True)
+    return "b" + hashlib.sha256(key.encode()).hexdigest()[:15]
+
+
+def render_on_farm(recipe_path: Path, jobs: int, out: Path, *, seed: int = 0, preview: bool = False,
+                   params: dict | None = None, workers: int = 1, device: str = "auto",
+                   progress: Callable[[int, int], None] | None = None, poll_seconds: float = 0.25) -> FarmSummary:
+    """Render ``jobs`` jobs of a recipe file into ``out`` on an embedded farm."""
+    recipe_path, out = Path(recipe_path).resolve(), Path(out).resolve()
+    recipe = load_recipe(recipe_path)
+    text = recipe_path.read_text(encoding="utf-8")
+    DatasetWriter(out).open(text, recipe.hash(), {"name": recipe.name})  # fails early on a foreign folder
+    batch_id = batch_id_for(out, recipe.hash(), jobs, seed, params or {}, preview)
+    start = time.perf_counter()
+    summary = FarmSummary(out, batch_id, jobs, 0, 0, 0, 0.0)
+    with EmbeddedFarm(out / ".farm", workers, device=device) as farm:
+        status = farm.client.submit(batch_id=batch_id, name=recipe.name, recipe=text,
+                                    recipe_dir=str(recipe_path.parent), out=str(out), count=jobs, seed=seed,
+                                    params=params or {}, preview=preview)
+        summary.jobs_skipped = status["jobs"]["done"]
+        try:
+            while True:
+                counts = status["jobs"]
+                if progress:
+                    progress(counts["done"] + counts["failed"], jobs)
+                if counts["queued"] == 0 and counts["running"] == 0:
+                    break
+                time.sleep(poll_seconds)
+                status = farm.client.status(batch_id)
+        except KeyboardInterrupt:
+            summary.interrupted = True
+            status = farm.client.status(batch_id)
+    shutil.rmtree(out / ".staging", ignore_errors=True)  # attempts cut short leave nothing behind
+    summary.jobs_done = status["jobs"]["done"] - summary.jobs_skipped
+    summary.jobs_failed = status["jobs"]["failed"]
+    summary.errors = status.get("errors")
+    summary.seconds = time.perf_counter() - start
+    writer = DatasetWriter(out)
+    writer.finalize({"jobs": len(writer.completed_jobs()), "jobs_requested": jobs,
+                     "frames_per_job": 1 if preview else recipe.frames, "sensors": [s.name for s in recipe.sensors]})
+    if not summary.interrupted and not summary.jobs_failed:
+        summary.exports = export_for_recipe(recipe, recipe_path.parent, out)
+    return summary

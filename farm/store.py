@@ -1,0 +1,247 @@
+"""The farm's state in SQLite (WAL): batches, jobs, attempts, workers, failures and blocks.
+
+The coordinator is the only writer. Every transition is committed before it is announced: callers
+group the transitions of one poll cycle and call :meth:`Store.commit` before sending replies.
+Job rows of a batch are created in one bulk insert from the batch's seed and count, so a submission of
+a million jobs is one statement, not a million messages.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+import uuid
+from collections import deque
+from pathlib import Path
+
+from ..addon.core.jobs import job_seed
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS batches (
+  id TEXT PRIMARY KEY, name TEXT, recipe TEXT, recipe_dir TEXT, out TEXT, count INTEGER, seed INTEGER,
+  params TEXT, frames INTEGER, preview INTEGER, priority INTEGER, status TEXT, created REAL);
+CREATE TABLE IF NOT EXISTS jobs (
+  batch_id TEXT, job_id INTEGER, status TEXT, attempts INTEGER DEFAULT 0, error TEXT DEFAULT '',
+  seconds REAL, PRIMARY KEY (batch_id, job_id)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS jobs_queue ON jobs (batch_id, status, job_id);
+CREATE TABLE IF NOT EXISTS attempts (
+  id TEXT PRIMARY KEY, batch_id TEXT, job_id INTEGER, worker_id TEXT, status TEXT, started REAL,
+  progressed REAL, finished REAL, error TEXT DEFAULT '');
+CREATE INDEX IF NOT EXISTS attempts_running ON attempts (status, worker_id);
+CREATE TABLE IF NOT EXISTS workers (id TEXT PRIMARY KEY, host TEXT, device TEXT, status TEXT, last_seen REAL);
+CREATE TABLE IF NOT EXISTS failures (batch_id TEXT, job_id INTEGER, worker_id TEXT,
+  PRIMARY KEY (batch_id, job_id, worker_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS blocks (batch_id TEXT, worker_id TEXT, PRIMARY KEY (batch_id, worker_id)) WITHOUT ROWID;
+"""
+FAIL_WORKERS = 3  # a job fails after this many distinct workers failed it
+BLOCK_AFTER = 3  # a worker that failed this many jobs of a batch is blocked from it
+
+
+class StoreError(Exception):
+    pass
+
+
+class Store:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(str(self.path), isolation_level="DEFERRED", check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes; WAL keeps it consistent
+        self.db.executescript(SCHEMA)
+        self.db.commit()
+        self._queues: dict[str, deque] = {}  # batch id -> queued job ids fetched ahead (a window, not all)
+
+    def commit(self) -> None:
+        self.db.commit()
+
+    def close(self) -> None:
+        self.db.commit()
+        self.db.close()
+
+    # -- batches ----------------------------------------------------------------------------------------
+    def submit(self, batch_id: str, *, name: str, recipe: str, recipe_dir: str, out: str, count: int, seed: int,
+               params: dict, frames: int, preview: bool, priority: int) -> tuple[dict, bool]:
+        """Create a batch and its jobs; the same id again returns the existing batch (idempotent)."""
+        existing = self.batch(batch_id)
+        if existing is not None:
+            return existing, False
+        self.db.execute("INSERT INTO batches VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                        (batch_id, name, recipe, recipe_dir, out, count, seed, json.dumps(params), frames,
+                         int(preview), priority, "active", time.time()))
+        self.db.executemany("INSERT INTO jobs (batch_id, job_id, status) VALUES (?, ?, 'queued')",
+                            ((batch_id, i) for i in range(count)))
+        return self.batch(batch_id), True
+
+    def batch(self, batch_id: str) -> dict | None:
+        row = self.db.execute("SELECT id, name, recipe, recipe_dir, out, count, seed, params, frames, preview, "
+                              "priority, status, created FROM batches WHERE id=?", (batch_id,)).fetchone()
+        if row is None:
+            return None
+        keys = ("id", "name", "recipe", "recipe_dir", "out", "count", "seed", "params", "frames", "preview",
+                "priority", "status", "created")
+        batch = dict(zip(keys, row))
+        batch["params"], batch["preview"] = json.loads(batch["params"]), bool(batch["preview"])
+        return batch
+
+    def batches(self) -> list[dict]:
+        return [self.summary(row[0]) for row in self.db.execute("SELECT id FROM batches ORDER BY created")]
+
+    def summary(self, batch_id: str) -> dict:
+        batch = self.batch(batch_id)
+        if batch is None:
+            raise StoreError(f"no batch {batch_id!r}")
+        counts = dict(self.db.execute("SELECT status, COUNT(*) FROM jobs WHERE batch_id=? GROUP BY status",
+                                      (batch_id,)).fetchall())
+        errors = [{"job_id": j, "error": e} for j, e in self.db.execute(
+            "SELECT job_id, error FROM jobs WHERE batch_id=? AND status='failed' ORDER BY job_id LIMIT 20",
+            (batch_id,))]
+        return {k: batch[k] for k in ("id", "name", "out", "count", "priority", "status", "created")} | {
+            "jobs": {s: counts.get(s, 0) for s in ("queued", "running", "done", "failed", "cancelled")},
+            "errors": errors}
+
+    def set_priority(self, batch_id: str, priority: int) -> None:
+        self._require(batch_id)
+        self.db.execute("UPDATE batches SET priority=? WHERE id=?", (priority, batch_id))
+
+    def cancel(self, batch_id: str) -> list[tuple[str, str]]:
+        """Cancel a batch: queued jobs are cancelled; returns (attempt, worker) pairs to stop."""
+        self._require(batch_id)
+        self.db.execute("UPDATE batches SET status='cancelled' WHERE id=?", (batch_id,))
+        self.db.execute("UPDATE jobs SET status='cancelled' WHERE batch_id=? AND status IN ('queued','running')",
+                        (batch_id,))
+        running = self.db.execute("SELECT id, worker_id FROM attempts WHERE batch_id=? AND status='running'",
+                                  (batch_id,)).fetchall()
+        self.db.execute("UPDATE attempts SET status='cancelled', finished=? WHERE batch_id=? AND status='running'",
+                        (time.time(), batch_id))
+        self._queues.pop(batch_id, None)
+        return running
+
+    def retry(self, batch_id: str) -> int:
+        """Requeue the failed (and cancelled) jobs of a batch; forgets their failures and blocks."""
+        self._require(batch_id)
+        self.db.execute("UPDATE batches SET status='active' WHERE id=?", (batch_id,))
+        n = self.db.execute("UPDATE jobs SET status='queued', error='' WHERE batch_id=? AND status IN "
+                            "('failed','cancelled')", (batch_id,)).rowcount
+        self.db.execute("DELETE FROM failures WHERE batch_id=?", (batch_id,))
+        self.db.execute("DELETE FROM blocks WHERE batch_id=?", (batch_id,))
+        self._queues.pop(batch_id, None)
+        return n
+
+    def _require(self, batch_id: str) -> None:
+        if self.batch(batch_id) is None:
+            raise StoreError(f"no batch {batch_id!r}")
+
+    # -- dispatch ---------------------------------------------------------------------------------------
+    def next_task(self, worker_id: str) -> tuple[dict, int, str] | None:
+        """Lease the next job for ``worker_id``: (batch, job id, attempt id), or None when nothing fits.
+        Highest priority first, then oldest batch, then job order; blocked batches are skipped."""
+        blocked = {r[0] for r in self.db.execute("SELECT batch_id FROM blocks WHERE worker_id=?", (worker_id,))}
+        for batch_id, in self.db.execute("SELECT id FROM batches WHERE status='active' ORDER BY priority DESC, "
+                                         "created, id").fetchall():
+            if batch_id in blocked:
+                continue
+            job_id = self._pop_queued(batch_id)
+            if job_id is None:
+                continue
+            attempt_id = uuid.uuid4().hex
+            now = time.time()
+            self.db.execute("UPDATE jobs SET status='running', attempts=attempts+1 WHERE batch_id=? AND job_id=?",
+                            (batch_id, job_id))
+            self.db.execute("INSERT INTO attempts (id, batch_id, job_id, worker_id, status, started, progressed) "
+                            "VALUES (?,?,?,?,'running',?,?)", (attempt_id, batch_id, job_id, worker_id, now, now))
+            return self.batch(batch_id), job_id, attempt_id
+        return None
+
+    def _pop_queued(self, batch_id: str) -> int | None:
+        queue = self._queues.setdefault(batch_id, deque())
+        while True:
+            if not queue:
+                queue.extend(r[0] for r in self.db.execute(
+                    "SELECT job_id FROM jobs WHERE batch_id=? AND status='queued' ORDER BY job_id LIMIT 2000",
+                    (batch_id,)))
+                if not queue:
+                    return None
+            job_id = queue.popleft()
+            status = self.db.execute("SELECT status FROM jobs WHERE batch_id=? AND job_id=?",
+                                     (batch_id, job_id)).fetchone()
+            if status and status[0] == "queued":
+                return job_id
+
+    def _requeue(self, batch_id: str, job_id: int) -> None:
+        self.db.execute("UPDATE jobs SET status='queued' WHERE batch_id=? AND job_id=? AND status='running'",
+                        (batch_id, job_id))
+        self._queues.setdefault(batch_id, deque()).appendleft(job_id)
+
+    def attempt(self, attempt_id: str) -> dict | None:
+        row = self.db.execute("SELECT id, batch_id, job_id, worker_id, status FROM attempts WHERE id=?",
+                              (attempt_id,)).fetchone()
+        return dict(zip(("id", "batch_id", "job_id", "worker_id", "status"), row)) if row else None
+
+    def progress(self, attempt_id: str) -> None:
+        self.db.execute("UPDATE attempts SET progressed=? WHERE id=? AND status='running'", (time.time(), attempt_id))
+
+    def finish(self, attempt_id: str, worker_id: str, ok: bool, error: str = "", seconds: float = 0.0) -> str:
+        """Record an attempt's end. Returns 'done', 'retry', 'failed', or 'stale' (not the running attempt
+        of this worker: its results must be ignored)."""
+        attempt = self.attempt(attempt_id)
+        if attempt is None or attempt["status"] != "running" or attempt["worker_id"] != worker_id:
+            return "stale"
+        batch_id, job_id, now = attempt["batch_id"], attempt["job_id"], time.time()
+        self.db.execute("UPDATE attempts SET status=?, finished=?, error=? WHERE id=?",
+                        ("done" if ok else "failed", now, error[:2000], attempt_id))
+        if ok:
+            self.db.execute("UPDATE jobs SET status='done', seconds=? WHERE batch_id=? AND job_id=?",
+                            (seconds, batch_id, job_id))
+            return "done"
+        self.db.execute("INSERT OR IGNORE INTO failures VALUES (?,?,?)", (batch_id, job_id, worker_id))
+        failed_by = self.db.execute("SELECT COUNT(*) FROM failures WHERE batch_id=? AND job_id=?",
+                                    (batch_id, job_id)).fetchone()[0]
+        worker_failures = self.db.execute("SELECT COUNT(DISTINCT job_id) FROM failures WHERE batch_id=? AND "
+                                          "worker_id=?", (batch_id, worker_id)).fetchone()[0]
+        if worker_failures >= BLOCK_AFTER:
+            self.db.execute("INSERT OR IGNORE INTO blocks VALUES (?,?)", (batch_id, worker_id))
+        if failed_by >= FAIL_WORKERS:
+            self.db.execute("UPDATE jobs SET status='failed', error=? WHERE batch_id=? AND job_id=?",
+                            (error[:2000], batch_id, job_id))
+            return "failed"
+        self._requeue(batch_id, job_id)
+        return "retry"
+
+    def lose_attempt(self, attempt_id: str, why: str) -> None:
+        """A running attempt whose worker vanished or hung: requeue its job (not counted as a failure)."""
+        attempt = self.attempt(attempt_id)
+        if attempt is None or attempt["status"] != "running":
+            return
+        self.db.execute("UPDATE attempts SET status='lost', finished=?, error=? WHERE id=?",
+                        (time.time(), why, attempt_id))
+        self._requeue(attempt["batch_id"], attempt["job_id"])
+
+    def running_attempts(self, worker_id: str | None = None) -> list[dict]:
+        sql = "SELECT id, batch_id, job_id, worker_id, progressed FROM attempts WHERE status='running'"
+        rows = self.db.execute(sql + (" AND worker_id=?" if worker_id else ""), (worker_id,) if worker_id else ())
+        return [dict(zip(("id", "batch_id", "job_id", "worker_id", "progressed"), r)) for r in rows]
+
+    def batch_finished(self, batch_id: str) -> bool:
+        left = self.db.execute("SELECT COUNT(*) FROM jobs WHERE batch_id=? AND status IN ('queued','running')",
+                               (batch_id,)).fetchone()[0]
+        return left == 0
+
+    # -- workers ----------------------------------------------------------------------------------------
+    def worker_seen(self, worker_id: str, host: str = "", device: str = "", status: str = "idle") -> None:
+        self.db.execute("INSERT INTO workers VALUES (?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET status=excluded.status, "
+                        "last_seen=excluded.last_seen, host=CASE WHEN excluded.host='' THEN host ELSE excluded.host END,"
+                        " device=CASE WHEN excluded.device='' THEN device ELSE excluded.device END",
+                        (worker_id, host, device, status, time.time()))
+
+    def workers(self) -> list[dict]:
+        rows = self.db.execute("SELECT id, host, device, status, last_seen FROM workers ORDER BY id")
+        return [dict(zip(("id", "host", "device", "status", "last_seen"), r)) for r in rows]
+
+    def job_ids(self, batch_id: str, status: str) -> list[int]:
+        return [r[0] for r in self.db.execute("SELECT job_id FROM jobs WHERE batch_id=? AND status=? ORDER BY job_id",
+                                              (batch_id, status))]
+
+    def job_seed(self, batch: dict, job_id: int) -> int:
+        return job_seed(batch["seed"], job_id)
+

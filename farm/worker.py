@@ -1,0 +1,210 @@
+"""The worker supervisor: owns the DEALER socket to the coordinator and a persistent Blender child.
+
+It heartbeats while Blender renders (the child never touches the coordinator's socket), reconnects
+when the coordinator falls silent (Paranoid Pirate), restarts the child when it dies (reporting the
+attempt as failed), after ``max_jobs`` jobs or above ``max_rss_gb``, and kills it on CANCEL.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import psutil
+import zmq
+
+from . import protocol as p
+
+log = logging.getLogger(__name__)
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class ChildError(Exception):
+    pass
+
+
+class Child:
+    """A Blender process running :mod:`blender_child`, reached over a PAIR socket."""
+
+    def __init__(self, context: zmq.Context, blender: str | None = None, env: dict | None = None,
+                 start_timeout: float = 120.0):
+        self.sock = context.socket(zmq.PAIR)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        port = self.sock.bind_to_random_port("tcp://127.0.0.1")
+        endpoint = f"tcp://127.0.0.1:{port}"
+        if blender:  # a Blender installation: the same child code, loaded by scripts/worker.py
+            cmd = [blender, "-b", "--factory-startup", "--python", str(ROOT / "scripts" / "worker.py"), "--", endpoint]
+        else:
+            cmd = [sys.executable, "-m", "synthfarm.farm.blender_child", endpoint]
+        self.process = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + start_timeout
+        while time.monotonic() < deadline:
+            if self.sock.poll(200):
+                hello = self.sock.recv_json()
+                if hello.get("ready"):
+                    return
+            if self.process.poll() is not None:
+                break
+        self.kill()
+        raise ChildError(f"the Blender child did not start ({' '.join(cmd)}; exit code {self.process.poll()})")
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def rss_bytes(self) -> int:
+        try:
+            return psutil.Process(self.process.pid).memory_info().rss
+        except psutil.Error:
+            return 0
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=30)
+        self.sock.close(linger=0)
+
+    def stop(self) -> None:
+        try:
+            self.sock.send_json({"quit": True}, zmq.NOBLOCK)
+            self.process.wait(timeout=10)
+        except (zmq.ZMQError, subprocess.TimeoutExpired):
+            pass
+        self.kill()
+
+
+class Worker:
+    def __init__(self, connect: str, worker_id: str | None = None, *, blender: str | None = None, gpu: int | None = None,
+                 device: str = "auto", max_jobs: int = 0, max_rss_gb: float = 0.0, context: zmq.Context | None = None):
+        self.connect = connect
+        self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.blender, self.max_jobs, self.max_rss = blender, max_jobs, max_rss_gb * 1e9
+        self.child_env = {"SYNTHFARM_DEVICE": device, **({"SYNTHFARM_GPU": str(gpu)} if gpu is not None else {})}
+        self.context = context or zmq.Context.instance()
+        self.stop_event = threading.Event()
+        self.heartbeat, self.liveness = 1.0, 3
+        self.child: Child | None = None
+        self.attempt: str | None = None
+        self.jobs_in_child = 0
+        self.jobs_done = 0
+        self.restarts = 0
+
+    # -- the coordinator's socket --
+    def _connect(self):
+        sock = self.context.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.ROUTING_ID, self.worker_id.encode())
+        sock.connect(self.connect)
+        sock.send_multipart(p.encode("HELLO", p.Hello(worker_id=self.worker_id, host=socket.gethostname(),
+                                                         device=self.child_env["SYNTHFARM_DEVICE"],
+                                                         running=self.attempt)))
+        return sock
+
+    def _start_child(self) -> None:
+        if self.child is not None:
+            self.child.kill()
+            self.restarts += 1
+        self.child = Child(self.context, self.blender, self.child_env)
+        self.jobs_in_child = 0
+
+    def run(self) -> None:
+        """Serve until ``stop_event`` is set."""
+        self._start_child()
+        sock = self._connect()
+        heard = time.monotonic()
+        next_beat = next_request = time.monotonic()
+        waiting = False  # a REQUEST is out
+        poller = zmq.Poller()
+        try:
+            while not self.stop_event.is_set():
+                poller = zmq.Poller()
+                poller.register(sock, zmq.POLLIN)
+                poller.register(self.child.sock, zmq.POLLIN)
+                ready = dict(poller.poll(int(self.heartbeat * 250)))
+                now = time.monotonic()
+                if sock in ready:
+                    heard = now
+                    waiting, next_request = self._on_coordinator(sock, waiting, next_request)
+                if self.child.sock in ready:
+                    self._on_child(sock)
+                if self.attempt and not self.child.alive():
+                    code = self.child.process.poll()
+                    log.error("Blender child died (exit code %s) during attempt %s; restarting it", code, self.attempt)
+                    self._send(sock, "DONE", p.Done(attempt_id=self.attempt, ok=False,
+                                                    error=f"the Blender process died (exit code {code})"))
+                    self.attempt = None
+                    self._start_child()
+                elif not self.attempt and not self.child.alive():
+                    self._start_child()
+                if now >= next_beat:
+                    self._send(sock, "HEARTBEAT", p.Heartbeat(worker_id=self.worker_id, attempt_id=self.attempt))
+                    next_beat = now + self.heartbeat
+                if now - heard > self.heartbeat * self.liveness * 2:
+                    log.warning("coordinator silent for %.1f s; reconnecting", now - heard)
+                    sock.close(linger=0)
+                    sock, heard, waiting = self._connect(), now, False
+                if not self.attempt and not waiting and now >= next_request:
+                    self._send(sock, "REQUEST", p.Request(worker_id=self.worker_id))
+                    waiting, next_request = True, now + self.heartbeat * self.liveness  # ask again if unanswered
+                elif waiting and now >= next_request:
+                    waiting = False
+        finally:
+            try:
+                sock.send_multipart(p.encode("BYE", p.Bye(worker_id=self.worker_id)), zmq.NOBLOCK)
+            except zmq.ZMQError:
+                pass
+            sock.close(linger=0)
+            if self.child is not None:
+                self.child.stop()
+
+    def _send(self, sock, kind: str, payload: p.Payload) -> None:
+        try:
+            sock.send_multipart(p.encode(kind, payload), zmq.NOBLOCK)
+        except zmq.Again:
+            pass
+
+    def _on_coordinator(self, sock, waiting: bool, next_request: float) -> tuple[bool, float]:
+        try:
+            kind, msg = p.decode(sock.recv_multipart(), {"WELCOME", "TASK", "NO_TASK", "CANCEL", "HEARTBEAT"})
+        except p.ProtocolError as err:
+            log.warning("ignored a coordinator message: %s", err)
+            return waiting, next_request
+        if kind == "WELCOME":
+            self.heartbeat, self.liveness = msg.heartbeat_seconds, msg.liveness
+        elif kind == "TASK":
+            if self.attempt is None:
+                self.attempt = msg.attempt_id
+                self.child.sock.send_json({"task": msg.model_dump()})
+            return False, time.monotonic()  # ask for the next task as soon as this one is done
+        elif kind == "NO_TASK":
+            return False, time.monotonic() + msg.retry_seconds
+        elif kind == "CANCEL" and msg.attempt_id == self.attempt:
+            log.info("cancelling attempt %s: stopping the Blender child", msg.attempt_id)
+            self.attempt = None
+            self._start_child()
+        return waiting, next_request
+
+    def _on_child(self, sock) -> None:
+        message = self.child.sock.recv_json()
+        if "progress" in message:
+            if self.attempt == message["progress"]["attempt_id"]:
+                self._send(sock, "PROGRESS", p.Progress(**message["progress"]))
+            return
+        result = message.get("done")
+        if not result or result["attempt_id"] != self.attempt:
+            return
+        self._send(sock, "DONE", p.Done(**result))
+        self.attempt = None
+        self.jobs_done += 1
+        self.jobs_in_child += 1
+        if self.max_jobs and self.jobs_in_child >= self.max_jobs:
+            log.info("recycling the Blender child after %d jobs", self.jobs_in_child)
+            self._start_child()
+        elif self.max_rss and self.child.rss_bytes() > self.max_rss:
+            log.info("recycling the Blender child at %.2f GB", self.child.rss_bytes() / 1e9)
+            self._start_child()
