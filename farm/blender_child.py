@@ -54,7 +54,12 @@ def main(endpoint: str) -> None:
     runner = Runner(device=os.environ.get("SYNTHFARM_DEVICE", "auto"),
                     gpu_index=int(os.environ["SYNTHFARM_GPU"]) if os.environ.get("SYNTHFARM_GPU") else None)
     sock.send_json({"ready": True, "pid": os.getpid()})
+    parent = os.getppid()
     while True:
+        while not sock.poll(1000):
+            if os.getppid() != parent:  # the supervisor died (SIGKILL): do not linger as an orphan
+                log.warning("supervisor %d is gone; exiting", parent)
+                return
         message = sock.recv_json()
         if message.get("quit"):
             break

@@ -18,6 +18,7 @@ import click
 
 from ..addon.core.jobs import JobError, coerce_param
 from ..addon.core.recipe import RecipeError, load_recipe
+from .cli_farm import COMMANDS
 
 log = logging.getLogger("synthfarm")
 
@@ -62,27 +63,65 @@ def main(verbose: int) -> None:
 @click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Set a recipe parameter (repeatable).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default="auto", show_default=True,
               help="Render device; gpu falls back to cpu when none is found (the device used is recorded).")
-def render(recipe, jobs, out, preview, seed, sets, device):
-    """Render JOBS jobs of RECIPE into the dataset folder OUT (in this process)."""
+@click.option("--workers", "-w", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Local workers of the embedded farm (each runs one Blender process).")
+@click.option("--in-process", is_flag=True, help="Render in this process instead of on the embedded farm.")
+def render(recipe, jobs, out, preview, seed, sets, device, workers, in_process):
+    """Render JOBS jobs of RECIPE into the dataset folder OUT on an embedded farm (a coordinator and local
+    workers in one command; its state lives in OUT/.farm)."""
     model = _load(recipe)
     params = _overrides(model, sets)
-    from ..addon.engine.api import BatchMismatchError, render as render_dataset
     from ..addon.core.dataset.native import DatasetError
+    from ..addon.engine.api import BatchMismatchError
 
     try:
-        summary = render_dataset(recipe, jobs=jobs, out=out, seed=seed, preview=preview, params=params,
-                                 device=device, progress=True)
+        if in_process:
+            from ..addon.engine.api import render as render_dataset
+
+            summary = render_dataset(recipe, jobs=jobs, out=out, seed=seed, preview=preview, params=params,
+                                     device=device, progress=True)
+            rendered, skipped, interrupted = summary.jobs_rendered, summary.jobs_skipped, summary.interrupted
+            failed, errors = 0, []
+        else:
+            from .embedded import render_on_farm
+
+            with _progress_bar(jobs) as bar:
+                summary = render_on_farm(Path(recipe), jobs, Path(out), seed=seed, preview=preview, params=params,
+                                         workers=workers, device=device, progress=bar)
+            rendered, skipped, interrupted = summary.jobs_done, summary.jobs_skipped, summary.interrupted
+            failed, errors = summary.jobs_failed, summary.errors or []
     except (BatchMismatchError, DatasetError, JobError, RecipeError) as err:
         raise click.ClickException(str(err)) from None
-    done = summary.jobs_rendered + summary.jobs_skipped
-    click.echo(f"{done}/{summary.jobs_total} jobs in {summary.out} ({summary.jobs_rendered} rendered, "
-               f"{summary.jobs_skipped} already there; {summary.frames} frames; {summary.seconds:.1f} s, "
-               f"device {summary.device})")
+    click.echo(f"{rendered + skipped}/{jobs} jobs in {out} ({rendered} rendered, {skipped} already there"
+               f"{f', {failed} failed' if failed else ''}; {summary.seconds:.1f} s)")
+    for error in errors[:5]:
+        click.echo(f"job {error['job_id']} failed: {error['error'].splitlines()[0]}", err=True)
     for name, counts in (summary.exports or {}).items():
         click.echo(f"{name}: {', '.join(f'{k} {v}' for k, v in counts.items())}")
-    if summary.interrupted:
+    if interrupted:
         click.echo("interrupted: run the same command again to finish", err=True)
         sys.exit(130)
+    if failed:
+        sys.exit(1)
+
+
+class _progress_bar:
+    """A tqdm bar fed with (done, total) calls."""
+
+    def __init__(self, total: int):
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, unit="job", desc="render")
+
+    def __enter__(self):
+        return self
+
+    def __call__(self, done: int, total: int) -> None:
+        self.bar.update(done - self.bar.n)
+
+    def __exit__(self, *exc):
+        self.bar.close()
+        return False
 
 
 @main.command()
@@ -144,6 +183,9 @@ def params(recipe, as_json):
         click.echo(f"{name}: {p['type']} (default {p['default']!r}{'; ' + opts if opts else ''})"
                    + (f" - {p['description']}" if p["description"] else ""))
 
+
+for _command in COMMANDS:
+    main.add_command(_command)
 
 if __name__ == "__main__":
     main()

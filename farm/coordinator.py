@@ -135,7 +135,7 @@ class Coordinator:
                                                                  liveness=self.liveness))
             running = {a["id"] for a in self.store.running_attempts(worker_id)}
             for attempt_id in running - {msg.running}:  # the worker restarted: what it ran is lost
-                self.store.lose_attempt(attempt_id, "worker restarted")
+                self._lose(attempt_id, "worker restarted")
             if msg.running and msg.running not in running:
                 self._send("workers", identity, "CANCEL", p.Cancel(attempt_id=msg.running))
         elif kind == "REQUEST":
@@ -153,13 +153,13 @@ class Coordinator:
             self._on_done(worker_id, msg)
         elif kind == "BYE":
             for attempt in self.store.running_attempts(worker_id):
-                self.store.lose_attempt(attempt["id"], "worker left")
+                self._lose(attempt["id"], "worker left")
             self.store.worker_seen(worker_id, status="gone")
             self._known.discard(identity)
 
     def _dispatch(self, identity: bytes, worker_id: str) -> None:
         for attempt in self.store.running_attempts(worker_id):  # a worker asks only when idle
-            self.store.lose_attempt(attempt["id"], "worker asked for new work")
+            self._lose(attempt["id"], "worker asked for new work")
         leased = self.store.next_task(worker_id)
         if leased is None:
             self._send("workers", identity, "NO_TASK", p.NoTask(retry_seconds=self.heartbeat))
@@ -192,7 +192,16 @@ class Coordinator:
         if self.store.batch_finished(attempt["batch_id"]):
             self._finish_batch(batch)
 
+    def _lose(self, attempt_id: str, why: str) -> None:
+        """Requeue an attempt's job and drop whatever files it staged."""
+        attempt = self.store.attempt(attempt_id)
+        self.store.lose_attempt(attempt_id, why)
+        batch = self.store.batch(attempt["batch_id"]) if attempt else None
+        if batch:
+            shutil.rmtree(staging_dir(batch["out"], attempt_id), ignore_errors=True)
+
     def _finish_batch(self, batch: dict) -> None:
+        shutil.rmtree(Path(batch["out"]) / ".staging", ignore_errors=True)
         summary = self.store.summary(batch["id"])
         writer = DatasetWriter(Path(batch["out"]))
         writer.finalize({"jobs": summary["jobs"]["done"], "jobs_requested": batch["count"],
@@ -207,13 +216,13 @@ class Coordinator:
                 worker_id = identity.decode(errors="replace")
                 log.warning("worker %s lost (silent for %.0f s); requeueing its work", worker_id, now_mono - seen)
                 for attempt in self.store.running_attempts(worker_id):
-                    self.store.lose_attempt(attempt["id"], "worker lost")
+                    self._lose(attempt["id"], "worker lost")
                 self.store.worker_seen(worker_id, status="lost")
                 del self._seen[identity]
         for attempt in self.store.running_attempts():
             if now - attempt["progressed"] > self.hang_after:
                 log.warning("attempt %s hung (no progress for %.0f s); requeueing", attempt["id"], self.hang_after)
-                self.store.lose_attempt(attempt["id"], "no progress")
+                self._lose(attempt["id"], "no progress")
                 identity = attempt["worker_id"].encode()
                 self._send("workers", identity, "CANCEL", p.Cancel(attempt_id=attempt["id"]))
 

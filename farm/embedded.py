@@ -20,6 +20,7 @@ import zmq
 
 from ..addon.core.dataset.convert import export_for_recipe
 from ..addon.core.dataset.native import DatasetWriter
+from ..addon.core.jobs import resolve_params
 from ..addon.core.recipe import load_recipe
 from .client import FarmClient
 from .coordinator import Coordinator
@@ -86,6 +87,7 @@ def render_on_farm(recipe_path: Path, jobs: int, out: Path, *, seed: int = 0, pr
     """Render ``jobs`` jobs of a recipe file into ``out`` on an embedded farm."""
     recipe_path, out = Path(recipe_path).resolve(), Path(out).resolve()
     recipe = load_recipe(recipe_path)
+    params = resolve_params(recipe, params)  # bad values fail here, before anything is created
     text = recipe_path.read_text(encoding="utf-8")
     DatasetWriter(out).open(text, recipe.hash(), {"name": recipe.name})  # fails early on a foreign folder
     batch_id = batch_id_for(out, recipe.hash(), jobs, seed, params or {}, preview)

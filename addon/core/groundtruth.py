@@ -50,6 +50,7 @@ def bbox_of_mask(mask: np.ndarray) -> list[int] | None:
 
 
 _LUT_LIMIT = 1 << 22  # id ranges up to this size are remapped through a lookup table, wider ones by search
+_FEW_IDS = 256  # above this many requested ids, absent ones are dropped before the row/column tables
 
 
 def _as_id_image(index) -> np.ndarray:
@@ -64,12 +65,12 @@ def _compact(index: np.ndarray, wanted: np.ndarray) -> np.ndarray:
     """``index`` with each wanted id replaced by its position in ``wanted`` (sorted) plus one, others by 0."""
     lo, hi = int(index.min()), int(index.max())
     if hi - lo < _LUT_LIMIT:
-        lut = np.zeros(hi - lo + 1, dtype=np.intp)
+        lut = np.zeros(hi - lo + 1, dtype=np.int32)
         inside = (wanted >= lo) & (wanted <= hi)
         lut[wanted[inside] - lo] = np.flatnonzero(inside) + 1
         return lut[index - lo] if lo else lut[index]
     pos = np.minimum(np.searchsorted(wanted, index), len(wanted) - 1)
-    return np.where(wanted[pos] == index, pos + 1, 0)
+    return np.where(wanted[pos] == index, pos + 1, 0).astype(np.int32)
 
 
 def _region_rle(region: np.ndarray, r0: int, c0: int, height: int, width: int) -> dict:
@@ -104,23 +105,22 @@ def instances_from_mask(index: np.ndarray, ids: Iterable[int]) -> dict[int, Inst
         return {}
     height, width = index.shape
     compact = _compact(index, wanted)
-    counts = np.bincount(compact.ravel(), minlength=wanted.size + 1)
-    present = np.flatnonzero(counts[1:])
-    if present.size == 0:
-        return {}
-    if present.size < wanted.size:  # keep the per-row/column tables as small as the ids actually seen
-        remap = np.zeros(wanted.size + 1, dtype=np.intp)
+    if wanted.size > _FEW_IDS:  # many ids asked for: keep the row and column tables to the ids present
+        present = np.flatnonzero(np.bincount(compact.ravel(), minlength=wanted.size + 1)[1:])
+        remap = np.zeros(wanted.size + 1, dtype=np.int32)
         remap[present + 1] = np.arange(1, present.size + 1)
-        compact, wanted, counts = remap[compact], wanted[present], counts[np.r_[0, present + 1]]
-    k = wanted.size + 1
+        compact, wanted = remap[compact], wanted[present]
+    k = wanted.size + 1  # pixels per (row, id) and (column, id): every id's rows, columns and area at once
     rows = np.bincount((compact + (np.arange(height) * k)[:, None]).ravel(), minlength=height * k).reshape(height, k)
     cols = np.bincount((compact + (np.arange(width) * k)[None, :]).ravel(), minlength=width * k).reshape(width, k)
+    counts = rows.sum(axis=0)
     labels = {}
-    for slot, iid in enumerate(wanted.tolist(), start=1):
+    for slot in (np.flatnonzero(counts[1:]) + 1).tolist():
         r = np.flatnonzero(rows[:, slot])
         c = np.flatnonzero(cols[:, slot])
         r0, r1, c0, c1 = int(r[0]), int(r[-1]) + 1, int(c[0]), int(c[-1]) + 1
         region = compact[r0:r1, c0:c1] == slot
+        iid = int(wanted[slot - 1])
         labels[iid] = InstanceLabel(iid, int(counts[slot]), [c0, r0, c1 - c0, r1 - r0],
                                     _region_rle(region, r0, c0, height, width))
     return labels
@@ -180,13 +180,11 @@ class CameraModel:
         if self.world_to_camera is None and self.camera_to_world is None:
             raise ValueError("a CameraModel needs world_to_camera or camera_to_world")
         if self.world_to_camera is None:
-            self.camera_to_world = _matrix(self.camera_to_world, (4, 4), "camera_to_world")
-            self.world_to_camera = np.linalg.inv(self.camera_to_world)
-        else:
-            self.world_to_camera = _matrix(self.world_to_camera, (4, 4), "world_to_camera")
-            if self.camera_to_world is None:
-                self.camera_to_world = np.linalg.inv(self.world_to_camera)
-            self.camera_to_world = _matrix(self.camera_to_world, (4, 4), "camera_to_world")
+            self.world_to_camera = np.linalg.inv(_matrix(self.camera_to_world, (4, 4), "camera_to_world"))
+        self.world_to_camera = _matrix(self.world_to_camera, (4, 4), "world_to_camera")
+        if self.camera_to_world is None:
+            self.camera_to_world = np.linalg.inv(self.world_to_camera)
+        self.camera_to_world = _matrix(self.camera_to_world, (4, 4), "camera_to_world")
 
     @classmethod
     def from_blender(cls, matrix_world, K, resolution: tuple[int, int]) -> CameraModel:

@@ -87,6 +87,17 @@ def read_png(path: Path) -> np.ndarray:
     return array.astype(np.uint16) if image.mode.startswith("I") else array
 
 
+def _id_image(kind: str, array: np.ndarray) -> np.ndarray:
+    """An id image as uint16, refusing values a 16-bit PNG cannot hold (they would wrap silently)."""
+    array = np.asarray(array)
+    if array.ndim != 2 or not (np.issubdtype(array.dtype, np.integer) or array.dtype == bool):
+        raise TypeError(f"the {kind} image must be a 2D integer array, got {array.dtype} {array.shape}")
+    if array.size and (int(array.min()) < 0 or int(array.max()) > 65535):
+        raise ValueError(f"the {kind} image holds ids outside 0..65535 ({array.min()}..{array.max()}); "
+                         "a 16-bit PNG cannot store them")
+    return array.astype(np.uint16, copy=False)
+
+
 # -- the writer -----------------------------------------------------------------------------------------
 class DatasetWriter:
     def __init__(self, root: Path):
@@ -95,7 +106,15 @@ class DatasetWriter:
     # -- opening and resuming --
     def info(self) -> dict:
         path = self.root / "dataset.yaml"
-        return yaml.safe_load(path.read_text()) if path.is_file() else {}
+        if not path.is_file():
+            return {}
+        try:
+            info = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as error:
+            raise DatasetError(f"{path} is not valid YAML ({error}); repair it, or choose another --out") from error
+        if not isinstance(info, dict):
+            raise DatasetError(f"{path} does not describe a dataset (not a mapping); choose another --out")
+        return info
 
     def open(self, recipe_text: str, recipe_hash: str, info: dict) -> set[int]:
         """Create the dataset, or resume it when it holds the same recipe. Returns the completed job ids."""
@@ -106,18 +125,38 @@ class DatasetWriter:
                     f"{self.root} holds a dataset of another recipe (hash {existing.get('recipe_hash')}, this "
                     f"recipe {recipe_hash}); choose another --out or delete that folder")
             self.remove_leftovers()
+            self._make_folders()
             done = self.completed_jobs()
             log.info("resuming %s: %d jobs already complete", self.root, len(done))
             return done
-        if self.root.exists() and any(self.root.iterdir()):
-            raise DatasetError(f"{self.root} is not empty and holds no synthfarm dataset (no dataset.yaml); "
-                               "choose an empty or new --out folder")
-        for folder, _ in FOLDERS.values():
-            (self.root / folder).mkdir(parents=True, exist_ok=True)
+        foreign = self._foreign_entries()
+        if foreign:
+            raise DatasetError(f"{self.root} is not empty and holds no synthfarm dataset (no dataset.yaml; it has "
+                               f"{', '.join(foreign[:5])}); choose an empty or new --out folder")
+        self.remove_leftovers()
+        self._make_folders()
         atomic_write_text(self.root / "recipe.yaml", recipe_text)
         self._write_info({**info, "recipe_hash": recipe_hash, "complete": False,
                           "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
         return set()
+
+    def _make_folders(self) -> None:
+        for folder, _ in FOLDERS.values():
+            (self.root / folder).mkdir(parents=True, exist_ok=True)
+
+    def _foreign_entries(self) -> list[str]:
+        """What a folder without dataset.yaml holds beyond the traces of an interrupted ``open``."""
+        if not self.root.is_dir():
+            return []
+        ours = {folder for folder, _ in FOLDERS.values()}
+        foreign = []
+        for entry in sorted(self.root.iterdir()):
+            if entry.name == "recipe.yaml" or (entry.name.startswith(".") and TMP_MARK in entry.name):
+                continue
+            if entry.is_dir() and entry.name in ours and not any(entry.iterdir()):
+                continue
+            foreign.append(entry.name)
+        return foreign
 
     def _write_info(self, info: dict) -> None:
         atomic_write_text(self.root / "dataset.yaml", yaml.safe_dump(info, sort_keys=False))
@@ -136,12 +175,19 @@ class DatasetWriter:
         stem = self.frame_stem(job_id, frame, sensor)
         return {kind: self.root / folder / f"{stem}{suffix}" for kind, (folder, suffix) in FOLDERS.items()}
 
+    def job_complete(self, job_id: int, frames: int, sensors: list[str]) -> bool:
+        """Whether every frame of every sensor of the job has its annotation (the commit marker) in place."""
+        return all(self.frame_paths(job_id, frame, sensor)["annotation"].is_file()
+                   for frame in range(frames) for sensor in sensors)
+
     def write_frame(self, job_id: int, frame: int, sensor: str, *, image_png: Path | None = None,
                     depth: np.ndarray | None = None, normals: np.ndarray | None = None,
                     instance_mask: np.ndarray | None = None, semantic_mask: np.ndarray | None = None,
                     annotation: dict, metadata: dict) -> dict[str, Path]:
         """Write a frame's files; the annotation last (the frame's commit marker)."""
         paths = self.frame_paths(job_id, frame, sensor)
+        masks = {kind: _id_image(kind, array) for kind, array in (("mask", instance_mask), ("semantic", semantic_mask))
+                 if array is not None}
         paths["annotation"].unlink(missing_ok=True)  # a re-done frame is not done until it is all rewritten
         if image_png is not None:
             with atomic_path(paths["image"]) as tmp:
@@ -152,10 +198,9 @@ class DatasetWriter:
         if normals is not None:
             with atomic_path(paths["normals"]) as tmp:
                 write_exr(tmp, {"X": normals[..., 0], "Y": normals[..., 1], "Z": normals[..., 2]}, half=True)
-        for kind, array in (("mask", instance_mask), ("semantic", semantic_mask)):
-            if array is not None:
-                with atomic_path(paths[kind]) as tmp:
-                    write_png(tmp, np.asarray(array, dtype=np.uint16))
+        for kind, array in masks.items():
+            with atomic_path(paths[kind]) as tmp:
+                write_png(tmp, array)
         atomic_write_json(paths["metadata"], metadata)
         atomic_write_json(paths["annotation"], annotation)
         return paths
@@ -183,7 +228,13 @@ class DatasetWriter:
     def record_job(self, job_id: int, parameters: dict, seed: int, status: str, **extra) -> None:
         """Append a line to jobs.jsonl; a later line for the same id supersedes earlier ones."""
         line = json.dumps({"id": job_id, "parameters": parameters, "seed": seed, "status": status, **extra})
-        with open(self.root / "jobs.jsonl", "a", encoding="utf-8") as handle:
+        path = self.root / "jobs.jsonl"
+        if path.is_file() and path.stat().st_size:
+            with open(path, "rb") as handle:  # a crash mid-line must not swallow this record into that line
+                handle.seek(-1, os.SEEK_END)
+                if handle.read(1) != b"\n":
+                    line = "\n" + line
+        with open(path, "a", encoding="utf-8") as handle:
             handle.write(line + "\n")
             handle.flush()
             os.fsync(handle.fileno())
@@ -197,8 +248,9 @@ class DatasetWriter:
                 try:
                     record = json.loads(line)
                 except json.JSONDecodeError:
-                    continue
-                out[record["id"]] = record
+                    continue  # torn by a crash while it was written
+                if isinstance(record, dict) and "id" in record:
+                    out[record["id"]] = record
         return out
 
     def completed_jobs(self) -> set[int]:
@@ -212,11 +264,12 @@ class DatasetWriter:
                 done.add(job_id)
         return done
 
-    def finalize(self, counts: dict) -> None:
-        """Rewrite dataset.yaml with counts; ``complete`` once every requested job is done."""
+    def finalize(self, counts: dict, complete: bool | None = None) -> None:
+        """Rewrite dataset.yaml with counts and ``complete`` (by default: once every requested job is done)."""
         info = self.info()
         frames = len(list((self.root / "annotations").glob("*-ann.json")))
-        info.update(counts=dict(counts, frames=frames),
-                    complete=counts.get("jobs", 0) >= counts.get("jobs_requested", 0),
+        if complete is None:
+            complete = counts.get("jobs", 0) >= counts.get("jobs_requested", 0)
+        info.update(counts=dict(counts, frames=frames), complete=bool(complete),
                     updated=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
         self._write_info(info)

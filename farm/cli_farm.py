@@ -1,0 +1,186 @@
+"""The farm's commands: run a coordinator or a worker, and submit and steer batches."""
+from __future__ import annotations
+
+import json
+import signal
+import time
+import uuid
+from pathlib import Path
+
+import click
+
+COORDINATOR = "tcp://127.0.0.1:5556"
+connect_option = click.option("--connect", "-c", default=COORDINATOR, show_default=True, envvar="SYNTHFARM_COORDINATOR",
+                              help="The coordinator's client endpoint (or $SYNTHFARM_COORDINATOR).")
+
+
+def _client(connect: str):
+    from .client import FarmClient
+
+    return FarmClient(connect)
+
+
+def _call(fn, *args, **kw):
+    from .client import FarmError
+
+    try:
+        return fn(*args, **kw)
+    except FarmError as err:
+        raise click.ClickException(str(err)) from None
+
+
+def _loopback(endpoint: str) -> bool:
+    host = endpoint.split("://", 1)[-1].rsplit(":", 1)[0]
+    return host in ("127.0.0.1", "localhost", "[::1]", "::1") or endpoint.startswith(("ipc://", "inproc://"))
+
+
+def _stop_on_signals(stop_event) -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop_event.set())
+
+
+@click.command()
+@click.option("--bind", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=5555, show_default=True, help="Workers' port; clients use PORT+1, events PORT+2.")
+@click.option("--data", type=click.Path(file_okay=False), required=True, help="Folder for the farm's SQLite state.")
+@click.option("--insecure", is_flag=True, help="Allow a non-loopback address without keys (CURVE keys come later).")
+@click.option("--heartbeat", type=click.FloatRange(min=0.05), default=1.0, show_default=True, help="Seconds.")
+@click.option("--lost-after", type=click.FloatRange(min=0.1), default=60.0, show_default=True,
+              help="Seconds of silence after which a worker's job is requeued.")
+@click.option("--hang-after", type=click.FloatRange(min=0.1), default=600.0, show_default=True,
+              help="Seconds without progress after which a job is requeued.")
+def coordinator(bind, port, data, insecure, heartbeat, lost_after, hang_after):
+    """Run a coordinator: workers connect to PORT, clients (submit, status, ...) to PORT+1."""
+    from .coordinator import Coordinator
+
+    endpoints = [f"tcp://{bind}:{port + i}" for i in range(3)]
+    if not all(_loopback(e) for e in endpoints) and not insecure:
+        raise click.ClickException(f"refusing to listen on {bind} without keys: anyone who can reach it could submit "
+                                   "work; bind to 127.0.0.1, or pass --insecure on a trusted network")
+    coord = Coordinator(Path(data), *endpoints, heartbeat=heartbeat, lost_after=lost_after, hang_after=hang_after)
+    _stop_on_signals(coord.stop_event)
+    click.echo(f"coordinator: workers {endpoints[0]}, clients {endpoints[1]}, events {endpoints[2]}; state in {data}")
+    coord.serve()
+
+
+@click.command()
+@click.option("--connect", "-c", default="tcp://127.0.0.1:5555", show_default=True,
+              help="The coordinator's worker endpoint.")
+@click.option("--gpu", type=int, help="Render on this GPU only (index among the backend's devices).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default="auto", show_default=True)
+@click.option("--max-jobs", type=click.IntRange(min=0), default=0, help="Restart Blender after this many jobs (0: never).")
+@click.option("--max-rss", type=click.FloatRange(min=0), default=0.0, help="Restart Blender above this memory, in GB.")
+@click.option("--blender", type=click.Path(dir_okay=False), help="A Blender executable (default: the bpy module).")
+@click.option("--name", help="Worker id (default: host-pid-random).")
+def worker(connect, gpu, device, max_jobs, max_rss, blender, name):
+    """Run a worker: a supervisor that keeps one Blender process rendering the coordinator's jobs."""
+    from .worker import Worker
+
+    w = Worker(connect, name, blender=blender, gpu=gpu, device=device, max_jobs=max_jobs, max_rss_gb=max_rss)
+    _stop_on_signals(w.stop_event)
+    click.echo(f"worker {w.worker_id} -> {connect}")
+    w.run()
+
+
+@click.command()
+@click.argument("recipe", type=click.Path(dir_okay=False, exists=True))
+@click.option("--jobs", "-n", type=click.IntRange(min=1), required=True)
+@click.option("--out", "-o", type=click.Path(file_okay=False), required=True,
+              help="Dataset folder, as the coordinator sees it (a shared output root).")
+@click.option("--preview", is_flag=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--priority", type=click.IntRange(0, 100), default=50, show_default=True)
+@click.option("--name", default="", help="A name for the batch.")
+@click.option("--batch-id", help="Idempotency key: submitting the same id twice creates one batch.")
+@connect_option
+def submit(recipe, jobs, out, preview, seed, priority, name, batch_id, connect):
+    """Submit a batch of JOBS jobs of RECIPE; prints the batch id."""
+    from ..addon.core.recipe import RecipeError, load_recipe
+
+    try:
+        load_recipe(recipe)
+    except RecipeError as err:
+        raise click.ClickException(str(err)) from None
+    path = Path(recipe).resolve()
+    data = _call(_client(connect).submit, batch_id=batch_id or uuid.uuid4().hex[:16], name=name,
+                 recipe=path.read_text(), recipe_dir=str(path.parent), out=str(Path(out).resolve()), count=jobs,
+                 seed=seed, preview=preview, priority=priority)
+    click.echo(data["id"])
+
+
+@click.command()
+@click.argument("batch", required=False)
+@click.option("--json", "as_json", is_flag=True)
+@connect_option
+def status(batch, as_json, connect):
+    """Show one batch (with its failed jobs' errors) or all batches."""
+    data = _call(_client(connect).status, batch)
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    for b in ([data] if batch else data["batches"]):
+        jobs = b["jobs"]
+        click.echo(f"{b['id']} {b['name'] or '-'} [{b['status']}, priority {b['priority']}] "
+                   + " ".join(f"{k} {v}" for k, v in jobs.items()) + f" -> {b['out']}")
+        for error in b.get("errors", []):
+            click.echo(f"  job {error['job_id']} failed: {error['error'].splitlines()[0] if error['error'] else ''}")
+
+
+@click.command()
+@click.argument("batch")
+@connect_option
+def watch(batch, connect):
+    """Follow a batch with a progress bar until it ends."""
+    from tqdm import tqdm
+
+    client = _client(connect)
+    data = _call(client.status, batch)
+    with tqdm(total=data["count"], unit="job", desc=batch) as bar:
+        while True:
+            jobs = data["jobs"]
+            bar.update(jobs["done"] + jobs["failed"] - bar.n)
+            bar.set_postfix(running=jobs["running"], failed=jobs["failed"])
+            if data["status"] == "cancelled" or (jobs["queued"] == 0 and jobs["running"] == 0):
+                break
+            time.sleep(1.0)
+            data = _call(client.status, batch)
+    click.echo(f"{batch}: " + " ".join(f"{k} {v}" for k, v in data["jobs"].items()))
+
+
+@click.command()
+@click.argument("batch")
+@connect_option
+def cancel(batch, connect):
+    """Cancel a batch: queued jobs are dropped, running ones stopped."""
+    data = _call(_client(connect).cancel, batch)
+    click.echo(f"{batch}: cancelled; " + " ".join(f"{k} {v}" for k, v in data["jobs"].items()))
+
+
+@click.command()
+@click.argument("batch")
+@connect_option
+def retry(batch, connect):
+    """Requeue a batch's failed and cancelled jobs."""
+    click.echo(f"{batch}: {_call(_client(connect).retry, batch)['requeued']} jobs requeued")
+
+
+@click.command("set-priority")
+@click.argument("batch")
+@click.argument("priority", type=click.IntRange(0, 100))
+@connect_option
+def set_priority(batch, priority, connect):
+    """Set a batch's priority (0-100, higher first)."""
+    _call(_client(connect).set_priority, batch, priority)
+    click.echo(f"{batch}: priority {priority}")
+
+
+@click.command()
+@connect_option
+def workers(connect):
+    """List the workers the coordinator knows."""
+    for w in _call(_client(connect).workers):
+        click.echo(f"{w['id']} {w['status']} {w['device'] or '-'} on {w['host'] or '-'} "
+                   f"(seen {time.time() - w['last_seen']:.0f} s ago)")
+
+
+COMMANDS = (coordinator, worker, submit, status, watch, cancel, retry, set_priority, workers)
