@@ -284,4 +284,4 @@ class Coordinator:
                                       ((msg.batch_id, j) for j in done if j < msg.count))
         if self.store.batch_finished(msg.batch_id):
             self._finish_batch(batch)
-        return {"created": created, **self.store.summary(msg.batch_id)}
+        return {**self.store.summary(msg.batch_id), "new": created}

@@ -141,7 +141,9 @@ class Store:
                                          "created, id").fetchall():
             if batch_id in blocked:
                 continue
-            job_id = self._pop_queued(batch_id)
+            failed = {r[0] for r in self.db.execute("SELECT job_id FROM failures WHERE batch_id=? AND worker_id=?",
+                                                    (batch_id, worker_id))}
+            job_id = self._pop_queued(batch_id, skip=failed)
             if job_id is None:
                 continue
             attempt_id = uuid.uuid4().hex
@@ -153,20 +155,28 @@ class Store:
             return self.batch(batch_id), job_id, attempt_id
         return None
 
-    def _pop_queued(self, batch_id: str) -> int | None:
+    def _pop_queued(self, batch_id: str, skip: set[int]) -> int | None:
+        """The next queued job of a batch that is not in ``skip`` (jobs this worker already failed).
+        Job ids are read ahead in windows; the table stays the truth (an id in the window may have been
+        cancelled meanwhile)."""
         queue = self._queues.setdefault(batch_id, deque())
-        while True:
-            if not queue:
-                queue.extend(r[0] for r in self.db.execute(
-                    "SELECT job_id FROM jobs WHERE batch_id=? AND status='queued' ORDER BY job_id LIMIT 2000",
-                    (batch_id,)))
-                if not queue:
-                    return None
-            job_id = queue.popleft()
-            status = self.db.execute("SELECT status FROM jobs WHERE batch_id=? AND job_id=?",
-                                     (batch_id, job_id)).fetchone()
-            if status and status[0] == "queued":
-                return job_id
+        for _ in range(2):
+            i = 0
+            while i < len(queue):
+                job_id = queue[i]
+                status = self.db.execute("SELECT status FROM jobs WHERE batch_id=? AND job_id=?",
+                                         (batch_id, job_id)).fetchone()
+                if not status or status[0] != "queued":
+                    del queue[i]
+                elif job_id in skip:
+                    i += 1
+                else:
+                    del queue[i]
+                    return job_id
+            queue.clear()
+            queue.extend(r[0] for r in self.db.execute(
+                "SELECT job_id FROM jobs WHERE batch_id=? AND status='queued' ORDER BY job_id LIMIT 2000", (batch_id,)))
+        return None
 
     def _requeue(self, batch_id: str, job_id: int) -> None:
         self.db.execute("UPDATE jobs SET status='queued' WHERE batch_id=? AND job_id=? AND status='running'",

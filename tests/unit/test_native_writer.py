@@ -74,3 +74,62 @@ def test_torn_jobs_line_and_missing_frame(tmp_path):
         handle.write('{"id": 2, "stat')
     assert writer.completed_jobs() == {0}
     assert json.loads((tmp_path / "jobs.jsonl").read_text().splitlines()[0])["seed"] == 1
+
+
+def test_temporary_name_keeps_the_extension_and_lands_atomically(tmp_path):
+    target = tmp_path / "0000000003-0000-cam.png"
+    with atomic_path(target) as tmp:
+        assert tmp.parent == tmp_path and tmp.name.startswith(".0000000003-0000-cam.png.")
+        assert tmp.name.endswith(".tmp.png") and not target.exists()
+        tmp.write_bytes(b"png")
+    assert target.read_bytes() == b"png" and [p.name for p in tmp_path.iterdir()] == [target.name]
+
+
+def test_job_completeness_and_redone_frames(tmp_path):
+    writer = DatasetWriter(tmp_path / "ds")
+    writer.open("r", "h", {})
+    for sensor in ("left", "right"):
+        writer.write_frame(5, 0, sensor, annotation={"v": 1}, metadata={})
+    assert not writer.job_complete(5, 2, ["left", "right"])  # frame 1 missing
+    writer.write_frame(5, 1, "left", annotation={"v": 1}, metadata={})
+    writer.write_frame(5, 1, "right", annotation={"v": 1}, metadata={})
+    assert writer.job_complete(5, 2, ["left", "right"])
+    writer.write_frame(5, 1, "right", annotation={"v": 2}, metadata={})  # a re-done frame overwrites the stale one
+    assert json.loads(writer.frame_paths(5, 1, "right")["annotation"].read_text()) == {"v": 2}
+
+
+def test_masks_are_16_bit_and_out_of_range_ids_are_refused(tmp_path):
+    writer = DatasetWriter(tmp_path / "ds")
+    writer.open("r", "h", {})
+    mask = np.array([[0, 1, 65535], [300, 4096, 2]], dtype=np.int32)
+    writer.write_frame(1, 0, "cam", instance_mask=mask, annotation={}, metadata={})
+    back = read_png(writer.frame_paths(1, 0, "cam")["mask"])
+    assert back.dtype == np.uint16 and np.array_equal(back, mask)
+    with pytest.raises(ValueError, match="0..65535"):
+        writer.write_frame(2, 0, "cam", instance_mask=mask + 1, annotation={}, metadata={})
+    assert not any(p.exists() for p in writer.frame_paths(2, 0, "cam").values())
+
+
+def test_torn_line_does_not_swallow_the_next_record(tmp_path):
+    writer = DatasetWriter(tmp_path)
+    writer.open("r", "h", {})
+    writer.record_job(0, {}, 1, "running")
+    with open(tmp_path / "jobs.jsonl", "a") as handle:
+        handle.write('{"id": 0, "status": "do')  # the process died here
+    writer.record_job(0, {}, 1, "done", note="later")
+    assert writer.jobs()[0]["status"] == "done" and writer.jobs()[0]["note"] == "later"
+
+
+def test_interrupted_open_corrupt_info_and_finalize(tmp_path):
+    root = tmp_path / "ds"
+    (root / "images").mkdir(parents=True)  # a crash after the folders and recipe, before dataset.yaml
+    (root / "recipe.yaml").write_text("old")
+    (root / ".dataset.yaml.x.tmp.yaml").write_text("half")
+    writer = DatasetWriter(root)
+    assert writer.open("new", "h", {"name": "n"}) == set()
+    assert (root / "recipe.yaml").read_text() == "new" and not list(root.glob(".*"))
+    writer.finalize({"jobs": 3, "jobs_requested": 4})
+    assert writer.info()["complete"] is False and writer.info()["recipe_hash"] == "h"
+    (root / "dataset.yaml").write_text("[unclosed")
+    with pytest.raises(DatasetError, match="not valid YAML"):
+        DatasetWriter(root).open("new", "h", {})

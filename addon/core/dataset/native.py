@@ -264,12 +264,11 @@ class DatasetWriter:
                 done.add(job_id)
         return done
 
-    def finalize(self, counts: dict, complete: bool | None = None) -> None:
-        """Rewrite dataset.yaml with counts and ``complete`` (by default: once every requested job is done)."""
+    def finalize(self, counts: dict) -> None:
+        """Rewrite dataset.yaml with counts; ``complete`` once every requested job is done."""
         info = self.info()
         frames = len(list((self.root / "annotations").glob("*-ann.json")))
-        if complete is None:
-            complete = counts.get("jobs", 0) >= counts.get("jobs_requested", 0)
-        info.update(counts=dict(counts, frames=frames), complete=bool(complete),
+        complete = counts.get("jobs", 0) >= counts.get("jobs_requested", 0)
+        info.update(counts=dict(counts, frames=frames), complete=complete,
                     updated=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
         self._write_info(info)
