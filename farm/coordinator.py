@@ -18,7 +18,7 @@ from pathlib import Path
 
 import zmq
 
-from ..addon.core.dataset.native import DatasetWriter
+from ..addon.core.dataset.native import DatasetWriter, job_record
 from ..addon.core.jobs import job_seed, resolve_params
 from ..addon.core.recipe import RecipeError, parse_recipe_text
 from . import protocol as p
@@ -42,6 +42,7 @@ class Coordinator:
         self.dropped: Counter = Counter()
         self.stop_event = threading.Event()
         self._outbox: list[tuple[zmq.Socket, list[bytes]]] = []
+        self._records: dict[str, list[dict]] = {}  # jobs.jsonl lines of this cycle, per dataset
         self._seen: dict[bytes, float] = {}
         self._known = {w["id"].encode() for w in self.store.workers() if w["status"] != "gone"}
         self.sockets = {}
@@ -92,6 +93,9 @@ class Coordinator:
                 handle(frames)
         if time.monotonic() - self._last_check >= self.heartbeat:
             self._check_liveness()
+        for out, records in self._records.items():  # one write and fsync per dataset and cycle
+            DatasetWriter(Path(out)).record_jobs(records)
+        self._records.clear()
         self.store.commit()
         for sock, frames in self._outbox:
             try:
@@ -158,8 +162,9 @@ class Coordinator:
             self._known.discard(identity)
 
     def _dispatch(self, identity: bytes, worker_id: str) -> None:
-        for attempt in self.store.running_attempts(worker_id):  # a worker asks only when idle
-            self._lose(attempt["id"], "worker asked for new work")
+        running = self.store.running_attempt_of(worker_id)
+        if running:  # a worker asks only when idle: what it ran is over
+            self._lose(running, "worker asked for new work")
         leased = self.store.next_task(worker_id)
         if leased is None:
             self._send("workers", identity, "NO_TASK", p.NoTask(retry_seconds=self.heartbeat))
@@ -177,11 +182,11 @@ class Coordinator:
         staging = staging_dir(batch["out"], msg.attempt_id) if batch else None
         if msg.ok and attempt and attempt["status"] == "running" and attempt["worker_id"] == worker_id:
             # files first: a crash after this re-runs the job, whose identical files overwrite these
-            writer = DatasetWriter(Path(batch["out"]))
-            stems = writer.commit_staging(staging)
-            writer.record_job(attempt["job_id"], batch["params"], job_seed(batch["seed"], attempt["job_id"]), "done",
-                              frames=msg.frames, stems=stems, seconds=round(msg.seconds, 3), device=msg.device)
-        outcome = self.store.finish(msg.attempt_id, worker_id, msg.ok, msg.error, msg.seconds)
+            stems = DatasetWriter(Path(batch["out"])).commit_staging(staging)
+            self._records.setdefault(batch["out"], []).append(job_record(
+                attempt["job_id"], batch["params"], job_seed(batch["seed"], attempt["job_id"]), "done",
+                frames=msg.frames, stems=stems, seconds=round(msg.seconds, 3), device=msg.device))
+        outcome = self.store.finish(msg.attempt_id, worker_id, msg.ok, msg.error, msg.seconds, attempt)
         if staging is not None and staging.exists():
             shutil.rmtree(staging, ignore_errors=True)  # a stale or failed attempt's files
         self.store.worker_seen(worker_id, status="idle")
@@ -212,8 +217,9 @@ class Coordinator:
         now_mono, now = time.monotonic(), time.time()
         self._last_check = now_mono
         for identity, seen in list(self._seen.items()):
+            worker_id = identity.decode(errors="replace")
+            self.store.worker_seen(worker_id, status=self.store.worker_status(worker_id) or "idle", force=True)
             if now_mono - seen > self.lost_after:
-                worker_id = identity.decode(errors="replace")
                 log.warning("worker %s lost (silent for %.0f s); requeueing its work", worker_id, now_mono - seen)
                 for attempt in self.store.running_attempts(worker_id):
                     self._lose(attempt["id"], "worker lost")

@@ -51,6 +51,11 @@ class Store:
         self.db.executescript(SCHEMA)
         self.db.commit()
         self._queues: dict[str, deque] = {}  # batch id -> queued job ids fetched ahead (a window, not all)
+        self._batches: dict[str, dict] = {}  # rows of batches, dropped whenever one changes
+        self._active: list[str] | None = None  # active batch ids in dispatch order
+        self._with_failures = {r[0] for r in self.db.execute("SELECT DISTINCT batch_id FROM failures")}
+        self._workers: dict[str, str] = {}  # worker id -> last status written
+        self._running: dict[str, str | None] = {}  # worker id -> its running attempt
 
     def commit(self) -> None:
         self.db.commit()
@@ -71,9 +76,16 @@ class Store:
                          int(preview), priority, "active", time.time()))
         self.db.executemany("INSERT INTO jobs (batch_id, job_id, status) VALUES (?, ?, 'queued')",
                             ((batch_id, i) for i in range(count)))
+        self._changed(batch_id)
         return self.batch(batch_id), True
 
+    def _changed(self, batch_id: str | None = None) -> None:
+        self._batches.pop(batch_id, None) if batch_id else self._batches.clear()
+        self._active = None
+
     def batch(self, batch_id: str) -> dict | None:
+        if batch_id in self._batches:
+            return self._batches[batch_id]
         row = self.db.execute("SELECT id, name, recipe, recipe_dir, out, count, seed, params, frames, preview, "
                               "priority, status, created FROM batches WHERE id=?", (batch_id,)).fetchone()
         if row is None:
@@ -82,6 +94,7 @@ class Store:
                 "priority", "status", "created")
         batch = dict(zip(keys, row))
         batch["params"], batch["preview"] = json.loads(batch["params"]), bool(batch["preview"])
+        self._batches[batch_id] = batch
         return batch
 
     def batches(self) -> list[dict]:
@@ -103,15 +116,19 @@ class Store:
     def set_priority(self, batch_id: str, priority: int) -> None:
         self._require(batch_id)
         self.db.execute("UPDATE batches SET priority=? WHERE id=?", (priority, batch_id))
+        self._changed(batch_id)
 
     def cancel(self, batch_id: str) -> list[tuple[str, str]]:
         """Cancel a batch: queued jobs are cancelled; returns (attempt, worker) pairs to stop."""
         self._require(batch_id)
         self.db.execute("UPDATE batches SET status='cancelled' WHERE id=?", (batch_id,))
+        self._changed(batch_id)
         self.db.execute("UPDATE jobs SET status='cancelled' WHERE batch_id=? AND status IN ('queued','running')",
                         (batch_id,))
         running = self.db.execute("SELECT id, worker_id FROM attempts WHERE batch_id=? AND status='running'",
                                   (batch_id,)).fetchall()
+        for _, worker_id in running:
+            self._running.pop(worker_id, None)
         self.db.execute("UPDATE attempts SET status='cancelled', finished=? WHERE batch_id=? AND status='running'",
                         (time.time(), batch_id))
         self._queues.pop(batch_id, None)
@@ -121,6 +138,8 @@ class Store:
         """Requeue the failed (and cancelled) jobs of a batch; forgets their failures and blocks."""
         self._require(batch_id)
         self.db.execute("UPDATE batches SET status='active' WHERE id=?", (batch_id,))
+        self._changed(batch_id)
+        self._with_failures.discard(batch_id)
         n = self.db.execute("UPDATE jobs SET status='queued', error='' WHERE batch_id=? AND status IN "
                             "('failed','cancelled')", (batch_id,)).rowcount
         self.db.execute("DELETE FROM failures WHERE batch_id=?", (batch_id,))
@@ -136,13 +155,17 @@ class Store:
     def next_task(self, worker_id: str) -> tuple[dict, int, str] | None:
         """Lease the next job for ``worker_id``: (batch, job id, attempt id), or None when nothing fits.
         Highest priority first, then oldest batch, then job order; blocked batches are skipped."""
-        blocked = {r[0] for r in self.db.execute("SELECT batch_id FROM blocks WHERE worker_id=?", (worker_id,))}
-        for batch_id, in self.db.execute("SELECT id FROM batches WHERE status='active' ORDER BY priority DESC, "
-                                         "created, id").fetchall():
-            if batch_id in blocked:
-                continue
-            failed = {r[0] for r in self.db.execute("SELECT job_id FROM failures WHERE batch_id=? AND worker_id=?",
-                                                    (batch_id, worker_id))}
+        if self._active is None:
+            self._active = [r[0] for r in self.db.execute(
+                "SELECT id FROM batches WHERE status='active' ORDER BY priority DESC, created, id")]
+        for batch_id in self._active:
+            failed: set[int] = set()
+            if batch_id in self._with_failures:  # blocks and failures only exist once something failed
+                if self.db.execute("SELECT 1 FROM blocks WHERE batch_id=? AND worker_id=?",
+                                   (batch_id, worker_id)).fetchone():
+                    continue
+                failed = {r[0] for r in self.db.execute("SELECT job_id FROM failures WHERE batch_id=? AND "
+                                                        "worker_id=?", (batch_id, worker_id))}
             job_id = self._pop_queued(batch_id, skip=failed)
             if job_id is None:
                 continue
@@ -152,6 +175,7 @@ class Store:
                             (batch_id, job_id))
             self.db.execute("INSERT INTO attempts (id, batch_id, job_id, worker_id, status, started, progressed) "
                             "VALUES (?,?,?,?,'running',?,?)", (attempt_id, batch_id, job_id, worker_id, now, now))
+            self._running[worker_id] = attempt_id
             return self.batch(batch_id), job_id, attempt_id
         return None
 
@@ -191,13 +215,15 @@ class Store:
     def progress(self, attempt_id: str) -> None:
         self.db.execute("UPDATE attempts SET progressed=? WHERE id=? AND status='running'", (time.time(), attempt_id))
 
-    def finish(self, attempt_id: str, worker_id: str, ok: bool, error: str = "", seconds: float = 0.0) -> str:
+    def finish(self, attempt_id: str, worker_id: str, ok: bool, error: str = "", seconds: float = 0.0,
+               attempt: dict | None = None) -> str:
         """Record an attempt's end. Returns 'done', 'retry', 'failed', or 'stale' (not the running attempt
-        of this worker: its results must be ignored)."""
-        attempt = self.attempt(attempt_id)
+        of this worker: its results must be ignored). ``attempt``: the row, when the caller has it."""
+        attempt = attempt or self.attempt(attempt_id)
         if attempt is None or attempt["status"] != "running" or attempt["worker_id"] != worker_id:
             return "stale"
         batch_id, job_id, now = attempt["batch_id"], attempt["job_id"], time.time()
+        self._running.pop(worker_id, None)
         self.db.execute("UPDATE attempts SET status=?, finished=?, error=? WHERE id=?",
                         ("done" if ok else "failed", now, error[:2000], attempt_id))
         if ok:
@@ -205,6 +231,7 @@ class Store:
                             (seconds, batch_id, job_id))
             return "done"
         self.db.execute("INSERT OR IGNORE INTO failures VALUES (?,?,?)", (batch_id, job_id, worker_id))
+        self._with_failures.add(batch_id)
         failed_by = self.db.execute("SELECT COUNT(*) FROM failures WHERE batch_id=? AND job_id=?",
                                     (batch_id, job_id)).fetchone()[0]
         worker_failures = self.db.execute("SELECT COUNT(DISTINCT job_id) FROM failures WHERE batch_id=? AND "
@@ -225,7 +252,17 @@ class Store:
             return
         self.db.execute("UPDATE attempts SET status='lost', finished=?, error=? WHERE id=?",
                         (time.time(), why, attempt_id))
+        if self._running.get(attempt["worker_id"]) == attempt_id:
+            del self._running[attempt["worker_id"]]
         self._requeue(attempt["batch_id"], attempt["job_id"])
+
+    def running_attempt_of(self, worker_id: str) -> str | None:
+        """The attempt a worker runs (kept in memory; read from the table once per worker)."""
+        if worker_id not in self._running:
+            row = self.db.execute("SELECT id FROM attempts WHERE status='running' AND worker_id=? LIMIT 1",
+                                  (worker_id,)).fetchone()
+            self._running[worker_id] = row[0] if row else None
+        return self._running[worker_id]
 
     def running_attempts(self, worker_id: str | None = None) -> list[dict]:
         sql = "SELECT id, batch_id, job_id, worker_id, progressed FROM attempts WHERE status='running'"
@@ -233,16 +270,23 @@ class Store:
         return [dict(zip(("id", "batch_id", "job_id", "worker_id", "progressed"), r)) for r in rows]
 
     def batch_finished(self, batch_id: str) -> bool:
-        left = self.db.execute("SELECT COUNT(*) FROM jobs WHERE batch_id=? AND status IN ('queued','running')",
-                               (batch_id,)).fetchone()[0]
-        return left == 0
+        return self.db.execute("SELECT 1 FROM jobs WHERE batch_id=? AND status IN ('queued','running') LIMIT 1",
+                               (batch_id,)).fetchone() is None
 
     # -- workers ----------------------------------------------------------------------------------------
-    def worker_seen(self, worker_id: str, host: str = "", device: str = "", status: str = "idle") -> None:
+    def worker_seen(self, worker_id: str, host: str = "", device: str = "", status: str = "idle",
+                    force: bool = False) -> None:
+        """Record a worker's status; the heartbeat-time refresh is written at most when ``force``."""
+        if not force and not host and self._workers.get(worker_id) == status:
+            return
+        self._workers[worker_id] = status
         self.db.execute("INSERT INTO workers VALUES (?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET status=excluded.status, "
                         "last_seen=excluded.last_seen, host=CASE WHEN excluded.host='' THEN host ELSE excluded.host END,"
                         " device=CASE WHEN excluded.device='' THEN device ELSE excluded.device END",
                         (worker_id, host, device, status, time.time()))
+
+    def worker_status(self, worker_id: str) -> str | None:
+        return self._workers.get(worker_id)
 
     def workers(self) -> list[dict]:
         rows = self.db.execute("SELECT id, host, device, status, last_seen FROM workers ORDER BY id")

@@ -98,6 +98,11 @@ def _id_image(kind: str, array: np.ndarray) -> np.ndarray:
     return array.astype(np.uint16, copy=False)
 
 
+def job_record(job_id: int, parameters: dict, seed: int, status: str, **extra) -> dict:
+    """One line of jobs.jsonl."""
+    return {"id": job_id, "parameters": parameters, "seed": seed, "status": status, **extra}
+
+
 # -- the writer -----------------------------------------------------------------------------------------
 class DatasetWriter:
     def __init__(self, root: Path):
@@ -227,15 +232,21 @@ class DatasetWriter:
     # -- jobs --
     def record_job(self, job_id: int, parameters: dict, seed: int, status: str, **extra) -> None:
         """Append a line to jobs.jsonl; a later line for the same id supersedes earlier ones."""
-        line = json.dumps({"id": job_id, "parameters": parameters, "seed": seed, "status": status, **extra})
+        self.record_jobs([job_record(job_id, parameters, seed, status, **extra)])
+
+    def record_jobs(self, records: list[dict]) -> None:
+        """Append several job records with one write and one fsync (the farm groups a poll cycle's)."""
+        if not records:
+            return
+        text = "".join(json.dumps(r) + "\n" for r in records)
         path = self.root / "jobs.jsonl"
         if path.is_file() and path.stat().st_size:
             with open(path, "rb") as handle:  # a crash mid-line must not swallow this record into that line
                 handle.seek(-1, os.SEEK_END)
                 if handle.read(1) != b"\n":
-                    line = "\n" + line
+                    text = "\n" + text
         with open(path, "a", encoding="utf-8") as handle:
-            handle.write(line + "\n")
+            handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
 
