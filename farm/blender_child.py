@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 
 def run_task(runner: Runner, task: p.Task, sock) -> dict:
     start = time.perf_counter()
-    recipe = parse_recipe_text(task.recipe, Path(task.recipe_dir))
+    root = Path(task.bundle_root) if task.bundle_root else None  # a job's inputs: nothing outside them is read
+    recipe = parse_recipe_text(task.recipe, Path(task.recipe_dir), root=root)
     writer = DatasetWriter(Path(task.staging))
     writer.open(task.recipe, recipe.hash(), {"name": recipe.name, "attempt": task.attempt_id})
     job = JobSpec(id=task.job_id, params=task.params, seed=task.seed, frames=task.frames, preview=task.preview)

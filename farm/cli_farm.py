@@ -41,7 +41,8 @@ def _stop_on_signals(stop_event) -> None:
 
 @click.command()
 @click.option("--bind", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=5555, show_default=True, help="Workers' port; clients use PORT+1, events PORT+2.")
+@click.option("--port", default=5555, show_default=True,
+              help="Workers' port; clients use PORT+1, events PORT+2, file transfers PORT+3.")
 @click.option("--data", type=click.Path(file_okay=False), required=True, help="Folder for the farm's SQLite state.")
 @click.option("--insecure", is_flag=True, help="Allow a non-loopback address without keys (CURVE keys come later).")
 @click.option("--heartbeat", type=click.FloatRange(min=0.05), default=1.0, show_default=True, help="Seconds.")
@@ -53,13 +54,14 @@ def coordinator(bind, port, data, insecure, heartbeat, lost_after, hang_after):
     """Run a coordinator: workers connect to PORT, clients (submit, status, ...) to PORT+1."""
     from .coordinator import Coordinator
 
-    endpoints = [f"tcp://{bind}:{port + i}" for i in range(3)]
+    endpoints = [f"tcp://{bind}:{port + i}" for i in range(4)]
     if not all(_loopback(e) for e in endpoints) and not insecure:
         raise click.ClickException(f"refusing to listen on {bind} without keys: anyone who can reach it could submit "
                                    "work; bind to 127.0.0.1, or pass --insecure on a trusted network")
     coord = Coordinator(Path(data), *endpoints, heartbeat=heartbeat, lost_after=lost_after, hang_after=hang_after)
     _stop_on_signals(coord.stop_event)
-    click.echo(f"coordinator: workers {endpoints[0]}, clients {endpoints[1]}, events {endpoints[2]}; state in {data}")
+    click.echo(f"coordinator: workers {endpoints[0]}, clients {endpoints[1]}, events {endpoints[2]}, "
+               f"transfers {endpoints[3]}; state in {data}")
     coord.serve()
 
 
@@ -72,11 +74,13 @@ def coordinator(bind, port, data, insecure, heartbeat, lost_after, hang_after):
 @click.option("--max-rss", type=click.FloatRange(min=0), default=0.0, help="Restart Blender above this memory, in GB.")
 @click.option("--blender", type=click.Path(dir_okay=False), help="A Blender executable (default: the bpy module).")
 @click.option("--name", help="Worker id (default: host-pid-random).")
-def worker(connect, gpu, device, max_jobs, max_rss, blender, name):
+@click.option("--work-dir", type=click.Path(file_okay=False), help="Cache of inputs and attempts' files.")
+def worker(connect, gpu, device, max_jobs, max_rss, blender, name, work_dir):
     """Run a worker: a supervisor that keeps one Blender process rendering the coordinator's jobs."""
     from .worker import Worker
 
-    w = Worker(connect, name, blender=blender, gpu=gpu, device=device, max_jobs=max_jobs, max_rss_gb=max_rss)
+    w = Worker(connect, name, blender=blender, gpu=gpu, device=device, max_jobs=max_jobs, max_rss_gb=max_rss,
+               work_dir=Path(work_dir) if work_dir else None)
     _stop_on_signals(w.stop_event)
     click.echo(f"worker {w.worker_id} -> {connect}")
     w.run()
@@ -92,19 +96,29 @@ def worker(connect, gpu, device, max_jobs, max_rss, blender, name):
 @click.option("--priority", type=click.IntRange(0, 100), default=50, show_default=True)
 @click.option("--name", default="", help="A name for the batch.")
 @click.option("--batch-id", help="Idempotency key: submitting the same id twice creates one batch.")
+@click.option("--shared", is_flag=True, help="Workers read the recipe's files from the same paths (a shared file "
+              "system) instead of receiving them by content hash.")
 @connect_option
-def submit(recipe, jobs, out, preview, seed, priority, name, batch_id, connect):
-    """Submit a batch of JOBS jobs of RECIPE; prints the batch id."""
+def submit(recipe, jobs, out, preview, seed, priority, name, batch_id, shared, connect):
+    """Submit a batch of JOBS jobs of RECIPE; prints the batch id. The recipe and every file it names are
+    uploaded (only what the coordinator lacks); OUT is a folder on the coordinator's machine."""
     from ..addon.core.recipe import RecipeError, load_recipe
+    from .transfer import make_bundle
 
     try:
-        load_recipe(recipe)
+        model = load_recipe(recipe)
     except RecipeError as err:
         raise click.ClickException(str(err)) from None
     path = Path(recipe).resolve()
-    data = _call(_client(connect).submit, batch_id=batch_id or uuid.uuid4().hex[:16], name=name,
-                 recipe=path.read_text(), recipe_dir=str(path.parent), out=str(Path(out).resolve()), count=jobs,
-                 seed=seed, preview=preview, priority=priority)
+    client = _client(connect)
+    inputs, recipe_path = {}, ""
+    if not shared:
+        root, recipe_path, inputs = make_bundle(model, path)
+        sent = _call(client.upload_inputs, root, inputs)
+        click.echo(f"inputs: {len(inputs)} files, {sent} uploaded", err=True)
+    data = _call(client.submit, batch_id=batch_id or uuid.uuid4().hex[:16], name=name, recipe=path.read_text(),
+                 recipe_dir=str(path.parent), out=str(Path(out).resolve()), count=jobs, seed=seed, preview=preview,
+                 priority=priority, inputs=inputs, recipe_path=recipe_path)
     click.echo(data["id"])
 
 

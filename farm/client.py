@@ -39,6 +39,29 @@ class FarmClient:
     def submit(self, **fields) -> dict:
         return self.request("SUBMIT", p.Submit(**fields))
 
+    def upload_inputs(self, root, manifest: dict[str, str]) -> int:
+        """Upload the input files the coordinator lacks (by content hash). Returns how many were sent."""
+        from pathlib import Path
+
+        from .transfer import TransferError, _recv, _send, push_file, transfer_socket
+
+        port = self.status()["transfer_port"]
+        sock = transfer_socket(self.context, f"{self.endpoint.rsplit(':', 1)[0]}:{port}")
+        try:
+            _send(sock, "HAS_BLOBS", {"hashes": sorted(set(manifest.values()))})
+            missing = set(_recv(sock, self.timeout)[1]["missing"])
+            sent = 0
+            for rel, digest in sorted(manifest.items()):
+                if digest in missing:
+                    push_file(sock, "PUT_BLOB", {"hash": digest}, Path(root) / rel, timeout=self.timeout)
+                    missing.discard(digest)
+                    sent += 1
+        except TransferError as err:
+            raise FarmError(f"uploading inputs: {err}") from None
+        finally:
+            sock.close()
+        return sent
+
     def status(self, batch_id: str | None = None) -> dict:
         return self.request("STATUS", p.BatchRef(batch_id=batch_id))
 

@@ -23,6 +23,7 @@ from ..addon.core.jobs import job_seed, resolve_params
 from ..addon.core.recipe import RecipeError, parse_recipe_text
 from . import protocol as p
 from .store import Store, StoreError
+from .transfer import BlobStore, TransferServer
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ def staging_dir(out: str, attempt_id: str) -> Path:
 
 class Coordinator:
     def __init__(self, data_dir: Path, workers: str = "tcp://127.0.0.1:5555", clients: str = "tcp://127.0.0.1:5556",
-                 events: str = "tcp://127.0.0.1:5557", *, heartbeat: float = 1.0, liveness: int = 3,
+                 events: str = "tcp://127.0.0.1:5557", transfer: str = "tcp://127.0.0.1:5558", *, heartbeat: float = 1.0, liveness: int = 3,
                  lost_after: float = 60.0, hang_after: float = 600.0, context: zmq.Context | None = None):
         self.store = Store(Path(data_dir) / "farm.sqlite")
         self.heartbeat, self.liveness = heartbeat, liveness
@@ -46,8 +47,9 @@ class Coordinator:
         self._seen: dict[bytes, float] = {}
         self._known = {w["id"].encode() for w in self.store.workers() if w["status"] != "gone"}
         self.sockets = {}
+        self.transfer = TransferServer(BlobStore(Path(data_dir) / "blobs"), self._staging_of_running)
         for name, kind, endpoint in (("workers", zmq.ROUTER, workers), ("clients", zmq.ROUTER, clients),
-                                     ("events", zmq.PUB, events)):
+                                     ("events", zmq.PUB, events), ("transfer", zmq.ROUTER, transfer)):
             sock = self.context.socket(kind)
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.MAXMSGSIZE, p.MAX_FRAME)
@@ -71,6 +73,7 @@ class Coordinator:
         poller = zmq.Poller()
         poller.register(self.sockets["workers"], zmq.POLLIN)
         poller.register(self.sockets["clients"], zmq.POLLIN)
+        poller.register(self.sockets["transfer"], zmq.POLLIN)
         log.info("coordinator: workers %s, clients %s, events %s", self.workers_endpoint, self.clients_endpoint,
                  self.events_endpoint)
         try:
@@ -81,6 +84,8 @@ class Coordinator:
 
     def step(self, poller: zmq.Poller, timeout_ms: int = 500) -> None:
         ready = dict(poller.poll(timeout_ms))
+        if self.sockets["transfer"] in ready:
+            self._on_transfer()
         for name, handle in (("workers", self._on_worker), ("clients", self._on_client)):
             sock = self.sockets[name]
             if sock not in ready:
@@ -109,6 +114,27 @@ class Coordinator:
             sock.close(linger=0)
         self.store.close()
 
+    def _on_transfer(self) -> None:
+        sock = self.sockets["transfer"]
+        for _ in range(256):
+            try:
+                frames = sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if len(frames) < 2:
+                self.dropped["malformed"] += 1
+                continue
+            reply = self.transfer.handle(frames[1:])
+            if reply[1] == b"ERROR":
+                self.dropped["transfer_refused"] += 1
+            sock.send_multipart([frames[0], *reply])
+
+    def _staging_of_running(self, attempt_id: str) -> Path | None:
+        attempt = self.store.attempt(attempt_id)
+        if attempt is None or attempt["status"] != "running":
+            return None
+        return staging_dir(self.store.batch(attempt["batch_id"])["out"], attempt_id)
+
     def _send(self, socket: str, identity: bytes, kind: str, payload: p.Payload) -> None:
         self._outbox.append((self.sockets[socket], [identity, *p.encode(kind, payload)]))
 
@@ -135,8 +161,9 @@ class Coordinator:
         if kind == "HELLO":
             self._known.add(identity)
             self.store.worker_seen(worker_id, msg.host, msg.device, "busy" if msg.running else "idle")
-            self._send("workers", identity, "WELCOME", p.Welcome(heartbeat_seconds=self.heartbeat,
-                                                                 liveness=self.liveness))
+            self._send("workers", identity, "WELCOME", p.Welcome(
+                heartbeat_seconds=self.heartbeat, liveness=self.liveness,
+                transfer_port=int(self.transfer_endpoint.rsplit(":", 1)[1])))
             running = {a["id"] for a in self.store.running_attempts(worker_id)}
             for attempt_id in running - {msg.running}:  # the worker restarted: what it ran is lost
                 self._lose(attempt_id, "worker restarted")
@@ -174,7 +201,8 @@ class Coordinator:
         self._send("workers", identity, "TASK", p.Task(
             attempt_id=attempt_id, batch_id=batch["id"], job_id=job_id, recipe=batch["recipe"],
             recipe_dir=batch["recipe_dir"], params=batch["params"], seed=job_seed(batch["seed"], job_id),
-            frames=batch["frames"], preview=batch["preview"], staging=str(staging_dir(batch["out"], attempt_id))))
+            frames=batch["frames"], preview=batch["preview"], staging=str(staging_dir(batch["out"], attempt_id)),
+            inputs=batch["inputs"], recipe_path=batch["recipe_path"]))
 
     def _on_done(self, worker_id: str, msg: p.Done) -> None:
         attempt = self.store.attempt(msg.attempt_id)
@@ -257,7 +285,8 @@ class Coordinator:
         if kind == "STATUS":
             if msg.batch_id:
                 return self.store.summary(msg.batch_id)
-            return {"batches": self.store.batches(), "dropped": dict(self.dropped)}
+            return {"batches": self.store.batches(), "dropped": dict(self.dropped),
+                    "transfer_port": int(self.transfer_endpoint.rsplit(":", 1)[1])}
         if kind == "LIST":
             return {"batches": self.store.batches()}
         if kind == "WORKERS":
@@ -275,7 +304,15 @@ class Coordinator:
         raise ValueError(f"unhandled {kind}")
 
     def _submit(self, msg: p.Submit) -> dict:
-        recipe = parse_recipe_text(msg.recipe, Path(msg.recipe_dir))
+        if msg.inputs:  # no shared file system: every input must be here, and the recipe is checked against them
+            missing = [h for h in msg.inputs.values() if not self.transfer.blobs.has(h)]
+            if missing:
+                raise ValueError(f"{len(missing)} input files were not uploaded; upload them first (synthfarm submit "
+                                 "does this)")
+            if msg.inputs.get(msg.recipe_path) is None:
+                raise ValueError(f"recipe_path {msg.recipe_path!r} is not one of the inputs")
+        recipe = parse_recipe_text(msg.recipe, Path(msg.recipe_dir)) if not msg.inputs else \
+            parse_recipe_text(msg.recipe, None, check_files=False)
         params = resolve_params(recipe, msg.params)
         frames = 1 if msg.preview else recipe.frames
         writer = DatasetWriter(Path(msg.out))
@@ -284,7 +321,7 @@ class Coordinator:
         batch, created = self.store.submit(msg.batch_id, name=msg.name or recipe.name, recipe=msg.recipe,
                                            recipe_dir=msg.recipe_dir, out=msg.out, count=msg.count, seed=msg.seed,
                                            params=params, frames=frames, preview=msg.preview,
-                                           priority=msg.priority)
+                                           priority=msg.priority, inputs=msg.inputs, recipe_path=msg.recipe_path)
         if created and done:  # resuming into a dataset: its complete jobs are not rendered again
             self.store.db.executemany("UPDATE jobs SET status='done' WHERE batch_id=? AND job_id=?",
                                       ((msg.batch_id, j) for j in done if j < msg.count))

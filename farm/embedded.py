@@ -50,6 +50,7 @@ class EmbeddedFarm:
                  max_rss_gb: float = 0.0, heartbeat: float = 0.5):
         self.context = zmq.Context()
         self.coordinator = Coordinator(data_dir, "tcp://127.0.0.1:0", "tcp://127.0.0.1:0", "tcp://127.0.0.1:0",
+                                       "tcp://127.0.0.1:0",
                                        heartbeat=heartbeat, context=self.context)
         for attempt in self.coordinator.store.running_attempts():  # a previous run's workers are gone
             self.coordinator.store.lose_attempt(attempt["id"], "embedded farm restarted")

@@ -62,6 +62,7 @@ class Bye(Payload):
 class Welcome(Payload):
     heartbeat_seconds: float
     liveness: int
+    transfer_port: int = 0  # the coordinator's transfer socket, on the host the worker connected to
 
 
 class Task(Payload):
@@ -75,6 +76,9 @@ class Task(Payload):
     frames: int
     preview: bool
     staging: str  # the folder the attempt writes its files into; committed when DONE is accepted
+    inputs: dict[str, str] = {}  # bundle path -> sha256; empty: recipe_dir and staging are on a shared file system
+    recipe_path: str = ""  # the recipe's path inside the bundle
+    bundle_root: str = ""  # set by the worker: where it laid the bundle out (no path may leave it)
 
 
 class NoTask(Payload):
@@ -97,6 +101,8 @@ class Submit(Payload):
     params: dict[str, Any] = {}
     preview: bool = False
     priority: int = Field(50, ge=0, le=100)
+    inputs: dict[str, str] = {}  # bundle path -> sha256 of every input (uploaded first); empty: shared file system
+    recipe_path: str = ""
 
 
 class BatchRef(Payload):

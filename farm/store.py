@@ -19,7 +19,8 @@ from ..addon.core.jobs import job_seed
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (
   id TEXT PRIMARY KEY, name TEXT, recipe TEXT, recipe_dir TEXT, out TEXT, count INTEGER, seed INTEGER,
-  params TEXT, frames INTEGER, preview INTEGER, priority INTEGER, status TEXT, created REAL);
+  params TEXT, frames INTEGER, preview INTEGER, priority INTEGER, status TEXT, created REAL,
+  inputs TEXT DEFAULT '{}', recipe_path TEXT DEFAULT '');
 CREATE TABLE IF NOT EXISTS jobs (
   batch_id TEXT, job_id INTEGER, status TEXT, attempts INTEGER DEFAULT 0, error TEXT DEFAULT '',
   seconds REAL, PRIMARY KEY (batch_id, job_id)) WITHOUT ROWID;
@@ -66,14 +67,15 @@ class Store:
 
     # -- batches ----------------------------------------------------------------------------------------
     def submit(self, batch_id: str, *, name: str, recipe: str, recipe_dir: str, out: str, count: int, seed: int,
-               params: dict, frames: int, preview: bool, priority: int) -> tuple[dict, bool]:
+               params: dict, frames: int, preview: bool, priority: int, inputs: dict | None = None,
+               recipe_path: str = "") -> tuple[dict, bool]:
         """Create a batch and its jobs; the same id again returns the existing batch (idempotent)."""
         existing = self.batch(batch_id)
         if existing is not None:
             return existing, False
-        self.db.execute("INSERT INTO batches VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        self.db.execute("INSERT INTO batches VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                         (batch_id, name, recipe, recipe_dir, out, count, seed, json.dumps(params), frames,
-                         int(preview), priority, "active", time.time()))
+                         int(preview), priority, "active", time.time(), json.dumps(inputs or {}), recipe_path))
         self.db.executemany("INSERT INTO jobs (batch_id, job_id, status) VALUES (?, ?, 'queued')",
                             ((batch_id, i) for i in range(count)))
         self._changed(batch_id)
@@ -87,13 +89,15 @@ class Store:
         if batch_id in self._batches:
             return self._batches[batch_id]
         row = self.db.execute("SELECT id, name, recipe, recipe_dir, out, count, seed, params, frames, preview, "
-                              "priority, status, created FROM batches WHERE id=?", (batch_id,)).fetchone()
+                              "priority, status, created, inputs, recipe_path FROM batches WHERE id=?",
+                              (batch_id,)).fetchone()
         if row is None:
             return None
         keys = ("id", "name", "recipe", "recipe_dir", "out", "count", "seed", "params", "frames", "preview",
-                "priority", "status", "created")
+                "priority", "status", "created", "inputs", "recipe_path")
         batch = dict(zip(keys, row))
         batch["params"], batch["preview"] = json.loads(batch["params"]), bool(batch["preview"])
+        batch["inputs"] = json.loads(batch["inputs"])
         self._batches[batch_id] = batch
         return batch
 

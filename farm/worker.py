@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import socket
 import subprocess
+import tempfile
 import sys
 import threading
 import time
@@ -20,6 +22,8 @@ import psutil
 import zmq
 
 from . import protocol as p
+from .transfer import (BlobStore, TransferError, bundle_key, pull_blob, push_file, safe_relative,
+                       transfer_socket)
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,8 +84,15 @@ class Child:
 
 class Worker:
     def __init__(self, connect: str, worker_id: str | None = None, *, blender: str | None = None, gpu: int | None = None,
-                 device: str = "auto", max_jobs: int = 0, max_rss_gb: float = 0.0, context: zmq.Context | None = None):
+                 device: str = "auto", max_jobs: int = 0, max_rss_gb: float = 0.0, context: zmq.Context | None = None,
+                 work_dir: Path | None = None):
         self.connect = connect
+        self.work_dir = Path(work_dir or Path(tempfile.gettempdir()) / "synthfarm-worker")
+        self.blobs = BlobStore(self.work_dir / "blobs")  # inputs by content hash, kept between jobs
+        self.transfer_port = 0
+        self._transfer_sock = None
+        self._local: dict[str, Path] = {}  # attempt id -> its local staging folder (no shared file system)
+        self._tick = lambda: None
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.blender, self.max_jobs, self.max_rss = blender, max_jobs, max_rss_gb * 1e9
         self.child_env = {"SYNTHFARM_DEVICE": device, **({"SYNTHFARM_GPU": str(gpu)} if gpu is not None else {})}
@@ -116,8 +127,16 @@ class Worker:
         """Serve until ``stop_event`` is set."""
         self._start_child()
         sock = self._connect()
+        beat = {"next": time.monotonic()}
+
+        def tick():  # keeps heartbeating while files move
+            if time.monotonic() >= beat["next"]:
+                self._send(sock, "HEARTBEAT", p.Heartbeat(worker_id=self.worker_id, attempt_id=self.attempt))
+                beat["next"] = time.monotonic() + self.heartbeat
+
+        self._tick = tick
         heard = time.monotonic()
-        next_beat = next_request = time.monotonic()
+        next_request = time.monotonic()
         waiting = False  # a REQUEST is out
         poller = zmq.Poller()
         try:
@@ -137,13 +156,12 @@ class Worker:
                     log.error("Blender child died (exit code %s) during attempt %s; restarting it", code, self.attempt)
                     self._send(sock, "DONE", p.Done(attempt_id=self.attempt, ok=False,
                                                     error=f"the Blender process died (exit code {code})"))
+                    shutil.rmtree(self._local.pop(self.attempt, self.work_dir / "none"), ignore_errors=True)
                     self.attempt = None
                     self._start_child()
                 elif not self.attempt and not self.child.alive():
                     self._start_child()
-                if now >= next_beat:
-                    self._send(sock, "HEARTBEAT", p.Heartbeat(worker_id=self.worker_id, attempt_id=self.attempt))
-                    next_beat = now + self.heartbeat
+                tick()
                 if now - heard > self.heartbeat * self.liveness * 2:
                     log.warning("coordinator silent for %.1f s; reconnecting", now - heard)
                     sock.close(linger=0)
@@ -161,6 +179,32 @@ class Worker:
             sock.close(linger=0)
             if self.child is not None:
                 self.child.stop()
+            if self._transfer_sock is not None:
+                self._transfer_sock.close(linger=0)
+
+    # -- no shared file system: inputs in, outputs out --
+    def _transfer(self):
+        if self._transfer_sock is None:
+            host = self.connect.rsplit(":", 1)[0]
+            self._transfer_sock = transfer_socket(self.context, f"{host}:{self.transfer_port}")
+        return self._transfer_sock
+
+    def _localise(self, task: p.Task) -> p.Task:
+        """Fetch the inputs this machine lacks, lay the bundle out, and point the task at local folders."""
+        for digest in sorted(set(task.inputs.values())):
+            if not self.blobs.has(digest):
+                pull_blob(self._transfer(), digest, self.blobs, tick=self._tick)
+        bundle = self.blobs.layout(task.inputs, self.work_dir / "bundles" / bundle_key(task.inputs))
+        staging = self.work_dir / "attempts" / task.attempt_id
+        self._local[task.attempt_id] = staging
+        recipe_dir = (bundle / safe_relative(task.recipe_path)).parent
+        return task.model_copy(update={"recipe_dir": str(recipe_dir), "staging": str(staging),
+                                       "bundle_root": str(bundle)})
+
+    def _upload(self, staging: Path, attempt_id: str) -> None:
+        for path in sorted(f for f in staging.rglob("*") if f.is_file()):
+            rel = path.relative_to(staging).as_posix()
+            push_file(self._transfer(), "PUT_OUTPUT", {"attempt_id": attempt_id, "path": rel}, path, tick=self._tick)
 
     def _send(self, sock, kind: str, payload: p.Payload) -> None:
         try:
@@ -176,15 +220,23 @@ class Worker:
             return waiting, next_request
         if kind == "WELCOME":
             self.heartbeat, self.liveness = msg.heartbeat_seconds, msg.liveness
+            self.transfer_port = msg.transfer_port
         elif kind == "TASK":
             if self.attempt is None:
                 self.attempt = msg.attempt_id
-                self.child.sock.send_json({"task": msg.model_dump()})
+                try:
+                    task = self._localise(msg) if msg.inputs else msg
+                except TransferError as err:
+                    self._send(sock, "DONE", p.Done(attempt_id=msg.attempt_id, ok=False, error=f"inputs: {err}"))
+                    self.attempt = None
+                    return False, time.monotonic()
+                self.child.sock.send_json({"task": task.model_dump()})
             return False, time.monotonic()  # ask for the next task as soon as this one is done
         elif kind == "NO_TASK":
             return False, time.monotonic() + msg.retry_seconds
         elif kind == "CANCEL" and msg.attempt_id == self.attempt:
             log.info("cancelling attempt %s: stopping the Blender child", msg.attempt_id)
+            shutil.rmtree(self._local.pop(self.attempt, self.work_dir / "none"), ignore_errors=True)
             self.attempt = None
             self._start_child()
         return waiting, next_request
@@ -198,6 +250,14 @@ class Worker:
         result = message.get("done")
         if not result or result["attempt_id"] != self.attempt:
             return
+        local = self._local.pop(self.attempt, None)
+        if local is not None:
+            if result["ok"]:
+                try:
+                    self._upload(local, self.attempt)
+                except TransferError as err:
+                    result = {"attempt_id": self.attempt, "ok": False, "error": f"upload: {err}"}
+            shutil.rmtree(local, ignore_errors=True)
         self._send(sock, "DONE", p.Done(**result))
         self.attempt = None
         self.jobs_done += 1

@@ -216,8 +216,10 @@ def _pydantic_problems(err: ValidationError) -> list[tuple[str, str]]:
     return problems
 
 
-def check_recipe(recipe: Recipe, base_dir: Path | None) -> list[tuple[str, str]]:
-    """The checks between fields: unique names, targets, parameter references, files on disk."""
+def check_recipe(recipe: Recipe, base_dir: Path | None, *, check_files: bool = True,
+                 root: Path | None = None) -> list[tuple[str, str]]:
+    """The checks between fields: unique names, targets, parameter references, files on disk.
+    With ``root``, no file may lie outside that folder (a farm job's inputs)."""
     problems: list[tuple[str, str]] = []
     generator_names = [g.name for g in recipe.generators]
     for section in ("generators", "modifiers", "randomizers", "sensors"):
@@ -245,10 +247,12 @@ def check_recipe(recipe: Recipe, base_dir: Path | None) -> list[tuple[str, str]]
                     if why:
                         problems.append((f"{where}.{field}", why))
             for field, rel in comp.file_refs().items():
-                path = resolve_path(rel, base_dir)
-                if not path.exists():
-                    problems.append((f"{where}.{field}", f"{rel!r} does not exist (looked for {path}); paths are "
-                                     "relative to the recipe file"))
+                problems += _file_problems(f"{where}.{field}", rel, base_dir, check_files, root)
+    for where, rel in (("scene.base", recipe.scene.base), ("output.class_map", recipe.output.class_map)):
+        if rel and root is not None:
+            problems += _file_problems(where, rel, base_dir, False, root)
+    if not check_files:
+        return problems
     if recipe.output.class_map:
         from .dataset.classmap import ClassMapError, load_class_map
 
@@ -262,12 +266,22 @@ def check_recipe(recipe: Recipe, base_dir: Path | None) -> list[tuple[str, str]]
     return problems
 
 
+def _file_problems(where: str, rel: str, base_dir: Path | None, check_files: bool, root: Path | None) -> list:
+    path = resolve_path(rel, base_dir)
+    if root is not None and not path.resolve().is_relative_to(Path(root).resolve()):
+        return [(where, f"{rel!r} leaves the job's folder; a farm job may only use the files sent with it")]
+    if check_files and not path.exists():
+        return [(where, f"{rel!r} does not exist (looked for {path}); paths are relative to the recipe file")]
+    return []
+
+
 def resolve_path(rel: str, base_dir: Path | None) -> Path:
     path = Path(rel).expanduser()
     return path if path.is_absolute() else (base_dir or Path.cwd()) / path
 
 
-def recipe_from_data(data: Any, base_dir: Path | None = None, source: str | None = None) -> Recipe:
+def recipe_from_data(data: Any, base_dir: Path | None = None, source: str | None = None, *,
+                     check_files: bool = True, root: Path | None = None) -> Recipe:
     if not isinstance(data, dict):
         raise RecipeError([("", f"a recipe is a mapping (name:, generators:, sensors:, ...), got {type(data).__name__}")],
                           source)
@@ -275,20 +289,21 @@ def recipe_from_data(data: Any, base_dir: Path | None = None, source: str | None
         recipe = Recipe.model_validate(data)
     except ValidationError as err:
         raise RecipeError(_pydantic_problems(err), source) from None
-    problems = check_recipe(recipe, base_dir)
+    problems = check_recipe(recipe, base_dir, check_files=check_files, root=root)
     if problems:
         raise RecipeError(problems, source)
     return recipe
 
 
-def parse_recipe_text(text: str, base_dir: Path | None = None, source: str | None = None) -> Recipe:
+def parse_recipe_text(text: str, base_dir: Path | None = None, source: str | None = None, *,
+                      check_files: bool = True, root: Path | None = None) -> Recipe:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         raise RecipeError([("", f"not valid YAML: {where}{getattr(err, 'problem', err)}")], source) from None
-    return recipe_from_data(data, base_dir, source)
+    return recipe_from_data(data, base_dir, source, check_files=check_files, root=root)
 
 
 def load_recipe(path: str | Path) -> Recipe:

@@ -30,6 +30,7 @@ RECIPE = ROOT / "tests" / "data" / "tiny.yaml"
 def start(tmp: Path):
     context = zmq.Context()
     coord = Coordinator(tmp / "state", "tcp://127.0.0.1:0", "tcp://127.0.0.1:0", "tcp://127.0.0.1:0",
+                                       "tcp://127.0.0.1:0",
                         context=context, heartbeat=1.0)
     thread = threading.Thread(target=coord.serve, daemon=True)
     thread.start()

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "tests" / "data" / "tiny.yaml"
 
 
-def free_ports(n=3):
+def free_ports(n=4):
     for start in range(20000, 60000, 7):
         socks = []
         try:
@@ -166,3 +166,33 @@ def test_cancel_frees_the_workers_within_seconds(farm, slow_recipe, tmp_path):
     assert time.time() - start < 10
     status = farm.client.status("batch")
     assert status["status"] == "cancelled" and status["jobs"]["queued"] == 0 and status["jobs"]["running"] == 0
+
+
+def test_worker_without_a_shared_file_system(tmp_path):
+    """A worker in an empty folder of its own gets the recipe and assets by content hash and uploads its
+    files; the dataset appears on the coordinator's side."""
+    farm = Farm(tmp_path, workers=0)
+    empty = tmp_path / "elsewhere"
+    empty.mkdir()
+    remote = cli("worker", "--connect", f"tcp://127.0.0.1:{farm.port}", "--name", "remote", "--work-dir",
+                 empty / "work", cwd=empty, stdout=subprocess.DEVNULL)
+    farm.workers.append(remote)
+    try:
+        toybox = ROOT / "assets" / "recipes" / "toybox.yaml"
+        submitted = subprocess.run([sys.executable, "-m", "synthfarm.farm.cli", "submit", str(toybox), "--jobs", "2",
+                                    "--preview", "--batch-id", "batch", "--out", str(tmp_path / "out"),
+                                    "--connect", f"tcp://127.0.0.1:{farm.port + 1}"],
+                                   capture_output=True, text=True, timeout=120)
+        assert submitted.returncode == 0, submitted.stderr
+        assert "inputs: 11 files, 11 uploaded" in submitted.stderr  # recipe, 6 toys + 2 .mtl, bin.obj + .mtl
+        status = farm.wait(lambda s: s["jobs"]["done"] == 2, timeout=240)
+        assert status["jobs"]["failed"] == 0
+        check_dataset(tmp_path / "out", 2, 1)
+        assert len(list((empty / "work" / "blobs").iterdir())) >= 10  # the inputs, by hash
+        assert not list((empty / "work" / "attempts").iterdir())  # uploaded and cleaned up
+        again = subprocess.run([sys.executable, "-m", "synthfarm.farm.cli", "submit", str(toybox), "--jobs", "1",
+                                "--preview", "--out", str(tmp_path / "out2"),
+                                "--connect", f"tcp://127.0.0.1:{farm.port + 1}"], capture_output=True, text=True)
+        assert "11 files, 0 uploaded" in again.stderr  # content-addressed: nothing is sent twice
+    finally:
+        farm.stop()

@@ -19,6 +19,7 @@ class Farm:
     def __init__(self, data: Path, **kw):
         self.context = zmq.Context()
         self.coord = Coordinator(data, "tcp://127.0.0.1:0", "tcp://127.0.0.1:0", "tcp://127.0.0.1:0",
+                                       "tcp://127.0.0.1:0",
                                  context=self.context, heartbeat=0.2, **kw)
         self.thread = threading.Thread(target=self.coord.serve, daemon=True)
         self.thread.start()
