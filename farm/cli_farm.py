@@ -10,14 +10,21 @@ from pathlib import Path
 import click
 
 COORDINATOR = "tcp://127.0.0.1:5556"
-connect_option = click.option("--connect", "-c", default=COORDINATOR, show_default=True, envvar="SYNTHFARM_COORDINATOR",
-                              help="The coordinator's client endpoint (or $SYNTHFARM_COORDINATOR).")
+_connect = click.option("--connect", "-c", default=COORDINATOR, show_default=True, envvar="SYNTHFARM_COORDINATOR",
+                        help="The coordinator's client endpoint (or $SYNTHFARM_COORDINATOR).")
+keys_option = click.option("--keys", type=click.Path(file_okay=False, exists=True), envvar="SYNTHFARM_KEYS",
+                           help="Keys folder from `synthfarm keys init` (or $SYNTHFARM_KEYS): CURVE encryption "
+                                "and authentication.")
 
 
-def _client(connect: str):
+def connect_option(fn):
+    return _connect(keys_option(fn))
+
+
+def _client(connect: str, keys: str | None = None):
     from .client import FarmClient
 
-    return FarmClient(connect)
+    return FarmClient(connect, keys=Path(keys) if keys else None)
 
 
 def _call(fn, *args, **kw):
@@ -44,21 +51,23 @@ def _stop_on_signals(stop_event) -> None:
 @click.option("--port", default=5555, show_default=True,
               help="Workers' port; clients use PORT+1, events PORT+2, file transfers PORT+3.")
 @click.option("--data", type=click.Path(file_okay=False), required=True, help="Folder for the farm's SQLite state.")
-@click.option("--insecure", is_flag=True, help="Allow a non-loopback address without keys (CURVE keys come later).")
+@click.option("--insecure", is_flag=True, help="Allow a non-loopback address without keys.")
+@keys_option
 @click.option("--heartbeat", type=click.FloatRange(min=0.05), default=1.0, show_default=True, help="Seconds.")
 @click.option("--lost-after", type=click.FloatRange(min=0.1), default=60.0, show_default=True,
               help="Seconds of silence after which a worker's job is requeued.")
 @click.option("--hang-after", type=click.FloatRange(min=0.1), default=600.0, show_default=True,
               help="Seconds without progress after which a job is requeued.")
-def coordinator(bind, port, data, insecure, heartbeat, lost_after, hang_after):
+def coordinator(bind, port, data, insecure, keys, heartbeat, lost_after, hang_after):
     """Run a coordinator: workers connect to PORT, clients (submit, status, ...) to PORT+1."""
     from .coordinator import Coordinator
 
     endpoints = [f"tcp://{bind}:{port + i}" for i in range(4)]
-    if not all(_loopback(e) for e in endpoints) and not insecure:
+    if not keys and not all(_loopback(e) for e in endpoints) and not insecure:
         raise click.ClickException(f"refusing to listen on {bind} without keys: anyone who can reach it could submit "
                                    "work; bind to 127.0.0.1, or pass --insecure on a trusted network")
-    coord = Coordinator(Path(data), *endpoints, heartbeat=heartbeat, lost_after=lost_after, hang_after=hang_after)
+    coord = Coordinator(Path(data), *endpoints, heartbeat=heartbeat, lost_after=lost_after, hang_after=hang_after,
+                        keys=Path(keys) if keys else None)
     _stop_on_signals(coord.stop_event)
     click.echo(f"coordinator: workers {endpoints[0]}, clients {endpoints[1]}, events {endpoints[2]}, "
                f"transfers {endpoints[3]}; state in {data}")
@@ -75,12 +84,13 @@ def coordinator(bind, port, data, insecure, heartbeat, lost_after, hang_after):
 @click.option("--blender", type=click.Path(dir_okay=False), help="A Blender executable (default: the bpy module).")
 @click.option("--name", help="Worker id (default: host-pid-random).")
 @click.option("--work-dir", type=click.Path(file_okay=False), help="Cache of inputs and attempts' files.")
-def worker(connect, gpu, device, max_jobs, max_rss, blender, name, work_dir):
+@keys_option
+def worker(connect, gpu, device, max_jobs, max_rss, blender, name, work_dir, keys):
     """Run a worker: a supervisor that keeps one Blender process rendering the coordinator's jobs."""
     from .worker import Worker
 
     w = Worker(connect, name, blender=blender, gpu=gpu, device=device, max_jobs=max_jobs, max_rss_gb=max_rss,
-               work_dir=Path(work_dir) if work_dir else None)
+               work_dir=Path(work_dir) if work_dir else None, keys=Path(keys) if keys else None)
     _stop_on_signals(w.stop_event)
     click.echo(f"worker {w.worker_id} -> {connect}")
     w.run()
@@ -99,7 +109,7 @@ def worker(connect, gpu, device, max_jobs, max_rss, blender, name, work_dir):
 @click.option("--shared", is_flag=True, help="Workers read the recipe's files from the same paths (a shared file "
               "system) instead of receiving them by content hash.")
 @connect_option
-def submit(recipe, jobs, out, preview, seed, priority, name, batch_id, shared, connect):
+def submit(recipe, jobs, out, preview, seed, priority, name, batch_id, shared, connect, keys):
     """Submit a batch of JOBS jobs of RECIPE; prints the batch id. The recipe and every file it names are
     uploaded (only what the coordinator lacks); OUT is a folder on the coordinator's machine."""
     from ..addon.core.recipe import RecipeError, load_recipe
@@ -110,7 +120,7 @@ def submit(recipe, jobs, out, preview, seed, priority, name, batch_id, shared, c
     except RecipeError as err:
         raise click.ClickException(str(err)) from None
     path = Path(recipe).resolve()
-    client = _client(connect)
+    client = _client(connect, keys)
     inputs, recipe_path = {}, ""
     if not shared:
         root, recipe_path, inputs = make_bundle(model, path)
@@ -126,9 +136,9 @@ def submit(recipe, jobs, out, preview, seed, priority, name, batch_id, shared, c
 @click.argument("batch", required=False)
 @click.option("--json", "as_json", is_flag=True)
 @connect_option
-def status(batch, as_json, connect):
+def status(batch, as_json, connect, keys):
     """Show one batch (with its failed jobs' errors) or all batches."""
-    data = _call(_client(connect).status, batch)
+    data = _call(_client(connect, keys).status, batch)
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
@@ -143,11 +153,11 @@ def status(batch, as_json, connect):
 @click.command()
 @click.argument("batch")
 @connect_option
-def watch(batch, connect):
+def watch(batch, connect, keys):
     """Follow a batch with a progress bar until it ends."""
     from tqdm import tqdm
 
-    client = _client(connect)
+    client = _client(connect, keys)
     data = _call(client.status, batch)
     with tqdm(total=data["count"], unit="job", desc=batch) as bar:
         while True:
@@ -164,37 +174,59 @@ def watch(batch, connect):
 @click.command()
 @click.argument("batch")
 @connect_option
-def cancel(batch, connect):
+def cancel(batch, connect, keys):
     """Cancel a batch: queued jobs are dropped, running ones stopped."""
-    data = _call(_client(connect).cancel, batch)
+    data = _call(_client(connect, keys).cancel, batch)
     click.echo(f"{batch}: cancelled; " + " ".join(f"{k} {v}" for k, v in data["jobs"].items()))
 
 
 @click.command()
 @click.argument("batch")
 @connect_option
-def retry(batch, connect):
+def retry(batch, connect, keys):
     """Requeue a batch's failed and cancelled jobs."""
-    click.echo(f"{batch}: {_call(_client(connect).retry, batch)['requeued']} jobs requeued")
+    click.echo(f"{batch}: {_call(_client(connect, keys).retry, batch)['requeued']} jobs requeued")
 
 
 @click.command("set-priority")
 @click.argument("batch")
 @click.argument("priority", type=click.IntRange(0, 100))
 @connect_option
-def set_priority(batch, priority, connect):
+def set_priority(batch, priority, connect, keys):
     """Set a batch's priority (0-100, higher first)."""
-    _call(_client(connect).set_priority, batch, priority)
+    _call(_client(connect, keys).set_priority, batch, priority)
     click.echo(f"{batch}: priority {priority}")
 
 
 @click.command()
 @connect_option
-def workers(connect):
+def workers(connect, keys):
     """List the workers the coordinator knows."""
-    for w in _call(_client(connect).workers):
+    for w in _call(_client(connect, keys).workers):
         click.echo(f"{w['id']} {w['status']} {w['device'] or '-'} on {w['host'] or '-'} "
                    f"(seen {time.time() - w['last_seen']:.0f} s ago)")
 
 
 COMMANDS = (coordinator, worker, submit, status, watch, cancel, retry, set_priority, workers)
+
+
+@click.group()
+def keys():
+    """CURVE keys for an encrypted, authenticated farm."""
+
+
+@keys.command("init")
+@click.argument("directory", type=click.Path(file_okay=False))
+def keys_init(directory):
+    """Create coordinator, worker and client key pairs in DIRECTORY (see farm/auth.py for the layout)."""
+    from .auth import KeysError, init_keys
+
+    try:
+        made = init_keys(Path(directory))
+    except KeysError as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(f"{len(made)} key files in {directory}: start the coordinator with --keys {directory}; give workers "
+               "worker.key_secret + coordinator.key, clients client.key_secret + coordinator.key")
+
+
+COMMANDS = COMMANDS + (keys,)

@@ -14,8 +14,9 @@ class FarmError(Exception):
 
 
 class FarmClient:
-    def __init__(self, endpoint: str, timeout: float = 10.0, context: zmq.Context | None = None):
-        self.endpoint, self.timeout = endpoint, timeout
+    def __init__(self, endpoint: str, timeout: float = 10.0, context: zmq.Context | None = None,
+                 keys=None):
+        self.endpoint, self.timeout, self.keys = endpoint, timeout, keys
         self.context = context or zmq.Context.instance()
 
     def request(self, kind: str, payload: p.Payload) -> dict:
@@ -23,12 +24,16 @@ class FarmClient:
         sock = self.context.socket(zmq.DEALER)  # a fresh socket per request: no stale replies, no stuck state
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.ROUTING_ID, f"client-{uuid.uuid4().hex[:12]}".encode())
+        if self.keys:
+            from .auth import secure_client
+
+            secure_client(sock, self.keys, "client")
         try:
             sock.connect(self.endpoint)
             sock.send_multipart(p.encode(kind, payload))
             if not sock.poll(int(self.timeout * 1000)):
                 raise FarmError(f"no answer from the coordinator at {self.endpoint} within {self.timeout:g} s; "
-                                "is it running (synthfarm coordinator)?")
+                                "is it running (synthfarm coordinator), and do its keys accept ours?")
             _, reply = p.decode(sock.recv_multipart(), {"REPLY"})
         finally:
             sock.close()
@@ -46,7 +51,7 @@ class FarmClient:
         from .transfer import TransferError, _recv, _send, push_file, transfer_socket
 
         port = self.status()["transfer_port"]
-        sock = transfer_socket(self.context, f"{self.endpoint.rsplit(':', 1)[0]}:{port}")
+        sock = transfer_socket(self.context, f"{self.endpoint.rsplit(':', 1)[0]}:{port}", self.keys, "client")
         try:
             _send(sock, "HAS_BLOBS", {"hashes": sorted(set(manifest.values()))})
             missing = set(_recv(sock, self.timeout)[1]["missing"])

@@ -21,6 +21,7 @@ import zmq
 from ..addon.core.dataset.native import DatasetWriter, job_record
 from ..addon.core.jobs import job_seed, resolve_params
 from ..addon.core.recipe import RecipeError, parse_recipe_text
+from . import auth
 from . import protocol as p
 from .store import Store, StoreError
 from .transfer import BlobStore, TransferServer
@@ -35,7 +36,8 @@ def staging_dir(out: str, attempt_id: str) -> Path:
 class Coordinator:
     def __init__(self, data_dir: Path, workers: str = "tcp://127.0.0.1:5555", clients: str = "tcp://127.0.0.1:5556",
                  events: str = "tcp://127.0.0.1:5557", transfer: str = "tcp://127.0.0.1:5558", *, heartbeat: float = 1.0, liveness: int = 3,
-                 lost_after: float = 60.0, hang_after: float = 600.0, context: zmq.Context | None = None):
+                 lost_after: float = 60.0, hang_after: float = 600.0, context: zmq.Context | None = None,
+                 keys: Path | None = None):
         self.store = Store(Path(data_dir) / "farm.sqlite")
         self.heartbeat, self.liveness = heartbeat, liveness
         self.lost_after, self.hang_after = lost_after, hang_after
@@ -48,6 +50,7 @@ class Coordinator:
         self._known = {w["id"].encode() for w in self.store.workers() if w["status"] != "gone"}
         self.sockets = {}
         self.transfer = TransferServer(BlobStore(Path(data_dir) / "blobs"), self._staging_of_running)
+        self.authenticator = auth.start_authenticator(self.context, keys) if keys else None
         for name, kind, endpoint in (("workers", zmq.ROUTER, workers), ("clients", zmq.ROUTER, clients),
                                      ("events", zmq.PUB, events), ("transfer", zmq.ROUTER, transfer)):
             sock = self.context.socket(kind)
@@ -55,6 +58,8 @@ class Coordinator:
             sock.setsockopt(zmq.MAXMSGSIZE, p.MAX_FRAME)
             if kind == zmq.ROUTER:
                 sock.setsockopt(zmq.ROUTER_MANDATORY, 0)
+            if keys:
+                auth.secure_server(sock, keys, name)
             endpoint = self._bind(sock, endpoint)
             self.sockets[name] = sock
             setattr(self, f"{name}_endpoint", endpoint)
@@ -112,6 +117,8 @@ class Coordinator:
     def close(self) -> None:
         for sock in self.sockets.values():
             sock.close(linger=0)
+        if self.authenticator is not None:
+            self.authenticator.stop()
         self.store.close()
 
     def _on_transfer(self) -> None:

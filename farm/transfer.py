@@ -242,10 +242,12 @@ def _write_chunk(target: Path, header: dict, data: bytes) -> bool:
     return offset + len(data) >= size
 
 
-def transfer_socket(context: zmq.Context, endpoint: str, identity: bytes | None = None):
+def transfer_socket(context: zmq.Context, endpoint: str, keys: Path | None = None, role: str = "worker"):
     sock = context.socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
-    if identity:
-        sock.setsockopt(zmq.ROUTING_ID, identity)
+    if keys:
+        from .auth import secure_client
+
+        secure_client(sock, keys, role)
     sock.connect(endpoint)
     return sock

@@ -22,6 +22,7 @@ import psutil
 import zmq
 
 from . import protocol as p
+from .auth import secure_client
 from .transfer import (BlobStore, TransferError, bundle_key, pull_blob, push_file, safe_relative,
                        transfer_socket)
 
@@ -85,8 +86,8 @@ class Child:
 class Worker:
     def __init__(self, connect: str, worker_id: str | None = None, *, blender: str | None = None, gpu: int | None = None,
                  device: str = "auto", max_jobs: int = 0, max_rss_gb: float = 0.0, context: zmq.Context | None = None,
-                 work_dir: Path | None = None):
-        self.connect = connect
+                 work_dir: Path | None = None, keys: Path | None = None):
+        self.connect, self.keys = connect, keys
         self.work_dir = Path(work_dir or Path(tempfile.gettempdir()) / "synthfarm-worker")
         self.blobs = BlobStore(self.work_dir / "blobs")  # inputs by content hash, kept between jobs
         self.transfer_port = 0
@@ -110,6 +111,8 @@ class Worker:
         sock = self.context.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.ROUTING_ID, self.worker_id.encode())
+        if self.keys:
+            secure_client(sock, self.keys, "worker")
         sock.connect(self.connect)
         sock.send_multipart(p.encode("HELLO", p.Hello(worker_id=self.worker_id, host=socket.gethostname(),
                                                          device=self.child_env["SYNTHFARM_DEVICE"],
@@ -186,7 +189,7 @@ class Worker:
     def _transfer(self):
         if self._transfer_sock is None:
             host = self.connect.rsplit(":", 1)[0]
-            self._transfer_sock = transfer_socket(self.context, f"{host}:{self.transfer_port}")
+            self._transfer_sock = transfer_socket(self.context, f"{host}:{self.transfer_port}", self.keys, "worker")
         return self._transfer_sock
 
     def _localise(self, task: p.Task) -> p.Task:

@@ -107,3 +107,8 @@ bpy.ops.wm.save_as_mainfile(filepath={str(blend)!r})
     by_class = {o["class"]: o for o in ann["objects"]}
     assert set(by_class) == {"box", "ball", "chair"}
     assert by_class["chair"]["name"] == "Chair.001"
+
+
+def test_coordinator_refuses_open_addresses_without_keys(tmp_path):
+    out = synthfarm("coordinator", "--bind", "0.0.0.0", "--data", tmp_path, timeout=30)
+    assert out.returncode != 0 and "refusing to listen on 0.0.0.0 without keys" in out.stderr
