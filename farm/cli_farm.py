@@ -199,6 +199,23 @@ def set_priority(batch, priority, connect, keys):
 
 
 @click.command()
+@click.argument("batch")
+@click.argument("directory", type=click.Path(file_okay=False))
+@connect_option
+def download(batch, directory, connect, keys):
+    """Copy a batch's dataset from the coordinator into DIRECTORY (resumes: complete files are skipped)."""
+    from tqdm import tqdm
+
+    with tqdm(unit="file", desc=f"download {batch}") as bar:
+        def progress(done, total):
+            bar.total = total
+            bar.update(done - bar.n)
+
+        fetched, skipped = _call(_client(connect, keys).download, batch, Path(directory), progress)
+    click.echo(f"{batch}: {fetched} files fetched, {skipped} already there -> {directory}")
+
+
+@click.command()
 @connect_option
 def workers(connect, keys):
     """List the workers the coordinator knows."""
@@ -207,7 +224,7 @@ def workers(connect, keys):
                    f"(seen {time.time() - w['last_seen']:.0f} s ago)")
 
 
-COMMANDS = (coordinator, worker, submit, status, watch, cancel, retry, set_priority, workers)
+COMMANDS = (coordinator, worker, submit, status, watch, cancel, retry, set_priority, download, workers)
 
 
 @click.group()

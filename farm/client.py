@@ -81,3 +81,32 @@ class FarmClient:
 
     def workers(self) -> list[dict]:
         return self.request("WORKERS", p.BatchRef())["workers"]
+
+    def download(self, batch_id: str, target, progress=None) -> tuple[int, int]:
+        """Copy a batch's dataset folder into ``target``; files already there with the same size are
+        skipped, so an interrupted download resumes. Returns (files fetched, files skipped)."""
+        from pathlib import Path
+
+        from .transfer import TransferError, _recv, _send, pull, safe_relative, transfer_socket
+
+        port = self.status()["transfer_port"]
+        sock = transfer_socket(self.context, f"{self.endpoint.rsplit(':', 1)[0]}:{port}", self.keys, "client")
+        fetched = skipped = 0
+        try:
+            _send(sock, "LIST_OUTPUT", {"batch_id": batch_id})
+            files = _recv(sock, self.timeout)[1]["files"]
+            for i, (rel, size) in enumerate(files):
+                local = Path(target) / safe_relative(rel)
+                if local.is_file() and local.stat().st_size == size:
+                    skipped += 1
+                else:
+                    local.parent.mkdir(parents=True, exist_ok=True)
+                    pull(sock, "GET_OUTPUT", {"batch_id": batch_id, "path": rel}, local, timeout=self.timeout)
+                    fetched += 1
+                if progress:
+                    progress(i + 1, len(files))
+        except TransferError as err:
+            raise FarmError(f"downloading {batch_id}: {err}") from None
+        finally:
+            sock.close()
+        return fetched, skipped

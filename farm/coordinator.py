@@ -49,7 +49,7 @@ class Coordinator:
         self._seen: dict[bytes, float] = {}
         self._known = {w["id"].encode() for w in self.store.workers() if w["status"] != "gone"}
         self.sockets = {}
-        self.transfer = TransferServer(BlobStore(Path(data_dir) / "blobs"), self._staging_of_running)
+        self.transfer = TransferServer(BlobStore(Path(data_dir) / "blobs"), self._staging_of_running, self._dataset_of)
         self.authenticator = auth.start_authenticator(self.context, keys) if keys else None
         for name, kind, endpoint in (("workers", zmq.ROUTER, workers), ("clients", zmq.ROUTER, clients),
                                      ("events", zmq.PUB, events), ("transfer", zmq.ROUTER, transfer)):
@@ -141,6 +141,10 @@ class Coordinator:
         if attempt is None or attempt["status"] != "running":
             return None
         return staging_dir(self.store.batch(attempt["batch_id"])["out"], attempt_id)
+
+    def _dataset_of(self, batch_id: str) -> Path | None:
+        batch = self.store.batch(batch_id)
+        return Path(batch["out"]) if batch else None
 
     def _send(self, socket: str, identity: bytes, kind: str, payload: p.Payload) -> None:
         self._outbox.append((self.sockets[socket], [identity, *p.encode(kind, payload)]))

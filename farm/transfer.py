@@ -152,41 +152,51 @@ def push_file(sock, kind: str, header: dict, path: Path, tick: Callable[[], None
             acked += 1
 
 
-def pull_blob(sock, digest: str, store: BlobStore, tick: Callable[[], None] = lambda: None,
-              timeout: float = 60.0) -> None:
-    """Fetch one blob in chunks into ``store``, at most WINDOW requests ahead; verified by its hash."""
-    fd, tmp = tempfile.mkstemp(dir=store.dir, prefix=".get-")
+def pull(sock, kind: str, header: dict, target: Path, tick: Callable[[], None] = lambda: None,
+         timeout: float = 60.0) -> None:
+    """Fetch a file in chunks (GET_BLOB or GET_OUTPUT) into ``target``, at most WINDOW requests ahead;
+    written under a temporary name and renamed when whole."""
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as out:
-            _send(sock, "GET_BLOB", {"hash": digest, "offset": 0})
-            _, header, data = _recv(sock, timeout)
-            size = header["size"]
+            _send(sock, kind, {**header, "offset": 0})
+            _, answer, data = _recv(sock, timeout)
+            size = answer["size"]
             out.write(data)
             pending: deque[int] = deque()
             ahead = CHUNK
             while ahead < size or pending:
                 while ahead < size and len(pending) < WINDOW:
-                    _send(sock, "GET_BLOB", {"hash": digest, "offset": ahead})
+                    _send(sock, kind, {**header, "offset": ahead})
                     pending.append(ahead)
                     ahead += CHUNK
                 tick()
-                _, header, data = _recv(sock, timeout)
-                if header["offset"] != pending.popleft():
+                _, answer, data = _recv(sock, timeout)
+                if answer["offset"] != pending.popleft():
                     raise TransferError("chunks arrived out of order")
                 out.write(data)
-        if sha256_file(Path(tmp)) != digest:
-            raise TransferError(f"blob {digest[:12]} arrived damaged")
-        os.replace(tmp, store.path(digest))
+        os.replace(tmp, target)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def pull_blob(sock, digest: str, store: BlobStore, tick: Callable[[], None] = lambda: None,
+              timeout: float = 60.0) -> None:
+    """Fetch one blob into ``store``; verified by its hash."""
+    target = store.path(digest)
+    pull(sock, "GET_BLOB", {"hash": digest}, target, tick, timeout)
+    if sha256_file(target) != digest:
+        target.unlink()
+        raise TransferError(f"blob {digest[:12]} arrived damaged")
 
 
 class TransferServer:
     """The coordinator's side: answers GET_BLOB, HAS_BLOBS, PUT_BLOB and PUT_OUTPUT messages.
     ``staging_for(attempt_id)`` returns the staging folder of a running attempt, or None."""
 
-    def __init__(self, blobs: BlobStore, staging_for: Callable[[str], Path | None]):
-        self.blobs, self.staging_for = blobs, staging_for
+    def __init__(self, blobs: BlobStore, staging_for: Callable[[str], Path | None],
+                 dataset_of: Callable[[str], Path | None] = lambda batch_id: None):
+        self.blobs, self.staging_for, self.dataset_of = blobs, staging_for, dataset_of
 
     def handle(self, frames: list[bytes]) -> list[bytes]:
         """Reply frames (without the routing identity) for one message's frames; never raises."""
@@ -195,7 +205,7 @@ class TransferServer:
                 raise TransferError("malformed transfer message")
             kind, header, data = frames[1].decode("ascii"), json.loads(frames[2]), frames[3]
             reply_header, reply_data = self._answer(kind, header, data)
-            reply_kind = "CHUNK" if kind == "GET_BLOB" else "ACK"
+            reply_kind = "CHUNK" if kind in ("GET_BLOB", "GET_OUTPUT") else "ACK"
         except (TransferError, ValueError, KeyError, TypeError, OSError) as err:
             reply_kind, reply_header, reply_data = "ERROR", {"error": str(err)[:500]}, b""
         return [VERSION, reply_kind.encode(), json.dumps(reply_header).encode(), reply_data]
@@ -228,6 +238,19 @@ class TransferServer:
             target.parent.mkdir(parents=True, exist_ok=True)
             _write_chunk(target, header, data)
             return {"offset": header["offset"]}, b""
+        if kind in ("LIST_OUTPUT", "GET_OUTPUT"):
+            root = self.dataset_of(str(header["batch_id"]))
+            if root is None:
+                raise TransferError(f"no batch {header['batch_id']!r}")
+            if kind == "LIST_OUTPUT":
+                files = sorted((f.relative_to(root).as_posix(), f.stat().st_size) for f in root.rglob("*")
+                               if f.is_file() and not f.relative_to(root).parts[0].startswith("."))
+                return {"files": files}, b""
+            path = root / safe_relative(str(header["path"]))
+            with open(path, "rb") as handle:
+                handle.seek(int(header["offset"]))
+                chunk = handle.read(CHUNK)
+            return {"path": header["path"], "offset": header["offset"], "size": path.stat().st_size}, chunk
         raise TransferError(f"unknown transfer message {kind[:20]!r}")
 
 

@@ -194,5 +194,15 @@ def test_worker_without_a_shared_file_system(tmp_path):
                                 "--preview", "--out", str(tmp_path / "out2"),
                                 "--connect", f"tcp://127.0.0.1:{farm.port + 1}"], capture_output=True, text=True)
         assert "11 files, 0 uploaded" in again.stderr  # content-addressed: nothing is sent twice
+        fetched = subprocess.run([sys.executable, "-m", "synthfarm.farm.cli", "download", "batch", str(empty / "copy"),
+                                  "--connect", f"tcp://127.0.0.1:{farm.port + 1}"], capture_output=True, text=True)
+        assert fetched.returncode == 0, fetched.stderr
+        check_dataset(empty / "copy", 2, 1)
+        originals = sorted(p.relative_to(tmp_path / "out") for p in (tmp_path / "out").rglob("*.png"))
+        assert originals and all((empty / "copy" / rel).read_bytes() == (tmp_path / "out" / rel).read_bytes()
+                                 for rel in originals)
+        resumed = subprocess.run([sys.executable, "-m", "synthfarm.farm.cli", "download", "batch", str(empty / "copy"),
+                                  "--connect", f"tcp://127.0.0.1:{farm.port + 1}"], capture_output=True, text=True)
+        assert " 0 files fetched" in resumed.stdout
     finally:
         farm.stop()
