@@ -83,7 +83,7 @@ def batch_id_for(out: Path, recipe_hash: str, count: int, seed: int, params: dic
 
 
 def render_on_farm(recipe_path: Path, jobs: int, out: Path, *, seed: int = 0, preview: bool = False,
-                   params: dict | None = None, workers: int = 1, device: str = "auto",
+                   params: dict | None = None, workers: int = 1, device: str = "auto", max_jobs: int = 0,
                    progress: Callable[[int, int], None] | None = None, poll_seconds: float = 0.25) -> FarmSummary:
     """Render ``jobs`` jobs of a recipe file into ``out`` on an embedded farm."""
     recipe_path, out = Path(recipe_path).resolve(), Path(out).resolve()
@@ -94,7 +94,7 @@ def render_on_farm(recipe_path: Path, jobs: int, out: Path, *, seed: int = 0, pr
     batch_id = batch_id_for(out, recipe.hash(), jobs, seed, params or {}, preview)
     start = time.perf_counter()
     summary = FarmSummary(out, batch_id, jobs, 0, 0, 0, 0.0)
-    with EmbeddedFarm(out / ".farm", workers, device=device) as farm:
+    with EmbeddedFarm(out / ".farm", workers, device=device, max_jobs=max_jobs) as farm:
         status = farm.client.submit(batch_id=batch_id, name=recipe.name, recipe=text,
                                     recipe_dir=str(recipe_path.parent), out=str(out), count=jobs, seed=seed,
                                     params=params or {}, preview=preview)
