@@ -63,8 +63,9 @@ def main(verbose: int) -> None:
 @click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Set a recipe parameter (repeatable).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default="auto", show_default=True,
               help="Render device; gpu falls back to cpu when none is found (the device used is recorded).")
-@click.option("--workers", "-w", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Local workers of the embedded farm (each runs one Blender process).")
+@click.option("--workers", "-w", type=click.IntRange(min=1),
+              help="Local workers of the embedded farm, each with one Blender process (default: one per NVIDIA "
+                   "GPU, one on a machine without).")
 @click.option("--in-process", is_flag=True, help="Render in this process instead of on the embedded farm.")
 def render(recipe, jobs, out, preview, seed, sets, device, workers, in_process):
     """Render JOBS jobs of RECIPE into the dataset folder OUT on an embedded farm (a coordinator and local

@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 import shutil
+import subprocess
 import threading
 import time
 from dataclasses import dataclass
@@ -43,10 +44,22 @@ class FarmSummary:
     exports: dict | None = None
 
 
+def local_gpus() -> int:
+    """How many NVIDIA GPUs this machine has (``nvidia-smi -L``), without importing Blender; 0 if none.
+    Other vendors' GPUs are still used by a worker (Cycles picks HIP/oneAPI/Metal), one worker in all."""
+    if shutil.which("nvidia-smi") is None:
+        return 0
+    try:
+        listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    return sum(line.startswith("GPU ") for line in listing.splitlines())
+
+
 class EmbeddedFarm:
     """A coordinator thread on loopback ports chosen by the OS, and ``workers`` worker threads."""
 
-    def __init__(self, data_dir: Path, workers: int = 1, *, device: str = "auto", max_jobs: int = 0,
+    def __init__(self, data_dir: Path, workers: int | None = None, *, device: str = "auto", max_jobs: int = 0,
                  max_rss_gb: float = 0.0, heartbeat: float = 0.5):
         self.context = zmq.Context()
         self.coordinator = Coordinator(data_dir, "tcp://127.0.0.1:0", "tcp://127.0.0.1:0", "tcp://127.0.0.1:0",
@@ -55,8 +68,11 @@ class EmbeddedFarm:
         for attempt in self.coordinator.store.running_attempts():  # a previous run's workers are gone
             self.coordinator.store.lose_attempt(attempt["id"], "embedded farm restarted")
         self.coordinator.store.commit()
+        gpus = local_gpus() if device != "cpu" else 0
+        workers = workers or max(1, gpus)  # one per GPU by default, one on a CPU-only machine
         self.workers = [Worker(self.coordinator.workers_endpoint, f"local-{i}", device=device, max_jobs=max_jobs,
-                               max_rss_gb=max_rss_gb, context=self.context) for i in range(workers)]
+                               max_rss_gb=max_rss_gb, context=self.context, gpu=i if i < gpus else None)
+                        for i in range(workers)]
         self.client = FarmClient(self.coordinator.clients_endpoint, timeout=30, context=self.context)
         self._threads = [threading.Thread(target=self.coordinator.serve, name="coordinator", daemon=True)]
         self._threads += [threading.Thread(target=w.run, name=w.worker_id, daemon=True) for w in self.workers]
@@ -83,7 +99,7 @@ def batch_id_for(out: Path, recipe_hash: str, count: int, seed: int, params: dic
 
 
 def render_on_farm(recipe_path: Path, jobs: int, out: Path, *, seed: int = 0, preview: bool = False,
-                   params: dict | None = None, workers: int = 1, device: str = "auto", max_jobs: int = 0,
+                   params: dict | None = None, workers: int | None = None, device: str = "auto", max_jobs: int = 0,
                    progress: Callable[[int, int], None] | None = None, poll_seconds: float = 0.25) -> FarmSummary:
     """Render ``jobs`` jobs of a recipe file into ``out`` on an embedded farm."""
     recipe_path, out = Path(recipe_path).resolve(), Path(out).resolve()
