@@ -199,3 +199,26 @@ def test_state_survives_a_coordinator_restart(tmp_path):
             farm.client.status("nope")
     finally:
         farm.stop()
+
+
+def test_hung_and_lost_workers_have_their_jobs_requeued(tmp_path):
+    farm = Farm(tmp_path / "state", hang_after=0.6, lost_after=1.0)
+    try:
+        farm.submit(tmp_path / "out", count=2)
+        hung, silent = StandIn(farm, "hung"), StandIn(farm, "silent")
+        stuck = hung.take()
+        gone = silent.take()
+        deadline = time.time() + 5
+        cancelled = None
+        while time.time() < deadline and cancelled is None:  # heartbeats, but never any progress
+            hung.send("HEARTBEAT", p.Heartbeat(worker_id="hung", attempt_id=stuck.attempt_id))
+            if hung.sock.poll(100):
+                kind, msg = p.decode(hung.sock.recv_multipart())
+                if kind == "CANCEL":
+                    cancelled = msg.attempt_id
+        assert cancelled == stuck.attempt_id
+        assert wait_for(lambda: farm.client.status("b1")["jobs"]["queued"] == 2, timeout=5)  # both back in the queue
+        assert wait_for(lambda: {w["id"]: w["status"] for w in farm.client.workers()}["silent"] == "lost")
+        del gone
+    finally:
+        farm.stop()
