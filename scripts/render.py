@@ -15,25 +15,12 @@ the package is loaded from this repository when it is not.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import logging
 import sys
 from pathlib import Path
 
-
-def _synthfarm():
-    try:
-        import synthfarm  # installed (pip install -e .)
-
-        return synthfarm
-    except ImportError:
-        root = Path(__file__).resolve().parent.parent
-        spec = importlib.util.spec_from_file_location("synthfarm", root / "__init__.py",
-                                                      submodule_search_locations=[str(root)])
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["synthfarm"] = module
-        spec.loader.exec_module(module)
-        return module
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bootstrap import load_synthfarm  # noqa: E402
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -57,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     import bpy
 
-    synthfarm = _synthfarm()
+    synthfarm = load_synthfarm()
     from synthfarm.addon.core.jobs import coerce_param
 
     recipe = synthfarm.load_recipe(args.recipe)
