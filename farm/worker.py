@@ -180,8 +180,8 @@ class Worker:
             except zmq.ZMQError:
                 pass
             sock.close(linger=0)
-            if self.child is not None:
-                self.child.stop()
+            if self.child is not None:  # a render in progress is not waited for: its attempt is requeued
+                self.child.kill() if self.attempt else self.child.stop()
             if self._transfer_sock is not None:
                 self._transfer_sock.close(linger=0)
 
