@@ -61,7 +61,8 @@ def memory(frames: int, max_jobs: int) -> None:
         me = psutil.Process()
         while not stop.is_set():
             rss = sum(c.memory_info().rss for c in me.children(recursive=True) if c.is_running())
-            samples.append((done[0], rss / 1e6))
+            if rss:  # 0 while a child is being (re)started
+                samples.append((done[0], rss / 1e6))
             time.sleep(1.0)
 
     thread = threading.Thread(target=sample, daemon=True)
