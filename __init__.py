@@ -8,7 +8,7 @@ package ``synthfarm`` it also offers the Python API lazily, so importing it neve
     synthfarm.render("assets/recipes/toybox.yaml", jobs=4, out="out/toybox")
 """
 
-__all__ = ["register", "unregister", "render", "load_recipe"]
+__all__ = ["register", "unregister", "render", "load_recipe", "Session", "Batch"]
 
 
 def register():
@@ -29,6 +29,10 @@ def __getattr__(name):
         from .addon.engine.api import render
 
         return render
+    if name in ("Session", "Batch"):
+        from .farm import session
+
+        return getattr(session, name)
     if name == "load_recipe":
         from .addon.core.recipe import load_recipe
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import zmq
 
 from ..addon.core.dataset.native import DatasetWriter, job_record
-from ..addon.core.jobs import job_seed, resolve_params
+from ..addon.core.jobs import resolve_params
 from ..addon.core.recipe import RecipeError, parse_recipe_text
 from . import auth
 from . import protocol as p
@@ -208,10 +208,11 @@ class Coordinator:
             self._send("workers", identity, "NO_TASK", p.NoTask(retry_seconds=self.heartbeat))
             return
         batch, job_id, attempt_id = leased
+        params, seed = self.store.job_input(batch, job_id)
         self.store.worker_seen(worker_id, status="busy")
         self._send("workers", identity, "TASK", p.Task(
             attempt_id=attempt_id, batch_id=batch["id"], job_id=job_id, recipe=batch["recipe"],
-            recipe_dir=batch["recipe_dir"], params=batch["params"], seed=job_seed(batch["seed"], job_id),
+            recipe_dir=batch["recipe_dir"], params=params, seed=seed,
             frames=batch["frames"], preview=batch["preview"], staging=str(staging_dir(batch["out"], attempt_id)),
             inputs=batch["inputs"], recipe_path=batch["recipe_path"]))
 
@@ -222,8 +223,9 @@ class Coordinator:
         if msg.ok and attempt and attempt["status"] == "running" and attempt["worker_id"] == worker_id:
             # files first: a crash after this re-runs the job, whose identical files overwrite these
             stems = DatasetWriter(Path(batch["out"])).commit_staging(staging)
+            params, seed = self.store.job_input(batch, attempt["job_id"])
             self._records.setdefault(batch["out"], []).append(job_record(
-                attempt["job_id"], batch["params"], job_seed(batch["seed"], attempt["job_id"]), "done",
+                attempt["job_id"], params, seed, "done",
                 frames=msg.frames, stems=stems, seconds=round(msg.seconds, 3), device=msg.device))
         outcome = self.store.finish(msg.attempt_id, worker_id, msg.ok, msg.error, msg.seconds, attempt)
         if staging is not None and staging.exists():
@@ -302,6 +304,11 @@ class Coordinator:
             return {"batches": self.store.batches()}
         if kind == "WORKERS":
             return {"workers": self.store.workers()}
+        if kind == "JOBS":
+            return {"jobs": self.store.jobs(msg.batch_id)}
+        if kind == "ESTIMATE":
+            found = self.store.seconds_per_frame(msg.recipe_hash, msg.preview)
+            return {"seconds_per_frame": found[0], "jobs_measured": found[1]} if found else {}
         if kind == "SET_PRIORITY":
             self.store.set_priority(msg.batch_id, msg.priority)
             return self.store.summary(msg.batch_id)
@@ -325,17 +332,25 @@ class Coordinator:
         recipe = parse_recipe_text(msg.recipe, Path(msg.recipe_dir)) if not msg.inputs else \
             parse_recipe_text(msg.recipe, None, check_files=False)
         params = resolve_params(recipe, msg.params)
+        jobs = []
+        for i, job in enumerate(msg.jobs):
+            try:
+                jobs.append((resolve_params(recipe, job.params), job.seed))
+            except ValueError as err:
+                raise ValueError(f"job {i}: {err}") from None
+        count = len(jobs) or msg.count
         frames = 1 if msg.preview else recipe.frames
         writer = DatasetWriter(Path(msg.out))
         done = writer.open(msg.recipe, recipe.hash(), {"name": recipe.name, "batch": {
             "seed": msg.seed, "preview": msg.preview, "params": params}})
         batch, created = self.store.submit(msg.batch_id, name=msg.name or recipe.name, recipe=msg.recipe,
-                                           recipe_dir=msg.recipe_dir, out=msg.out, count=msg.count, seed=msg.seed,
+                                           recipe_dir=msg.recipe_dir, out=msg.out, count=count, seed=msg.seed,
                                            params=params, frames=frames, preview=msg.preview,
-                                           priority=msg.priority, inputs=msg.inputs, recipe_path=msg.recipe_path)
+                                           priority=msg.priority, inputs=msg.inputs, recipe_path=msg.recipe_path,
+                                           recipe_hash=recipe.hash(), jobs=jobs)
         if created and done:  # resuming into a dataset: its complete jobs are not rendered again
             self.store.db.executemany("UPDATE jobs SET status='done' WHERE batch_id=? AND job_id=?",
-                                      ((msg.batch_id, j) for j in done if j < msg.count))
+                                      ((msg.batch_id, j) for j in done if j < count))
         if self.store.batch_finished(msg.batch_id):
             self._finish_batch(batch)
         return {**self.store.summary(msg.batch_id), "new": created}

@@ -103,6 +103,17 @@ class Submit(Payload):
     priority: int = Field(50, ge=0, le=100)
     inputs: dict[str, str] = {}  # bundle path -> sha256 of every input (uploaded first); empty: shared file system
     recipe_path: str = ""
+    jobs: list[JobInput] = []  # per-job parameters and seeds (the batch API); empty: count jobs of `params`
+
+
+class JobInput(Payload):
+    params: dict[str, Any] = {}
+    seed: int = Field(ge=0)
+
+
+class Estimate(Payload):
+    recipe_hash: str
+    preview: bool = False
 
 
 class BatchRef(Payload):
@@ -124,10 +135,10 @@ MESSAGES: dict[str, type[Payload]] = {
     "HELLO": Hello, "REQUEST": Request, "HEARTBEAT": Heartbeat, "PROGRESS": Progress, "DONE": Done, "BYE": Bye,
     "WELCOME": Welcome, "TASK": Task, "NO_TASK": NoTask, "CANCEL": Cancel,
     "SUBMIT": Submit, "STATUS": BatchRef, "LIST": BatchRef, "CANCEL_BATCH": BatchRef, "RETRY": BatchRef,
-    "SET_PRIORITY": SetPriority, "WORKERS": BatchRef, "REPLY": Reply,
+    "SET_PRIORITY": SetPriority, "WORKERS": BatchRef, "JOBS": BatchRef, "ESTIMATE": Estimate, "REPLY": Reply,
 }
 WORKER_TYPES = {"HELLO", "REQUEST", "HEARTBEAT", "PROGRESS", "DONE", "BYE"}
-CLIENT_TYPES = {"SUBMIT", "STATUS", "LIST", "CANCEL_BATCH", "RETRY", "SET_PRIORITY", "WORKERS"}
+CLIENT_TYPES = {"SUBMIT", "STATUS", "LIST", "CANCEL_BATCH", "RETRY", "SET_PRIORITY", "WORKERS", "JOBS", "ESTIMATE"}
 
 
 def encode(kind: str, payload: Payload) -> list[bytes]:

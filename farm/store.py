@@ -20,10 +20,10 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (
   id TEXT PRIMARY KEY, name TEXT, recipe TEXT, recipe_dir TEXT, out TEXT, count INTEGER, seed INTEGER,
   params TEXT, frames INTEGER, preview INTEGER, priority INTEGER, status TEXT, created REAL,
-  inputs TEXT DEFAULT '{}', recipe_path TEXT DEFAULT '');
+  inputs TEXT DEFAULT '{}', recipe_path TEXT DEFAULT '', recipe_hash TEXT DEFAULT '');
 CREATE TABLE IF NOT EXISTS jobs (
   batch_id TEXT, job_id INTEGER, status TEXT, attempts INTEGER DEFAULT 0, error TEXT DEFAULT '',
-  seconds REAL, PRIMARY KEY (batch_id, job_id)) WITHOUT ROWID;
+  seconds REAL, params TEXT, seed INTEGER, PRIMARY KEY (batch_id, job_id)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS jobs_queue ON jobs (batch_id, status, job_id);
 CREATE TABLE IF NOT EXISTS attempts (
   id TEXT PRIMARY KEY, batch_id TEXT, job_id INTEGER, worker_id TEXT, status TEXT, started REAL,
@@ -68,16 +68,24 @@ class Store:
     # -- batches ----------------------------------------------------------------------------------------
     def submit(self, batch_id: str, *, name: str, recipe: str, recipe_dir: str, out: str, count: int, seed: int,
                params: dict, frames: int, preview: bool, priority: int, inputs: dict | None = None,
-               recipe_path: str = "") -> tuple[dict, bool]:
-        """Create a batch and its jobs; the same id again returns the existing batch (idempotent)."""
+               recipe_path: str = "", recipe_hash: str = "", jobs: list[tuple[dict, int]] | None = None
+               ) -> tuple[dict, bool]:
+        """Create a batch and its jobs; the same id again returns the existing batch (idempotent).
+        ``jobs``: (params, seed) per job when jobs differ; else every job takes ``params`` and a seed
+        derived from ``seed`` and its number."""
         existing = self.batch(batch_id)
         if existing is not None:
             return existing, False
-        self.db.execute("INSERT INTO batches VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        self.db.execute("INSERT INTO batches VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                         (batch_id, name, recipe, recipe_dir, out, count, seed, json.dumps(params), frames,
-                         int(preview), priority, "active", time.time(), json.dumps(inputs or {}), recipe_path))
-        self.db.executemany("INSERT INTO jobs (batch_id, job_id, status) VALUES (?, ?, 'queued')",
-                            ((batch_id, i) for i in range(count)))
+                         int(preview), priority, "active", time.time(), json.dumps(inputs or {}), recipe_path,
+                         recipe_hash))
+        if jobs:
+            self.db.executemany("INSERT INTO jobs (batch_id, job_id, status, params, seed) VALUES (?,?,'queued',?,?)",
+                                ((batch_id, i, json.dumps(p), s) for i, (p, s) in enumerate(jobs)))
+        else:
+            self.db.executemany("INSERT INTO jobs (batch_id, job_id, status) VALUES (?, ?, 'queued')",
+                                ((batch_id, i) for i in range(count)))
         self._changed(batch_id)
         return self.batch(batch_id), True
 
@@ -156,6 +164,36 @@ class Store:
             raise StoreError(f"no batch {batch_id!r}")
 
     # -- dispatch ---------------------------------------------------------------------------------------
+    def job_input(self, batch: dict, job_id: int) -> tuple[dict, int]:
+        """A job's (params, seed): its own when the batch gave them, else the batch's."""
+        row = self.db.execute("SELECT params, seed FROM jobs WHERE batch_id=? AND job_id=?",
+                              (batch["id"], job_id)).fetchone()
+        if row and row[0] is not None:
+            return json.loads(row[0]), int(row[1])
+        return batch["params"], job_seed(batch["seed"], job_id)
+
+    def jobs(self, batch_id: str) -> list[dict]:
+        """Every job of a batch with its inputs, status and time (for the batch API)."""
+        batch = self.batch(batch_id)
+        if batch is None:
+            raise StoreError(f"no batch {batch_id!r}")
+        out = []
+        for job_id, status, params, seed, seconds, error in self.db.execute(
+                "SELECT job_id, status, params, seed, seconds, error FROM jobs WHERE batch_id=? ORDER BY job_id",
+                (batch_id,)):
+            params, seed = (json.loads(params), seed) if params is not None else (batch["params"],
+                                                                                 job_seed(batch["seed"], job_id))
+            out.append({"job_id": job_id, "status": status, "params": params, "seed": seed, "seconds": seconds,
+                        "error": error})
+        return out
+
+    def seconds_per_frame(self, recipe_hash: str, preview: bool) -> tuple[float, int] | None:
+        """Mean render seconds per frame of finished jobs of this recipe and tier, and how many jobs."""
+        row = self.db.execute("SELECT AVG(j.seconds / b.frames), COUNT(*) FROM jobs j JOIN batches b ON "
+                              "j.batch_id = b.id WHERE b.recipe_hash=? AND b.preview=? AND j.status='done' AND "
+                              "j.seconds > 0", (recipe_hash, int(preview))).fetchone()
+        return (float(row[0]), int(row[1])) if row and row[1] else None
+
     def next_task(self, worker_id: str) -> tuple[dict, int, str] | None:
         """Lease the next job for ``worker_id``: (batch, job id, attempt id), or None when nothing fits.
         Highest priority first, then oldest batch, then job order; blocked batches are skipped."""

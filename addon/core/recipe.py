@@ -138,6 +138,8 @@ class Recipe(StrictModel):
         for name in value:
             if not name.isidentifier():
                 raise ValueError(f"parameter name {name!r} must be a plain identifier (letters, digits, _)")
+            if name == "seed":
+                raise ValueError("'seed' is reserved for a job's seed; name the parameter otherwise")
         return value
 
     @model_validator(mode="after")

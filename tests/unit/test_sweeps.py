@@ -1,0 +1,56 @@
+"""Sweep designs and job crafting of the batch API (no farm needed)."""
+import numpy as np
+import pytest
+
+from synthfarm.addon.core.jobs import JobError
+from synthfarm.farm.session import Session
+
+RECIPE = "assets/recipes/toybox.yaml"
+
+
+@pytest.fixture()
+def session():
+    return Session("tcp://127.0.0.1:1", recipe=RECIPE, random_state=3)  # nothing is sent in these tests
+
+
+def test_latin_hypercube_puts_one_job_in_each_bin(session):
+    n = 20
+    jobs = session.latin_hypercube(n, ["camera_height"], seed=1)
+    lo, hi = 0.3, 4.0
+    bins = np.floor((np.array([j["camera_height"] for j in jobs]) - lo) / (hi - lo) * n).astype(int)
+    assert sorted(bins.tolist()) == list(range(n))
+
+
+def test_sobol_is_balanced_in_every_dimension(session):
+    jobs = session.sobol(32, ["camera_height", "num_toys"], seed=2)
+    heights = np.array([j["camera_height"] for j in jobs])
+    assert sorted(np.floor((heights - 0.3) / 3.7 * 32).astype(int).tolist()) == list(range(32))
+    toys = np.bincount([j["num_toys"] for j in jobs], minlength=31)[1:]
+    assert toys.max() <= 2  # an integer's bin (1/30 wide) spans at most two of the 32 strata
+    assert all(1 <= j["num_toys"] <= 30 and isinstance(j["num_toys"], int) for j in jobs)
+    assert len({j["seed"] for j in jobs}) == 32
+
+
+def test_grid_overrides_and_sampling(session):
+    grid = session.grid(num_toys=[1, 5], camera_height=[0.5, 1.0, 2.0])
+    assert len(grid) == 6 and {(j["num_toys"], j["camera_height"]) for j in grid} == {
+        (a, b) for a in (1, 5) for b in (0.5, 1.0, 2.0)}
+    seeds = [session.sample_input(num_toys=3) for _ in range(2)]
+    expanded = session.expand_overrides(seeds, [{"camera_height": h} for h in (0.5, 1.0, 2.0)])
+    assert len(expanded) == 6 and all(j["num_toys"] == 3 for j in expanded)
+    assert [j["seed"] for j in expanded] == [seeds[0]["seed"]] * 3 + [seeds[1]["seed"]] * 3
+    sample = session.sample_input()
+    assert 1 <= sample["num_toys"] <= 30 and 0.3 <= sample["camera_height"] <= 4.0
+
+
+def test_invalid_jobs_are_named_and_nothing_is_sent(session):
+    problems = session.validate_job_params([{"num_toys": 3}, {"num_toys": 99}, {"num_tos": 1}, {"seed": -1}])
+    assert problems[0] is None
+    assert problems[1] == "parameter num_toys: 99 is above max 30"
+    assert "unknown parameter 'num_tos'" in problems[2]
+    assert "seed" in problems[3]
+    with pytest.raises(JobError, match="job 1: parameter num_toys: 99 is above max 30"):
+        session.submit([{"num_toys": 3}, {"num_toys": 99}])  # raised before any socket is used
+    with pytest.raises(JobError, match="sweeps need"):
+        session.sobol(4, ["seedless"])
+    assert session.estimate_samples([{}, {}], preview=True) == [1, 1]
