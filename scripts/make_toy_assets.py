@@ -2,34 +2,20 @@
 
     python scripts/make_toy_assets.py
 
-Everything is modelled here from primitives (CC0-1.0, see assets/README.md). Each toy is saved in a
-different format so that every loader is exercised: .blend, .obj (+ .mtl), .glb, .ply, .stl.
-
-Deterministic: no randomness, and faces are put in a canonical order (Blender 5.0 builds some
-primitives, e.g. the UV sphere, with a face order that changes from run to run). The text formats and
-the .glb come out byte-identical on every run; .blend files hold memory addresses, so they differ in a
-few bytes from run to run while their content is the same.
+Deterministic; the files it writes under assets/ are committed. Each toy is saved in a different
+format so that every loader is exercised: .blend, .obj (+ .mtl), .glb, .ply, .stl.
 """
 from __future__ import annotations
 
 import logging
 import math
-import os
 import tempfile
 from pathlib import Path
 
-# `import bpy` writes Blender's user configuration: keep it away from the developer's own set-up.
-_HOME = tempfile.mkdtemp(prefix="synthfarm-make-assets-")
-for _var in ("BLENDER_USER_RESOURCES", "BLENDER_USER_CONFIG", "BLENDER_USER_SCRIPTS"):
-    os.environ.setdefault(_var, os.path.join(_HOME, _var.lower()))
-
-import bpy  # noqa: E402  (first: it puts Blender's own modules such as addon_utils on sys.path)
-import addon_utils  # noqa: E402
-import bmesh  # noqa: E402
+import bpy
 
 ROOT = Path(__file__).resolve().parent.parent
 TOYS, BOX = ROOT / "assets" / "toys", ROOT / "assets" / "toybox"
-DUCK_SCALE = 0.95
 log = logging.getLogger("make_toy_assets")
 
 
@@ -40,45 +26,26 @@ def material(name: str, rgb, roughness: float = 0.5, metallic: float = 0.0):
     bsdf.inputs["Roughness"].default_value = roughness
     bsdf.inputs["Metallic"].default_value = metallic
     mat.diffuse_color = (*rgb, 1.0)
-    mat.roughness, mat.metallic = roughness, metallic
     return mat
 
 
 def part(op, mat, **kw):
-    """Add one primitive with ``op`` and give it ``mat``."""
     op(**kw)
     obj = bpy.context.active_object
     obj.data.materials.append(mat)
     return obj
 
 
-def canonical_faces(mesh) -> None:
-    """Sort faces by their vertex indices, so the same model always has the same face order."""
-    bm = bmesh.new()
-    bm.from_mesh(mesh)
-    bm.faces.ensure_lookup_table()
-    order = sorted(bm.faces, key=lambda f: (sorted(v.index for v in f.verts), f.material_index))
-    rank = {face.index: r for r, face in enumerate(order)}
-    bm.faces.sort(key=lambda f: rank[f.index])
-    bm.to_mesh(mesh)
-    bm.free()
-
-
-def join(parts, name: str, smooth: bool = False, scale: float = 1.0):
-    """Join ``parts`` into one object called ``name`` with all transforms applied."""
+def join(parts, name):
     bpy.ops.object.select_all(action="DESELECT")
     for p in parts:
         p.select_set(True)
     bpy.context.view_layer.objects.active = parts[0]
-    if len(parts) > 1:
-        bpy.ops.object.join()
+    bpy.ops.object.join()
     obj = bpy.context.active_object
     obj.name = obj.data.name = name
-    obj.scale = [s * scale for s in obj.scale]
     bpy.ops.object.transform_apply(location=True, rotation=True, scale=True)
-    canonical_faces(obj.data)
-    if smooth:
-        bpy.ops.object.shade_smooth()
+    bpy.ops.object.shade_smooth() if name in ("duck", "ball") else None
     return obj
 
 
@@ -91,7 +58,7 @@ def duck():
                 segments=20, ring_count=10)
     beak = part(bpy.ops.mesh.primitive_cone_add, orange, radius1=0.01, depth=0.02, vertices=12,
                 location=(0.062, 0, 0.072), rotation=(0, math.pi / 2, 0))
-    return join([body, head, beak], "duck", smooth=True, scale=DUCK_SCALE)
+    return join([body, head, beak], "duck")
 
 
 def block():
@@ -104,15 +71,14 @@ def block():
 
 
 def ball():
-    obj = part(bpy.ops.mesh.primitive_uv_sphere_add, material("ball_red", (0.85, 0.1, 0.1), 0.3),
-               radius=0.035, location=(0, 0, 0.035), segments=24, ring_count=12)
-    return join([obj], "ball", smooth=True)
+    return join([part(bpy.ops.mesh.primitive_uv_sphere_add, material("ball_red", (0.85, 0.1, 0.1), 0.3),
+                      radius=0.035, location=(0, 0, 0.035), segments=24, ring_count=12)], "ball")
 
 
 def ring():
     obj = part(bpy.ops.mesh.primitive_torus_add, material("ring_green", (0.1, 0.7, 0.25)), major_radius=0.035,
                minor_radius=0.012, major_segments=32, minor_segments=12, location=(0, 0, 0.012))
-    return join([obj], "ring", smooth=True)
+    return join([obj], "ring")
 
 
 def rocket():
@@ -143,92 +109,68 @@ def car():
 
 def open_box():
     """A 0.6 x 0.4 x 0.2 m box with a floor and four 1 cm walls, open at the top (a concave container)."""
-    cardboard = material("box_cardboard", (0.55, 0.4, 0.22), 0.8)
+    wood = material("box_cardboard", (0.55, 0.4, 0.22), 0.8)
     w, d, h, t = 0.6, 0.4, 0.2, 0.01
     slabs = [((0, 0, t / 2), (w, d, t)), ((0, d / 2 - t / 2, h / 2), (w, t, h)), ((0, -d / 2 + t / 2, h / 2), (w, t, h)),
              ((w / 2 - t / 2, 0, h / 2), (t, d, h)), ((-w / 2 + t / 2, 0, h / 2), (t, d, h))]
     parts = []
     for loc, size in slabs:
-        slab = part(bpy.ops.mesh.primitive_cube_add, cardboard, size=1, location=loc)
+        slab = part(bpy.ops.mesh.primitive_cube_add, wood, size=1, location=loc)
         slab.scale = size
         parts.append(slab)
     return join(parts, "bin")
 
 
-def paint_vertex_colors(obj) -> None:
-    """Store each face's material colour as a face-corner colour (PLY keeps colours, not materials)."""
-    mesh = obj.data
-    attr = mesh.color_attributes.new("Col", "BYTE_COLOR", "CORNER")
-    colours = [tuple(m.diffuse_color) for m in mesh.materials]
-    for poly in mesh.polygons:
-        for loop in poly.loop_indices:
-            attr.data[loop].color = colours[poly.material_index]
-
-
-def select_only(obj) -> None:
+def only(obj):
     bpy.ops.object.select_all(action="DESELECT")
     obj.select_set(True)
     bpy.context.view_layer.objects.active = obj
 
 
-def add_keypoints(obj, points) -> list:
-    """Empties named kp:<name> parented to ``obj`` (see addon/engine/keypoints.py)."""
-    empties = []
-    for name, location in points:
-        empty = bpy.data.objects.new(f"kp:{name}", None)
-        bpy.context.scene.collection.objects.link(empty)
-        empty.location = [c * DUCK_SCALE for c in location]
-        empty.parent = obj
-        empties.append(empty)
-    return empties
+def save_blend(objects, path: Path):
+    bpy.data.libraries.write(str(path), set(objects) | {o.data for o in objects if o.data}, compress=True)
 
 
-def enable_gltf() -> None:
-    if not addon_utils.check("io_scene_gltf2")[1]:
-        addon_utils.enable("io_scene_gltf2", default_set=False)
-    if not hasattr(bpy.types, "EXPORT_SCENE_OT_gltf"):
-        raise RuntimeError("the glTF add-on (io_scene_gltf2) could not be enabled: this Blender build lacks it")
-
-
-def main() -> None:
+def main():
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     TOYS.mkdir(parents=True, exist_ok=True)
     BOX.mkdir(parents=True, exist_ok=True)
     bpy.ops.wm.read_factory_settings(use_empty=True)
-    enable_gltf()
     made = {name: make() for name, make in
             (("duck", duck), ("block", block), ("ball", ball), ("ring", ring), ("rocket", rocket), ("car", car))}
     for obj in made.values():
         obj.location = (0, 0, 0)
-    points = (("beak", (0.07, 0.0, 0.072)), ("crown", (0.035, 0.0, 0.099)), ("tail", (-0.052, 0.0, 0.04)))
-    duck_points = add_keypoints(made["duck"], points)
-    blend_ids = {made["duck"], made["duck"].data, *duck_points}
-    bpy.data.libraries.write(str(TOYS / "duck.blend"), blend_ids, compress=True)
-    paint_vertex_colors(made["rocket"])
-    # OBJ and glTF are Y-up by convention (Blender converts on export and import); PLY and STL stay Z-up.
-    exports = {
-        "block": ("obj", bpy.ops.wm.obj_export, dict(export_selected_objects=True, export_materials=True)),
-        "ring": ("obj", bpy.ops.wm.obj_export, dict(export_selected_objects=True, export_materials=True)),
-        "ball": ("glb", bpy.ops.export_scene.gltf, dict(export_format="GLB", use_selection=True)),
-        "rocket": ("ply", bpy.ops.wm.ply_export, dict(export_selected_objects=True, up_axis="Z", forward_axis="Y",
-                                                      export_colors="SRGB", export_uv=False, ascii_format=False)),
-        "car": ("stl", bpy.ops.wm.stl_export, dict(export_selected_objects=True, up_axis="Z", forward_axis="Y")),
-    }
+    # the duck defines keypoints: empties named kp:<name> parented to it (see addon/engine/keypoints.py)
+    duck_points = []
+    for name, location in (("beak", (0.07, 0.0, 0.072)), ("crown", (0.035, 0.0, 0.099)), ("tail", (-0.052, 0.0, 0.04))):
+        empty = bpy.data.objects.new(f"kp:{name}", None)
+        bpy.context.scene.collection.objects.link(empty)
+        empty.location = location
+        empty.parent = made["duck"]
+        duck_points.append(empty)
+    save_blend([made["duck"], *duck_points], TOYS / "duck.blend")
+    # OBJ files are Y-up by convention (Blender converts on export and import); PLY and STL keep Z up.
+    exports = {"block": ("obj", bpy.ops.wm.obj_export, dict(export_selected_objects=True, export_materials=True)),
+               "ring": ("obj", bpy.ops.wm.obj_export, dict(export_selected_objects=True)),
+               "ball": ("glb", bpy.ops.export_scene.gltf, dict(export_format="GLB", use_selection=True)),
+               "rocket": ("ply", bpy.ops.wm.ply_export, dict(export_selected_objects=True, up_axis="Z", forward_axis="Y")),
+               "car": ("stl", bpy.ops.wm.stl_export, dict(export_selected_objects=True, up_axis="Z", forward_axis="Y"))}
+    import addon_utils
+
+    addon_utils.enable("io_scene_gltf2", default_set=False)
     for name, (ext, op, kw) in exports.items():
-        select_only(made[name])
+        only(made[name])
         op(filepath=str(TOYS / f"{name}.{ext}"), **kw)
     box = open_box()
-    select_only(box)
-    bpy.ops.wm.obj_export(filepath=str(BOX / "bin.obj"), export_selected_objects=True, export_materials=True)
+    only(box)
+    bpy.ops.wm.obj_export(filepath=str(BOX / "bin.obj"), export_selected_objects=True)
     library = [material("wood", (0.45, 0.3, 0.15), 0.7), material("plastic_red", (0.8, 0.05, 0.05), 0.3),
                material("metal", (0.8, 0.8, 0.82), 0.25, 1.0), material("rubber", (0.05, 0.05, 0.05), 0.95)]
     bpy.data.libraries.write(str(BOX / "materials.blend"), set(library), compress=True)
-    total = 0
     for path in sorted(list(TOYS.iterdir()) + list(BOX.iterdir())):
-        total += path.stat().st_size
         log.info("%-28s %7d bytes", path.relative_to(ROOT), path.stat().st_size)
-    log.info("%-28s %7d bytes", "total", total)
 
 
 if __name__ == "__main__":
-    main()
+    with tempfile.TemporaryDirectory() as home:
+        main()
