@@ -159,6 +159,17 @@ def convert(dataset, formats, class_map, min_visibility, min_pixels, drop_trunca
 
 
 @main.command()
+@click.argument("dataset", type=click.Path(file_okay=False, exists=True))
+@click.option("--out", type=click.Path(file_okay=False), help="Report folder (default: DATASET/report).")
+def report(dataset, out):
+    """Write an HTML report of DATASET: parameters requested vs realised, class counts, objects per image,
+    box sizes and aspects, visibility, brightness, and sample frames with boxes and masks drawn."""
+    from ..addon.core.analytics import write_report
+
+    click.echo(write_report(Path(dataset), Path(out) if out else None))
+
+
+@main.command()
 @click.argument("recipe", type=click.Path(dir_okay=False))
 def validate(recipe):
     """Check RECIPE: every problem is listed with its field path; exit status 1 if any."""
