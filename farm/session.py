@@ -44,7 +44,20 @@ class Session:
 
     def sample_input(self, **fixed) -> dict[str, Any]:
         """One job: every parameter drawn uniformly from its declared range (choices uniformly), except
-        those given; a fresh seed unless ``seed=`` is given. Raises JobError for a bad fixed value."""
+        those given, redrawn until the recipe's constraints hold; a fresh seed unless ``seed=`` is given.
+        Raises JobError for a bad fixed value or constraints that the draws cannot meet."""
+        for _ in range(1000):
+            job = self._draw(fixed)
+            try:
+                self._check(job)
+                return job
+            except JobError as err:
+                problem = err
+                if any(name not in self.recipe.parameters for name in fixed if name != SEED):
+                    raise
+        raise JobError(f"no draw met the constraints in 1000 tries ({problem})")
+
+    def _draw(self, fixed: dict) -> dict[str, Any]:
         job = {}
         for name, param in self.recipe.parameters.items():
             if name in fixed:
@@ -61,7 +74,6 @@ class Session:
                 job[name] = float(self.rng.uniform(param.min, param.max))
         job.update(fixed)
         job.setdefault(SEED, int(self.rng.integers(0, 2 ** 62)))
-        self._check(job)
         return job
 
     def _check(self, job: dict) -> dict:

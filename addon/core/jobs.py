@@ -48,6 +48,10 @@ def resolve_params(recipe: Recipe, overrides: dict[str, Any] | None = None) -> d
         if problem:
             raise JobError(f"parameter {name}: {problem}")
         params[name] = value
+    for rule in recipe.constraints:
+        if not rule.holds(params):
+            raise JobError(f"constraint {rule.describe()} does not hold: " + ", ".join(
+                f"{n} = {params[n]!r}" for n in (rule.left, rule.right) if isinstance(n, str)))
     return params
 
 

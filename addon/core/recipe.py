@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Union
 
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -81,6 +81,23 @@ class Parameter(StrictModel):
         return {"type": self.type, "default": self.default, "options": options, "description": self.description}
 
 
+class Constraint(StrictModel):
+    """A rule between parameters a job must keep, e.g. ``{left: min_toys, op: "<=", right: max_toys}``.
+    ``right`` is another parameter's name or a number. Data, not code: nothing is evaluated."""
+
+    left: str
+    op: Literal["<", "<=", ">", ">=", "==", "!="]
+    right: Union[str, float]
+
+    def holds(self, values: dict) -> bool:
+        a = values[self.left]
+        b = values[self.right] if isinstance(self.right, str) else self.right
+        return {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b, "==": a == b, "!=": a != b}[self.op]
+
+    def describe(self) -> str:
+        return f"{self.left} {self.op} {self.right}"
+
+
 class SceneSpec(StrictModel):
     base: Optional[str] = None  # a .blend to start from; its labelled objects join the scene
 
@@ -124,6 +141,7 @@ class Recipe(StrictModel):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
     parameters: dict[str, Parameter] = {}
+    constraints: list[Constraint] = []
     scene: SceneSpec = SceneSpec()
     generators: list[Generator] = Field(min_length=1)
     modifiers: list[Modifier] = []
@@ -223,6 +241,16 @@ def check_recipe(recipe: Recipe, base_dir: Path | None, *, check_files: bool = T
     """The checks between fields: unique names, targets, parameter references, files on disk.
     With ``root``, no file may lie outside that folder (a farm job's inputs)."""
     problems: list[tuple[str, str]] = []
+    for i, rule in enumerate(recipe.constraints):
+        for side in ("left", "right"):
+            name = getattr(rule, side)
+            if isinstance(name, str) and name not in recipe.parameters:
+                problems.append((f"constraints[{i}].{side}", f"no parameter {name!r}; declared: {sorted(recipe.parameters)}"))
+    if not problems and recipe.constraints:
+        defaults = {n: p.default for n, p in recipe.parameters.items()}
+        for i, rule in enumerate(recipe.constraints):
+            if not rule.holds(defaults):
+                problems.append((f"constraints[{i}]", f"the defaults break {rule.describe()}"))
     generator_names = [g.name for g in recipe.generators]
     for section in ("generators", "modifiers", "randomizers", "sensors"):
         seen: set[str] = set()

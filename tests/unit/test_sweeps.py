@@ -1,4 +1,6 @@
 """Sweep designs and job crafting of the batch API (no farm needed)."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -54,3 +56,28 @@ def test_invalid_jobs_are_named_and_nothing_is_sent(session):
     with pytest.raises(JobError, match="sweeps need"):
         session.sobol(4, ["seedless"])
     assert session.estimate_samples([{}, {}], preview=True) == [1, 1]
+
+
+def test_constraints_between_parameters(tmp_path):
+    import yaml
+
+    from synthfarm.addon.core.recipe import RecipeError
+
+    data = yaml.safe_load(open(RECIPE).read())
+    data["parameters"]["max_height"] = {"type": "float", "min": 0.3, "max": 4.0, "default": 2.0}
+    data["constraints"] = [{"left": "camera_height", "op": "<=", "right": "max_height"},
+                           {"left": "num_toys", "op": "<", "right": 10}]
+    path = Path(RECIPE).resolve().parent / f".constraints-{tmp_path.name}.yaml"  # beside toybox: same assets
+    path.write_text(yaml.safe_dump(data))
+    try:
+        s = Session("tcp://127.0.0.1:1", recipe=path, random_state=1)
+        jobs = [s.sample_input() for _ in range(50)]
+        assert all(j["camera_height"] <= j["max_height"] and j["num_toys"] < 10 for j in jobs)
+        assert s.validate_job_params([{"camera_height": 3.0, "max_height": 1.0}])[0] == (
+            "constraint camera_height <= max_height does not hold: camera_height = 3.0, max_height = 1.0")
+        data["constraints"].append({"left": "height", "op": ">", "right": 0})
+        path.write_text(yaml.safe_dump(data))
+        with pytest.raises(RecipeError, match=r"constraints\[2\].left: no parameter 'height'"):
+            Session("tcp://127.0.0.1:1", recipe=path)
+    finally:
+        path.unlink()
