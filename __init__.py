@@ -4,8 +4,8 @@
 Inside Blender this module is ``bl_ext.<repo>.synthfarm`` and only registers the add-on. As the pip
 package ``synthfarm`` it also offers the Python API lazily, so importing it never requires Blender:
 
-    import synthfarm
-    synthfarm.render("assets/recipes/toybox.yaml", jobs=4, out="out/toybox")
+    >>> import synthfarm
+    >>> synthfarm.render("assets/recipes/toybox.yaml", jobs=4, out="out/toybox")
 """
 
 __all__ = ["register", "unregister", "render", "load_recipe", "Session", "Batch"]

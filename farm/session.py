@@ -1,12 +1,12 @@
 """The batch API: craft jobs from a recipe's parameters, submit them, await, download, re-run.
 
-    from synthfarm import Session
-    s = Session("tcp://127.0.0.1:5556", recipe="assets/recipes/toybox.yaml")
-    jobs = [s.sample_input(num_toys=20) for _ in range(100)]
-    assert not any(s.validate_job_params(jobs))
-    b = s.submit(jobs, preview=True, name="first look")
-    b.await_completion(timeout=3600); b.download("out/")
-    again = b.job_params_seeded_for_rerun()
+    >>> from synthfarm import Session
+    >>> s = Session("tcp://127.0.0.1:5556", recipe="assets/recipes/toybox.yaml")
+    >>> jobs = [s.sample_input(num_toys=20) for _ in range(100)]
+    >>> assert not any(s.validate_job_params(jobs))
+    >>> b = s.submit(jobs, preview=True, name="first look")
+    >>> b.await_completion(timeout=3600); b.download("out/")
+    >>> again = b.job_params_seeded_for_rerun()
 
 A job is a dict of parameter values; an optional ``seed`` key fixes its seed (otherwise one is drawn).
 """

@@ -1,8 +1,8 @@
 """Dataset statistics and plots, for notebooks and for ``synthfarm report``.
 
-    from synthfarm.addon.core import analytics
-    stats = analytics.collect(Path("out/toybox"))
-    analytics.plot_classes(stats).savefig("classes.png")
+    >>> from synthfarm.addon.core import analytics
+    >>> stats = analytics.collect(Path("out/toybox"))
+    >>> analytics.plot_classes(stats).savefig("classes.png")
 
 Every plot function takes the collected statistics and returns a matplotlib Figure (Agg backend: no
 screen needed). ``write_report`` puts them, with a contact sheet of sample frames with their boxes and

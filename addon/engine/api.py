@@ -1,7 +1,7 @@
 """The Python API for users' own scripts (and what the CLI and ``scripts/render.py`` call)::
 
-    import synthfarm
-    summary = synthfarm.render("assets/recipes/toybox.yaml", jobs=8, out="out/toybox", seed=1)
+    >>> import synthfarm
+    >>> summary = synthfarm.render("assets/recipes/toybox.yaml", jobs=8, out="out/toybox", seed=1)
 
 Rendering into a folder that already holds the same dataset resumes it: complete jobs are skipped.
 Ctrl-C (KeyboardInterrupt) stops after the current frame's files are either all in place or absent, and
