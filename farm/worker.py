@@ -47,7 +47,9 @@ class Child:
             cmd = [blender, "-b", "--factory-startup", "--python", str(ROOT / "scripts" / "worker.py"), "--", endpoint]
         else:
             cmd = [sys.executable, "-m", "synthfarm.farm.blender_child", endpoint]
-        self.process = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL)
+        # its own session: a Ctrl-C at the terminal reaches the supervisor, which decides the child's fate
+        self.process = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL,
+                                        start_new_session=True)
         deadline = time.monotonic() + start_timeout
         while time.monotonic() < deadline:
             if self.sock.poll(200):

@@ -1,6 +1,7 @@
 """The synthfarm command and the background script, as a user runs them (real processes)."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -61,18 +62,21 @@ def test_render_toybox_preview(tmp_path):
 
 def test_ctrl_c_leaves_a_valid_dataset_and_resumes(tmp_path):
     cmd = [sys.executable, "-m", "synthfarm.farm.cli", "render", str(TINY), "--jobs", "30", "--out", str(tmp_path)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.time() + 120
     jobs_file = tmp_path / "jobs.jsonl"
     while time.time() < deadline:
         if jobs_file.exists() and jobs_file.read_text().count('"done"') >= 2:
             break
         time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
+    os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C does: to the whole process group
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "interrupted" in err
     assert not list(tmp_path.rglob("*.tmp*")), "a partial file was left behind"
+    import sqlite3
+    with sqlite3.connect(tmp_path / ".farm" / "farm.sqlite") as db:  # the Blender children were not hit by it
+        assert db.execute("SELECT COUNT(*) FROM failures").fetchone()[0] == 0
     annotations = sorted((tmp_path / "annotations").glob("*-ann.json"))
     assert 2 <= len(annotations) < 30
     for ann in annotations:  # every committed frame has all its files
@@ -84,6 +88,7 @@ def test_ctrl_c_leaves_a_valid_dataset_and_resumes(tmp_path):
     assert f"{len(annotations)} already there" in again.stdout or \
         f"{len(annotations) - 1} already there" in again.stdout  # the interrupted job may have finished its frame
     assert len(list((tmp_path / "annotations").glob("*-ann.json"))) == 30
+    assert not re.search(r"\d+ failed", again.stdout)  # an interruption is no job failure
 
 
 def test_background_script_with_a_blend(tmp_path):
