@@ -17,6 +17,7 @@ from ..core.exr import read_exr
 from .devices import DeviceInfo
 
 BACKGROUND_DEPTH = 1e9  # Cycles writes 1e10 where no surface is hit
+MAX_FILTER_WIDTH = 1.5  # pixels
 
 
 @dataclass
@@ -48,6 +49,9 @@ def configure(scene, *, resolution: tuple[int, int], samples: int, denoise: bool
         cycles.denoiser = "OPENIMAGEDENOISE"
     cycles.seed = 0
     cycles.use_animated_seed = False
+    # The Object Index pass is a point sample, but a pixel filter wider than ~1.5 px was seen to flip the
+    # index of about one edge pixel in 2,000 at 640x480 (3 px); up to 1.5 px it matched a box filter exactly.
+    cycles.filter_width = min(cycles.filter_width, MAX_FILTER_WIDTH)
     if device is not None:
         cycles.device = "CPU" if device.kind == "CPU" else "GPU"
     scene.view_settings.view_transform = "Standard"
