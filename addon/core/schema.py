@@ -1,0 +1,219 @@
+"""What the UI needs to know about each recipe field, read from the pydantic models themselves.
+
+The add-on stores a recipe on the scene as generic records (one per component, one per field) and
+draws them from these specs, so a field added to a component model appears in the panel, the
+round trip and the validation without UI code of its own. Pure Python: no Blender here.
+
+Widgets:
+    value   a literal, a distribution or ``${param}`` (``V(domain)`` fields)
+    enum    one word of ``choices``            text    a word or a name (``ref`` says what it names)
+    path    a file or folder                   names   a list of names (``ref`` as for text)
+    bool, int, float                           int2, float2   two numbers
+    point   a generator name or [x, y, z]      flags   a subset of ``choices``
+    weights {file stem: weight}
+"""
+from __future__ import annotations
+
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any, Literal, Union, get_args, get_origin
+
+from pydantic import BaseModel
+
+from . import components as c
+from .values import DISTRIBUTIONS, Domain
+
+SECTIONS = ("generators", "modifiers", "randomizers", "sensors")
+PATH_FIELDS = {"source", "library", "hdri", "class_map", "base"}
+REFS = {"targets": "generator", "into": "generator", "surface": "generator", "look_at": "generator",
+        "sensor": "sensor", "objects": "object", "collection": "collection"}
+
+
+def _kinds(union) -> dict[str, type[BaseModel]]:
+    inner = get_args(union)[0]
+    models = get_args(inner) or (inner,)  # a Union of one model is that model
+    return {get_args(m.model_fields["kind"].annotation)[0]: m for m in models}
+
+
+KINDS: dict[str, dict[str, type[BaseModel]]] = {
+    "generators": _kinds(c.Generator), "modifiers": _kinds(c.Modifier),
+    "randomizers": _kinds(c.Randomizer), "sensors": _kinds(c.Sensor)}
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    key: str  # the recipe key (alias), dotted for nested models: "filters.min_visibility"
+    widget: str
+    optional: bool = False
+    domain: Domain | None = None
+    choices: tuple[str, ...] = ()
+    ref: str | None = None
+    part: int | None = None  # gradient[0] / gradient[1]: one value of a pair
+    default: Any = None
+    description: str = ""
+
+    @property
+    def label(self) -> str:
+        name = self.key.split(".")[-1].replace("_", " ")
+        if self.part is not None:
+            name += (" bottom", " top")[self.part]
+        return name[:1].upper() + name[1:]
+
+    @property
+    def id(self) -> str:
+        return self.key if self.part is None else f"{self.key}[{self.part}]"
+
+
+def _strip_optional(annotation) -> tuple[Any, bool]:
+    if get_origin(annotation) in (Union, types.UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        if len(args) < len(get_args(annotation)):
+            return (args[0] if len(args) == 1 else Union[tuple(args)]), True
+    return annotation, False
+
+
+def _domain(annotation) -> Domain | None:
+    return next((m for m in getattr(annotation, "__metadata__", ()) if isinstance(m, Domain)), None)
+
+
+def _spec(key: str, info, annotation, optional: bool, description: str) -> list[FieldSpec]:
+    default = info.get_default(call_default_factory=True) if not info.is_required() else None
+    if isinstance(default, BaseModel):
+        default = default.model_dump(mode="json")
+    common = dict(optional=optional, description=description, default=default)
+    base = key.split(".")[-1]
+    domain = _domain(annotation)
+    if domain is not None:
+        return [FieldSpec(key, "value", domain=domain, **common)]
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is typing.Annotated:
+        return _spec(key, info, args[0], optional, description)
+    if origin is Literal:
+        return [FieldSpec(key, "enum", choices=tuple(args), **common)]
+    if origin is tuple:
+        if all(_domain(a) for a in args):  # a pair of values (World.gradient)
+            return [FieldSpec(key, "value", domain=_domain(a), part=i, **common) for i, a in enumerate(args)]
+        inner = _strip_optional(args[0])[0]
+        inner = get_args(inner)[0] if get_origin(inner) is typing.Annotated else inner
+        return [FieldSpec(key, "int2" if inner is int else "float2", **common)]
+    if annotation == c.Point:
+        return [FieldSpec(key, "point", ref="generator", **common)]
+    if origin is list:
+        item = args[0]
+        if get_origin(item) is Literal:
+            return [FieldSpec(key, "flags", choices=tuple(get_args(item)), **common)]
+        if base == "formats":
+            from .dataset.convert import FORMATS
+
+            return [FieldSpec(key, "flags", choices=tuple(FORMATS), **common)]
+        return [FieldSpec(key, "names", ref=REFS.get(base), **common)]
+    if origin is dict:
+        return [FieldSpec(key, "weights", **common)]
+    if annotation is bool:
+        return [FieldSpec(key, "bool", **common)]
+    if annotation is int:
+        return [FieldSpec(key, "int", **common)]
+    if annotation is float:
+        return [FieldSpec(key, "float", **common)]
+    if annotation is str:
+        return [FieldSpec(key, "path" if base in PATH_FIELDS else "text", ref=REFS.get(base), **common)]
+    raise TypeError(f"no widget for {key}: {annotation!r}")
+
+
+def model_fields(model: type[BaseModel], prefix: str = "", skip: tuple[str, ...] = ("kind",)) -> list[FieldSpec]:
+    """The specs of a model's fields in declaration order; nested models are flattened with dots."""
+    out: list[FieldSpec] = []
+    hints = typing.get_type_hints(model, include_extras=True)
+    for name, info in model.model_fields.items():
+        if name in skip:
+            continue
+        key = prefix + (info.alias or name)
+        annotation, optional = _strip_optional(hints[name])
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            out += model_fields(annotation, key + ".", skip=())
+            continue
+        out += _spec(key, info, annotation, optional, info.description or "")
+    return out
+
+
+_CACHE: dict[type, list[FieldSpec]] = {}
+
+
+def fields_of(model: type[BaseModel]) -> list[FieldSpec]:
+    if model not in _CACHE:
+        _CACHE[model] = model_fields(model)
+    return _CACHE[model]
+
+
+def component_model(section: str, kind: str) -> type[BaseModel]:
+    try:
+        return KINDS[section][kind]
+    except KeyError:
+        raise KeyError(f"{section} has no kind {kind!r}; kinds: {', '.join(KINDS.get(section, {}))}") from None
+
+
+# -- distributions as the UI sees them --------------------------------------------------------------------
+MODES = ("constant", *DISTRIBUTIONS, "param")
+ARG_NAMES = {"constant": ("value",), "uniform": ("low", "high"), "normal": ("mean", "sigma"),
+             "triangular": ("left", "mode", "right"), "randint": ("low", "high"),
+             "sweep_linspace": ("start", "stop", "count"), "sweep_arange": ("start", "stop", "step"),
+             "choice": (), "param": ()}
+
+
+def modes_for(domain: Domain) -> tuple[str, ...]:
+    """The value forms a field of ``domain`` can take (what the panel offers)."""
+    if domain.kind in ("text", "bool"):
+        return ("constant", "choice", "param")
+    if domain.kind == "int":
+        return ("constant", "randint", "choice", "sweep_linspace", "sweep_arange", "param")
+    if domain.kind == "vector":
+        return ("constant", "uniform", "normal", "triangular", "choice", "param")
+    return MODES
+
+
+def slot(domain: Domain, mode: str, position: int) -> str:
+    """Which stored slot holds argument ``position`` of ``mode`` for a field of ``domain``:
+    f (float), i (int), v (3-vector), c (colour), text or flag. Clip bounds of ``normal`` are 2 and 3."""
+    if mode == "randint" or (mode == "sweep_linspace" and position == 2):
+        return "i"
+    if mode in ("sweep_linspace", "sweep_arange"):
+        return "f"
+    if domain.kind == "text":
+        return "text"
+    if domain.kind == "bool":
+        return "flag"
+    if domain.kind == "int":
+        return "i"
+    if domain.kind == "vector":
+        return "c" if is_colour(domain) else "v"
+    return "f"
+
+
+def is_colour(domain: Domain) -> bool:
+    return domain.kind == "vector" and domain.size == 3 and domain.ge == 0 and domain.le == 1
+
+
+# -- the recipe's own fields and scalars stored as text ------------------------------------------------------
+def top_fields() -> list[FieldSpec]:
+    """Recipe fields outside the lists: name, description, scene.base, output.*, frames."""
+    from .recipe import Recipe
+
+    skip = {"version", "parameters", "constraints", *SECTIONS}
+    return [f for f in fields_of(Recipe) if f.key.split(".")[0] not in skip]
+
+
+def scalar_text(value: Any) -> str:
+    """A YAML scalar as one line of text (choices of a parameter, the right side of a constraint)."""
+    import yaml
+
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+
+
+def scalar_value(text: str) -> Any:
+    import yaml
+
+    try:
+        return yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError:
+        return text
