@@ -65,51 +65,85 @@ def render(recipe: str | Path | Recipe, jobs: int = 1, out: str | Path = "out", 
     defaults otherwise). device: auto | cpu | gpu. use_current_scene: start from the scene that is open
     now (``blender file.blend --python ...``) instead of an empty one. progress: True for a progress bar,
     or a callback (done, total)."""
-    from .runner import Runner, versions  # needs bpy; imported here so that this module's import stays cheap
-
-    recipe_obj, base_dir, text = _load(recipe)
-    batch = make_jobs(recipe_obj, jobs, seed=seed, preview=preview, params=params)
-    writer = DatasetWriter(Path(out))
-    settings = {"seed": seed, "preview": preview, "params": batch[0].params}
-    done = writer.open(text, recipe_obj.hash(), {"name": recipe_obj.name, "versions": versions(), "batch": settings})
-    _check_batch(writer, settings)
-    todo = [job for job in batch if job.id not in done]
-    runner = runner or Runner(device=device, use_current_scene=use_current_scene)
-    summary = RenderSummary(Path(out), len(batch), 0, len(batch) - len(todo), 0, 0.0, 0.0)
-    start = time.perf_counter()
-    bar = _progress(progress, len(batch), summary.jobs_skipped)
-    scratch = Path(tempfile.mkdtemp(prefix="synthfarm-scratch-"))
+    batch = LocalBatch(recipe, jobs, out, seed=seed, preview=preview, params=params, device=device,
+                       use_current_scene=use_current_scene, runner=runner)
+    bar = _progress(progress, batch.summary.jobs_total, batch.summary.jobs_skipped)
     stop = GracefulInterrupt()
     try:
         stop.__enter__()
-        for job in todo:
-            stop.check()
-            writer.record_job(job.id, job.params, job.seed, "running")
-            report = runner.run_job(recipe_obj, base_dir, job, writer, scratch, should_stop=stop.check)
-            writer.record_job(job.id, job.params, job.seed, "done", frames=report.frames, stems=report.stems,
-                              seconds=round(report.wall_seconds, 3))
-            summary.jobs_rendered += 1
-            summary.frames += report.frames
-            summary.render_seconds += report.render_seconds
+        while batch.step(should_stop=stop.check):
             bar(1)
     except KeyboardInterrupt:
-        summary.interrupted = True
-        log.warning("interrupted: %d of %d jobs complete in %s; run the same command again to resume",
-                    summary.jobs_skipped + summary.jobs_rendered, len(batch), out)
+        batch.interrupted()
     finally:
         stop.__exit__()
-        if summary.interrupted:
-            writer.remove_leftovers()
         bar(None)
-        shutil.rmtree(scratch, ignore_errors=True)
-        summary.seconds = time.perf_counter() - start
-        summary.device = runner.device.kind if runner.device else ""
-        writer.finalize({"jobs": len(writer.completed_jobs()), "jobs_requested": len(batch),
-                         "frames_per_job": batch[0].frames, "sensors": [s.name for s in recipe_obj.sensors],
-                         "classes": runner.classes})
-    if not summary.interrupted:
-        summary.exports = export_for_recipe(recipe_obj, base_dir, Path(out))
-    return summary
+    return batch.finish()
+
+
+class LocalBatch:
+    """A batch rendered in this process one job per :meth:`step` (the CLI loops; the add-on's Render
+    Locally steps from a timer). :meth:`finish` writes the dataset summary and the exports; after
+    :meth:`interrupted` it removes what an unfinished job left and skips the exports."""
+
+    def __init__(self, recipe: str | Path | Recipe, jobs: int, out: str | Path, *, seed: int = 0,
+                 preview: bool = False, params: dict[str, Any] | None = None, device: str = "auto",
+                 use_current_scene: bool = False, runner=None, base_dir: Path | None = None):
+        from .runner import Runner, versions  # needs bpy; imported here so that this module's import stays cheap
+
+        self.recipe, loaded_dir, text = _load(recipe)
+        self.base_dir = base_dir or loaded_dir
+        self.batch = make_jobs(self.recipe, jobs, seed=seed, preview=preview, params=params)
+        self.out = Path(out)
+        self.writer = DatasetWriter(self.out)
+        settings = {"seed": seed, "preview": preview, "params": self.batch[0].params}
+        done = self.writer.open(text, self.recipe.hash(),
+                                {"name": self.recipe.name, "versions": versions(), "batch": settings})
+        _check_batch(self.writer, settings)
+        self.todo = [job for job in self.batch if job.id not in done]
+        self.runner = runner or Runner(device=device, use_current_scene=use_current_scene)
+        self.summary = RenderSummary(self.out, len(self.batch), 0, len(self.batch) - len(self.todo), 0, 0.0, 0.0)
+        self.scratch = Path(tempfile.mkdtemp(prefix="synthfarm-scratch-"))
+        self._start = time.perf_counter()
+
+    @property
+    def done(self) -> int:
+        return self.summary.jobs_skipped + self.summary.jobs_rendered
+
+    def step(self, should_stop=lambda: None) -> bool:
+        """Render the next job; False when none is left."""
+        if not self.todo:
+            return False
+        should_stop()
+        job = self.todo.pop(0)
+        self.writer.record_job(job.id, job.params, job.seed, "running")
+        report = self.runner.run_job(self.recipe, self.base_dir, job, self.writer, self.scratch,
+                                     should_stop=should_stop)
+        self.writer.record_job(job.id, job.params, job.seed, "done", frames=report.frames, stems=report.stems,
+                               seconds=round(report.wall_seconds, 3))
+        self.summary.jobs_rendered += 1
+        self.summary.frames += report.frames
+        self.summary.render_seconds += report.render_seconds
+        return True
+
+    def interrupted(self) -> None:
+        self.summary.interrupted = True
+        log.warning("interrupted: %d of %d jobs complete in %s; run the same command again to resume",
+                    self.done, len(self.batch), self.out)
+
+    def finish(self) -> RenderSummary:
+        summary = self.summary
+        if summary.interrupted:
+            self.writer.remove_leftovers()
+        shutil.rmtree(self.scratch, ignore_errors=True)
+        summary.seconds = time.perf_counter() - self._start
+        summary.device = self.runner.device.kind if self.runner.device else ""
+        self.writer.finalize({"jobs": len(self.writer.completed_jobs()), "jobs_requested": len(self.batch),
+                              "frames_per_job": self.batch[0].frames,
+                              "sensors": [s.name for s in self.recipe.sensors], "classes": self.runner.classes})
+        if not summary.interrupted:
+            summary.exports = export_for_recipe(self.recipe, self.base_dir, self.out)
+        return summary
 
 
 class GracefulInterrupt:
@@ -167,4 +201,4 @@ def _progress(progress, total: int, initial: int):
     return lambda step: bar.update(step) if step else bar.close()
 
 
-__all__ = ["render", "RenderSummary", "BatchMismatchError", "JobSpec"]
+__all__ = ["render", "LocalBatch", "RenderSummary", "BatchMismatchError", "JobSpec"]

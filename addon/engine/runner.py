@@ -85,12 +85,7 @@ class Runner:
         scene = bpy.context.scene
         report = JobReport(job.id)
         with JobScope(keep=self._keep) as scope:
-            sampler = Sampler(job.seed, job.id, job.params)
-            made = generate(recipe, base_dir, sampler, scope.collection, self.cache, self.primitives)
-            apply_modifiers(recipe, made, sampler, cache=self.cache, base_dir=base_dir)
-            cameras = sensors.build_cameras(recipe, sampler, scope.collection)
-            updates = apply_randomizers(recipe, made, sampler, cameras=cameras, collection=scope.collection,
-                                        base_dir=base_dir, frames=job.frames)
+            sampler, cameras, updates = self.build(recipe, base_dir, job, scope.collection)
             report.timings["setup"] = time.perf_counter() - start
             for k in range(job.frames):
                 if k:
@@ -107,6 +102,18 @@ class Runner:
         self.geometry.clear()  # mesh addresses may be reused once the job's data is freed
         report.wall_seconds = time.perf_counter() - start
         return report
+
+    def build(self, recipe: Recipe, base_dir: Path | None, job: JobSpec, collection):
+        """Make the job's scene in ``collection``: objects, their looks, cameras and placements.
+        Returns (sampler, cameras by sensor name, per-frame updates). Used by run_job and by the
+        add-on's Randomize (which keeps the result in the viewport). Call :meth:`prepare` first."""
+        sampler = Sampler(job.seed, job.id, job.params)
+        made = generate(recipe, base_dir, sampler, collection, self.cache, self.primitives)
+        apply_modifiers(recipe, made, sampler, cache=self.cache, base_dir=base_dir)
+        cameras = sensors.build_cameras(recipe, sampler, collection)
+        updates = apply_randomizers(recipe, made, sampler, cameras=cameras, collection=collection,
+                                    base_dir=base_dir, frames=job.frames)
+        return sampler, cameras, updates
 
     def _assign_instance_ids(self, scene) -> list:
         """Labelled, rendered objects get pass_index 1..N (the instance id); all others 0."""
