@@ -150,21 +150,7 @@ def contact_sheet(stats: DatasetStats, count: int = 12, columns: int = 4, width:
     picks = stats.stems[:: max(1, len(stats.stems) // count)][:count]
     tiles = []
     for stem in picks:
-        with Image.open(stats.root / "images" / f"{stem}.png") as im:
-            image = im.convert("RGB")
-        ann = json.loads((stats.root / "annotations" / f"{stem}-ann.json").read_text())
-        overlay = np.asarray(image, dtype=np.float32)
-        draw_boxes = []
-        for i, obj in enumerate(o for o in ann["objects"] if o.get("segmentation")):
-            colour = np.array(_palette(i), dtype=np.float32)
-            mask = rle_decode(obj["segmentation"])
-            overlay[mask] = 0.55 * overlay[mask] + 0.45 * colour
-            draw_boxes.append((obj["bbox"], tuple(int(c) for c in colour), obj["class"]))
-        tile = Image.fromarray(overlay.astype(np.uint8))
-        pen = ImageDraw.Draw(tile)
-        for (x, y, w, h), colour, name in draw_boxes:
-            pen.rectangle([x, y, x + w - 1, y + h - 1], outline=colour, width=2)
-            pen.text((x + 2, y + 1), name, fill=colour)
+        tile = annotated_frame(stats.root, stem)
         scale = width / tile.width
         tiles.append(tile.resize((width, round(tile.height * scale))))
     if not tiles:
@@ -174,6 +160,26 @@ def contact_sheet(stats: DatasetStats, count: int = 12, columns: int = 4, width:
     for i, tile in enumerate(tiles):
         sheet.paste(tile, ((i % columns) * width, (i // columns) * tiles[0].height))
     return sheet
+
+
+def annotated_frame(root: Path, stem: str) -> Image.Image:
+    """A frame's image with each object's visible mask tinted and its box and class drawn."""
+    with Image.open(Path(root) / "images" / f"{stem}.png") as im:
+        image = im.convert("RGB")
+    ann = json.loads((Path(root) / "annotations" / f"{stem}-ann.json").read_text())
+    overlay = np.asarray(image, dtype=np.float32)
+    boxes = []
+    for i, obj in enumerate(o for o in ann["objects"] if o.get("segmentation")):
+        colour = np.array(_palette(i), dtype=np.float32)
+        mask = rle_decode(obj["segmentation"])
+        overlay[mask] = 0.55 * overlay[mask] + 0.45 * colour
+        boxes.append((obj["bbox"], tuple(int(c) for c in colour), obj["class"]))
+    frame = Image.fromarray(overlay.astype(np.uint8))
+    pen = ImageDraw.Draw(frame)
+    for (x, y, w, h), colour, name in boxes:
+        pen.rectangle([x, y, x + w - 1, y + h - 1], outline=colour, width=2)
+        pen.text((x + 2, y + 1), name, fill=colour)
+    return frame
 
 
 def _palette(i: int) -> tuple[int, int, int]:

@@ -24,6 +24,9 @@ def V(domain: Domain):  # noqa: N802 - reads as a type in field declarations
                      PlainSerializer(lambda spec: spec.to_data(), return_type=Any), domain]
 
 
+FILE_FIELDS = ("source", "library", "hdri")  # component fields that name files or folders
+RECIPE_FILE_FIELDS = (("scene", "base"), ("output", "class_map"))  # and the recipe's own
+
 # Domains used by several fields.
 COUNT = Domain("int", ge=0, le=10000)
 POSITIVE = Domain("float", gt=0)
@@ -60,7 +63,7 @@ class Component(StrictModel):
 
     def file_refs(self) -> dict[str, str]:
         """Fields that name files or folders (relative to the recipe): {field: path}."""
-        return {f: getattr(self, f) for f in ("source", "library", "hdri") if getattr(self, f, None)}
+        return {f: getattr(self, f) for f in FILE_FIELDS if getattr(self, f, None)}
 
 
 def value_fields(comp: BaseModel) -> Iterator[tuple[str, ValueSpec]]:

@@ -305,6 +305,35 @@ def _file_problems(where: str, rel: str, base_dir: Path | None, check_files: boo
     return []
 
 
+def map_paths(data: dict, change) -> dict:
+    """A copy of recipe data with ``change(path)`` applied to every file path it names."""
+    import copy
+
+    data = copy.deepcopy(data)
+    for section in ("generators", "modifiers", "randomizers", "sensors"):
+        for item in data.get(section, []):
+            for key in c.FILE_FIELDS:
+                if item.get(key):
+                    item[key] = change(item[key])
+    for outer, inner in c.RECIPE_FILE_FIELDS:
+        if (data.get(outer) or {}).get(inner):
+            data[outer][inner] = change(data[outer][inner])
+    return data
+
+
+def rebase_paths(data: dict, from_dir: Path, to_dir: Path) -> dict:
+    """Recipe data whose relative paths start at ``from_dir``, rewritten to start at ``to_dir``
+    (a recipe written somewhere else keeps naming the same files)."""
+    import os
+
+    def rebase(rel: str) -> str:
+        if Path(rel).expanduser().is_absolute():
+            return rel
+        return Path(os.path.relpath(Path(from_dir) / rel, Path(to_dir))).as_posix()
+
+    return map_paths(data, rebase)
+
+
 def resolve_path(rel: str, base_dir: Path | None) -> Path:
     path = Path(rel).expanduser()
     return path if path.is_absolute() else (base_dir or Path.cwd()) / path
@@ -345,4 +374,4 @@ def load_recipe(path: str | Path) -> Recipe:
 
 
 __all__ = ["Recipe", "RecipeError", "Parameter", "load_recipe", "parse_recipe_text", "recipe_from_data",
-           "resolve_path", "check_recipe", "ValueSpec"]
+           "resolve_path", "map_paths", "rebase_paths", "check_recipe", "ValueSpec"]

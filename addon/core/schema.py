@@ -25,7 +25,7 @@ from . import components as c
 from .values import DISTRIBUTIONS, Domain
 
 SECTIONS = ("generators", "modifiers", "randomizers", "sensors")
-PATH_FIELDS = {"source", "library", "hdri", "class_map", "base"}
+PATH_FIELDS = {*c.FILE_FIELDS, *(inner for _, inner in c.RECIPE_FILE_FIELDS)}
 REFS = {"targets": "generator", "into": "generator", "surface": "generator", "look_at": "generator",
         "sensor": "sensor", "objects": "object", "collection": "collection"}
 
@@ -217,3 +217,84 @@ def scalar_value(text: str) -> Any:
         return yaml.safe_load(text) if text.strip() else ""
     except yaml.YAMLError:
         return text
+
+
+# -- what each field means (tooltips in the panel; a kind-specific entry wins over the plain key) ------------
+FIELD_HELP = {
+    "count": "How many objects this generator makes per job",
+    "class": "Class label of the objects (empty: unlabelled background, no annotations)",
+    "class_from": "fixed: every object gets Class; asset_name: each object is labelled with its asset's file name",
+    "shape": "Which primitive mesh",
+    "size": "Bounding-box dimensions X, Y, Z in metres",
+    "color": "Base colour red, green, blue in [0, 1] (linear)",
+    "location": "Where the object's base centre stands (m), before randomizers move it",
+    "source": "A mesh file (.blend .obj .ply .stl .glb .gltf) or, for asset_dir, a folder of them",
+    "object": "Object or collection to take from the .blend (empty: all its meshes)",
+    "weights": "Relative weight per asset file name (others weigh 1)",
+    "objects": "Objects of this scene that the recipe labels and moves",
+    "collection": "A collection of this scene whose objects the recipe uses",
+    "targets": "Generators whose objects this component changes",
+    "hue": "Hue in [0, 1] (left out: the asset's own)",
+    "saturation": "Saturation in [0, 1] (left out: the asset's own)",
+    "value": "Brightness in [0, 1] (left out: the asset's own)",
+    "material": "Material name, usually a choice of several from the library",
+    "library": "A .blend holding the materials (left out: materials of this file)",
+    "factor": "Uniform scale factor",
+    "probability": "Chance that each object is hidden in a job",
+    "position": "Where objects go: X, Y, Z in metres",
+    "rotation": "uniform: any orientation; yaw: about Z only; none: keep",
+    "surface": "A generator whose top the objects are placed on (left out: the ground plane)",
+    "area": "X, Y extent of the placement area (m), used when no surface is named",
+    "gap": "Smallest distance between placed objects (m)",
+    "yaw": "Turn each placed object about Z at random",
+    "max_tries": "Placement attempts per object before it is left out",
+    "into": "A generator whose objects become a container the objects fall into",
+    "floor": "Height of an invisible ground (m); off: no ground",
+    "height": "Drop height above the floor or container (m)",
+    "spread": "Horizontal spread of the drop positions (m)",
+    "seconds": "Simulated time of the drop (s)",
+    "sensor": "The camera this component moves (left out: every camera)",
+    "radius": "Distance from the aim point (m)",
+    "azimuth": "Angle about Z in degrees (0 = +X)",
+    "elevation": "Angle above the horizon in degrees",
+    "speed": "Degrees per frame in sequences",
+    "look_at": "What to aim at: a generator's objects or a fixed point",
+    "type": "Light type: POINT, SUN, SPOT or AREA",
+    "energy": "Power in W (W/m2 for SUN)",
+    "temperature": "Colour temperature in kelvin",
+    "world.color": "A plain background colour",
+    "gradient": "A vertical background gradient: bottom and top colours",
+    "hdri": "An HDR environment image",
+    "strength": "Brightness of the background",
+    "world.rotation": "Rotation of the HDR image about Z in degrees",
+    "resolution": "Image width and height in pixels",
+    "focal_length": "Lens focal length in mm (or give fov)",
+    "fov": "Horizontal field of view in degrees (or give focal_length)",
+    "sensor_width": "Sensor width in mm",
+    "samples": "Cycles samples per pixel",
+    "denoise": "Denoise the image (labels are unaffected)",
+    "clip": "Nearest and farthest visible distance (m)",
+    "outputs": "Image outputs written per frame (labels are always complete)",
+    "description": "What this dataset is for",
+    "scene.base": "A .blend to start from in headless runs (in Blender the open scene is the base)",
+    "output.formats": "Export formats written after the batch (native is always written)",
+    "output.class_map": "A class map YAML: class ids, names, rules",
+    "output.filters.min_visibility": "Exports drop objects less visible than this fraction",
+    "output.filters.min_pixels": "Exports drop objects with fewer visible pixels",
+    "output.filters.drop_truncated": "Exports drop objects cut by the image border",
+    "output.filters.ignore_classes": "Classes the exports leave out",
+    "output.val_fraction": "Fraction of images in the validation split (YOLO)",
+    "output.preview.scale": "Image scale of preview renders",
+    "output.preview.samples": "Samples of preview renders",
+    "frames": "Frames per job (more than 1: a sequence)",
+}
+
+
+def field_help(kind: str, spec: FieldSpec) -> str:
+    """The tooltip of a field: what it means and what it accepts."""
+    text = FIELD_HELP.get(f"{kind}.{spec.key}") or FIELD_HELP.get(spec.key) or spec.description or spec.label
+    if spec.domain is not None:
+        text += f". Takes {spec.domain.describe()}: a constant, a distribution or ${{parameter}}"
+    elif spec.choices:
+        text += f". One of: {', '.join(spec.choices)}"
+    return text + ("" if spec.optional is False else ". Optional")

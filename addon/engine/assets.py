@@ -224,3 +224,30 @@ class AssetCache:
     def clear(self) -> None:
         self._templates.clear()
         self._libraries.clear()
+
+    def release(self) -> None:
+        """Remove the cache from bpy.data (the add-on does so after each run: a user's .blend must not
+        keep it). Meshes and materials still used in the scene stay."""
+        coll = bpy.data.collections.get(CACHE_COLLECTION)
+        objects = list(coll.objects) if coll is not None else []
+        data = [o.data for o in objects] + [m for o in objects for m in o.data.materials if m]
+        data += [m for library in self._libraries.values() for m in library.values()]
+        bpy.data.batch_remove([coll, *objects] if coll is not None else [])
+        remove_unused(data)
+        self.clear()
+
+
+def remove_unused(ids) -> None:
+    """Remove those of ``ids`` nothing uses any more, repeatedly (a mesh removed frees its materials)."""
+    ids = list(ids)
+    while True:
+        unused, alive = set(), []
+        for id_ in ids:
+            try:
+                (unused.add if id_.users == 0 else alive.append)(id_)
+            except ReferenceError:  # already freed
+                pass
+        if not unused:
+            return
+        bpy.data.batch_remove(unused)
+        ids = alive

@@ -75,6 +75,13 @@ class Primitives:
         self.meshes.clear()
         self.default_material = None
 
+    def release(self):
+        """Remove the primitive meshes nothing uses any more, and forget them."""
+        from .assets import remove_unused
+
+        remove_unused([*self.meshes.values(), *([self.default_material] if self.default_material else [])])
+        self.clear()
+
 
 def _new_object(name: str, mesh, collection, generator: str, cls: str | None):
     obj = bpy.data.objects.new(name, mesh)

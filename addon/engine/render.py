@@ -6,7 +6,9 @@ colour-managed RGB, written straight to the caller's temporary path).
 """
 from __future__ import annotations
 
+import logging
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +17,8 @@ import numpy as np
 
 from ..core.exr import read_exr
 from .devices import DeviceInfo
+
+log = logging.getLogger(__name__)
 
 BACKGROUND_DEPTH = 1e9  # Cycles writes 1e10 where no surface is hit
 MAX_FILTER_WIDTH = 1.5  # pixels
@@ -60,6 +64,34 @@ def configure(scene, *, resolution: tuple[int, int], samples: int, denoise: bool
     layer.use_pass_z = layer.use_pass_normal = layer.use_pass_object_index = True
     if clip is not None and scene.camera is not None:
         scene.camera.data.clip_start, scene.camera.data.clip_end = clip
+
+
+# Everything configure() and _save() change, in an order that can be set back (media type before format).
+CHANGED_SETTINGS = {
+    "render": ("engine", "resolution_x", "resolution_y", "resolution_percentage", "pixel_aspect_x", "pixel_aspect_y",
+               "film_transparent", "use_persistent_data", "use_compositing", "use_sequencer"),
+    "cycles": ("samples", "use_denoising", "denoiser", "seed", "use_animated_seed", "filter_width", "device"),
+    "view_settings": ("view_transform", "look"),
+    "render.image_settings": ("media_type", "file_format", "color_mode", "color_depth", "compression", "exr_codec"),
+    "view_layers[0]": ("use_pass_z", "use_pass_normal", "use_pass_object_index"),
+}
+
+
+@contextmanager
+def kept_settings(scene):
+    """Render with synthfarm's settings, then give the user's scene its own settings back."""
+    saved = {path: {name: getattr(scene.path_resolve(path), name) for name in names}
+             for path, names in CHANGED_SETTINGS.items()}
+    try:
+        yield
+    finally:
+        for path, values in saved.items():
+            struct = scene.path_resolve(path)
+            for name, value in values.items():
+                try:
+                    setattr(struct, name, value)
+                except (TypeError, ValueError) as err:  # e.g. an enum value this format does not offer
+                    log.debug("could not restore %s.%s: %s", path, name, err)
 
 
 def _save(image, scene, path: Path, multilayer: bool) -> None:

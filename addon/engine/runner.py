@@ -61,7 +61,13 @@ class Runner:
         self.device: devices.DeviceInfo | None = None
         self.classes: list[str] = []
 
-    def _keep(self) -> set[int]:
+    def release(self) -> None:
+        """Forget and remove the caches (the add-on calls this when a run in the user's scene ends)."""
+        self.cache.release()
+        self.primitives.release()
+        self.geometry.clear()
+
+    def keep(self) -> set[int]:
         return self.cache.datablocks() | self.primitives.pointers()
 
     def prepare(self, recipe: Recipe, base_dir: Path | None) -> None:
@@ -84,7 +90,7 @@ class Runner:
         self.prepare(recipe, base_dir)
         scene = bpy.context.scene
         report = JobReport(job.id)
-        with JobScope(keep=self._keep) as scope:
+        with JobScope(keep=self.keep) as scope:
             sampler, cameras, updates = self.build(recipe, base_dir, job, scope.collection)
             report.timings["setup"] = time.perf_counter() - start
             for k in range(job.frames):

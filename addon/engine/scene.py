@@ -8,6 +8,7 @@ restores what it changed. So ``bpy.data`` does not grow across jobs and job N+1 
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from pathlib import Path
 
 import bpy
@@ -69,17 +70,60 @@ def pointers(ids) -> set[int]:
     return out
 
 
-def _pointer_sets() -> dict[str, set[int]]:
+def pointer_sets() -> dict[str, set[int]]:
     return {name: {id_.as_pointer() for id_ in getattr(bpy.data, name)} for name in TRACKED}
 
 
 LABEL_PROPS = (CLASS_PROP, "synthfarm_generator")
 
 
-def _object_state(obj):
-    return (obj.matrix_world.copy(), obj.hide_render, obj.hide_viewport, obj.pass_index,
-            [(slot.link, slot.material) for slot in obj.material_slots], obj.parent,
-            {key: obj.get(key) for key in LABEL_PROPS})
+def object_state(obj) -> dict:
+    """What a job may change on a base object, as plain data (it can be kept in a custom property)."""
+    return {"matrix": [x for row in obj.matrix_world for x in row], "hide_render": obj.hide_render,
+            "hide_viewport": obj.hide_viewport, "pass_index": obj.pass_index,
+            "slots": [[slot.link, slot.material.name if slot.material else None] for slot in obj.material_slots],
+            "parent": obj.parent.name if obj.parent else None, "props": {key: obj.get(key) for key in LABEL_PROPS}}
+
+
+def restore_object(obj, state: dict) -> None:
+    for key, value in state["props"].items():
+        if value is None:
+            obj.pop(key, None)
+        else:
+            obj[key] = value
+    obj.parent = bpy.data.objects.get(state["parent"]) if state["parent"] else None
+    m = state["matrix"]
+    obj.matrix_world = [m[0:4], m[4:8], m[8:12], m[12:16]]
+    obj.hide_render, obj.hide_viewport, obj.pass_index = state["hide_render"], state["hide_viewport"], state["pass_index"]
+    for slot, (link, material) in zip(obj.material_slots, state["slots"]):
+        slot.link = link
+        slot.material = bpy.data.materials.get(material) if material else None
+
+
+def new_datablocks(before: dict[str, set[int]], keep: set[int] = frozenset()) -> dict[str, list]:
+    """Datablocks that did not exist in the ``before`` snapshot (of :func:`pointer_sets`), by bpy.data kind."""
+    found = {name: [id_ for id_ in getattr(bpy.data, name)
+                    if id_.as_pointer() not in before[name] and id_.as_pointer() not in keep] for name in TRACKED}
+    return {name: ids for name, ids in found.items() if ids}
+
+
+@contextmanager
+def no_new_orphans():
+    """Datablocks made inside the block that nothing uses at its end are removed (the add-on's runs in
+    the user's file must not leave unused data behind)."""
+    from .assets import remove_unused
+
+    before = pointer_sets()
+    try:
+        yield
+    finally:
+        remove_unused([id_ for ids in new_datablocks(before).values() for id_ in ids])
+
+
+def remove_rigid_body_world(scene) -> None:
+    if scene.rigidbody_world is not None:
+        with bpy.context.temp_override(scene=scene):
+            bpy.ops.rigidbody.world_remove()
 
 
 class JobScope:
@@ -92,8 +136,8 @@ class JobScope:
 
     def __enter__(self):
         scene = bpy.context.scene
-        self.before = _pointer_sets()
-        self.states = {obj.name: _object_state(obj) for obj in scene.objects}
+        self.before = pointer_sets()
+        self.states = {obj.name: object_state(obj) for obj in scene.objects}
         self.world, self.camera = scene.world, scene.camera
         self.frame = scene.frame_current
         self.collection = bpy.data.collections.new(JOB_COLLECTION)
@@ -102,33 +146,13 @@ class JobScope:
 
     def __exit__(self, *exc):
         scene = bpy.context.scene
-        if scene.rigidbody_world is not None:
-            with bpy.context.temp_override(scene=scene):
-                bpy.ops.rigidbody.world_remove()
+        remove_rigid_body_world(scene)
         scene.world, scene.camera = self.world, self.camera
         scene.frame_set(self.frame)
         for obj in scene.objects:
-            state = self.states.get(obj.name)
-            if state is None:
-                continue
-            matrix, hide_render, hide_viewport, pass_index, slots, parent, props = state
-            for key, value in props.items():
-                if value is None:
-                    obj.pop(key, None)
-                else:
-                    obj[key] = value
-            obj.parent = parent
-            obj.matrix_world = matrix
-            obj.hide_render, obj.hide_viewport, obj.pass_index = hide_render, hide_viewport, pass_index
-            for slot, (link, material) in zip(obj.material_slots, slots):
-                slot.link = link
-                slot.material = material
-        keep = self._keep()
-        doomed = []
-        for name in TRACKED:
-            old = self.before[name]
-            doomed += [id_ for id_ in getattr(bpy.data, name)
-                       if id_.as_pointer() not in old and id_.as_pointer() not in keep]
+            if obj.name in self.states:
+                restore_object(obj, self.states[obj.name])
+        doomed = [id_ for ids in new_datablocks(self.before, self._keep()).values() for id_ in ids]
         if doomed:
             bpy.data.batch_remove(doomed)
         return False

@@ -1,7 +1,8 @@
-"""Blender UI of the add-on. The panels and operators arrive with the add-on issue; registration is
-already wired so the extension installs and enables cleanly."""
+"""Blender UI of the add-on: the recipe stored on the scene (props), its operators and the sidebar panels.
+The farm plugin adds its own sub-panel (``farm/ui.py``) when it is present."""
+from . import operators, panels, props, runs
 
-_modules = ()
+_modules = (props, operators, runs, panels)
 
 
 def register():

@@ -20,7 +20,7 @@ from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProp
 from bpy.types import PropertyGroup
 
 from ..core import schema
-from ..core.recipe import Constraint, Parameter, Recipe, RecipeError, recipe_from_data
+from ..core.recipe import Parameter, Recipe, RecipeError, map_paths, recipe_from_data
 from ..core.schema import SECTIONS, FieldSpec
 from ..core.values import DISTRIBUTIONS, PARAM_REF
 
@@ -356,7 +356,7 @@ def store_field(field, spec: FieldSpec, value: Any) -> None:
 
 
 def field_data(field, spec: FieldSpec) -> Any:
-    if spec.optional and not field.is_set:
+    if spec.optional and not field.is_set and spec.part != 1:  # the second of a pair follows the first
         return None
     widget = spec.widget
     if widget == "value":
@@ -523,20 +523,7 @@ def scene_recipe(scene, *, check_files: bool = True) -> Recipe:
 
 def absolute_blender_paths(data: dict, base: Path) -> dict:
     """Blender's ``//`` paths (from its file browser) become paths relative to the recipe folder."""
-    def fix(value):
-        if isinstance(value, str) and value.startswith("//"):
-            return os.path.relpath(bpy.path.abspath(value), base)
-        return value
-
-    for section in SECTIONS:
-        for item in data[section]:
-            for key in ("source", "library", "hdri"):
-                if key in item:
-                    item[key] = fix(item[key])
-    for outer, inner in (("scene", "base"), ("output", "class_map")):
-        if inner in data.get(outer, {}):
-            data[outer][inner] = fix(data[outer][inner])
-    return data
+    return map_paths(data, lambda p: os.path.relpath(bpy.path.abspath(p), base) if p.startswith("//") else p)
 
 
 def problems(scene) -> list[tuple[str, str]]:
