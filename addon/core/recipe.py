@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
 import yaml
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from . import components as c
 from .components import Generator, Modifier, Randomizer, Sensor, StrictModel
@@ -186,7 +186,9 @@ class Recipe(StrictModel):
         return next(g for g in self.generators if g.name == name)
 
     def to_data(self) -> dict:
-        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        """Plain data: fields left out stay out, but an explicit null whose default is not null (``floor:
+        null``, no ground) is kept, so that the data reads back as the same recipe."""
+        return _without_unset_nulls(self, self.model_dump(mode="json", by_alias=True))
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_data(), sort_keys=False, allow_unicode=True)
@@ -197,6 +199,23 @@ class Recipe(StrictModel):
 
         canonical = json.dumps(self.to_data(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def _without_unset_nulls(model, data):
+    if isinstance(model, (list, tuple)) and isinstance(data, list):
+        return [_without_unset_nulls(m, d) for m, d in zip(model, data)]
+    if isinstance(model, dict) and isinstance(data, dict):
+        return {k: _without_unset_nulls(model[k], v) for k, v in data.items()}
+    if not isinstance(model, BaseModel) or not isinstance(data, dict):
+        return data
+    out = {}
+    for name, info in type(model).model_fields.items():
+        key = info.alias or name
+        value = getattr(model, name)
+        if value is None and info.get_default() is None:
+            continue
+        out[key] = _without_unset_nulls(value, data[key])
+    return out
 
 
 # -- loading and the checks between fields --------------------------------------------------------------

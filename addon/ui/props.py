@@ -423,7 +423,7 @@ def component_data(component, specs: dict[str, FieldSpec]) -> dict:
             elif spec.part == 1 and isinstance(_dotted_get(out, spec.key), list):
                 _dotted_get(out, spec.key)[1] = value
             continue
-        if value is not None:
+        if value is not None or spec.default is not None:  # an explicit null, e.g. floor: null
             _dotted_set(out, spec.key, value)
     return out
 

@@ -90,14 +90,15 @@ def draw_value(layout, field, spec: FieldSpec, scene) -> None:
         op.path, op.action, op.index = f"{field.path_from_id()}.args", "ADD", count - 1
 
 
-def draw_field(layout, field, spec: FieldSpec, scene, problems: list[str], enabled: bool | None = None) -> None:
+def draw_field(layout, field, spec: FieldSpec, scene, problems: list[str], enabled: bool | None = None,
+               owner: tuple[str, str] = ("", "recipe")) -> None:
+    """One field: its name (whose tooltip says what it means and takes), its widget, its problems."""
     box = layout.column()
     head = box.row(align=True)
     if spec.optional and spec.part != 1:
         head.prop(field, "is_set", text="")
-    head.label(text=spec.label)
-    if spec.description:
-        head.label(text="", icon="INFO")  # the tooltip of each property tells the rest
+    op = head.operator("synthfarm.field_help", text=spec.label, emboss=False)
+    op.section, op.kind, op.key = owner[0], owner[1], spec.id
     body = box.column()
     body.enabled = (field.is_set or not spec.optional) if enabled is None else enabled
     widget = spec.widget
@@ -153,4 +154,4 @@ def draw_component(layout, component, scene, problems, prefix: str) -> None:
             pair_set = field.is_set
         where = f"{prefix}.{spec.id}" if prefix else spec.id
         draw_field(layout, field, spec, scene, problems_at(problems, where),
-                   enabled=pair_set if spec.part == 1 else None)
+                   enabled=pair_set if spec.part == 1 else None, owner=(prefix.split("[")[0], component.kind))

@@ -126,3 +126,31 @@ def test_error_message_lists_every_problem():
         recipe_from_data(data)
     text = str(info.value)
     assert "randomizers[1].radius.uniform[1]: must be > 0" in text and "randomizers[2].type" in text
+
+
+def test_every_field_has_a_tooltip():
+    from synthfarm.addon.core import schema
+
+    for section in schema.SECTIONS:
+        for kind, model in schema.KINDS[section].items():
+            for spec in schema.fields_of(model):
+                if spec.key == "name":
+                    continue
+                text = schema.field_help(kind, spec)
+                assert spec.key in schema.FIELD_HELP or f"{kind}.{spec.key}" in schema.FIELD_HELP, (kind, spec.key)
+                if spec.domain is not None:
+                    assert spec.domain.describe() in text
+    for spec in schema.top_fields():
+        assert spec.key == "name" or spec.key in schema.FIELD_HELP, spec.key
+
+
+def test_explicit_null_survives_to_data():
+    from synthfarm.addon.core.recipe import recipe_from_data
+
+    data = {"name": "n", "generators": [{"name": "g", "kind": "primitive", "shape": "cube"}],
+            "randomizers": [{"kind": "physics_drop", "targets": ["g"], "floor": None}],
+            "sensors": [{"name": "c", "kind": "camera"}]}
+    recipe = recipe_from_data(data, None)
+    assert recipe.to_data()["randomizers"][0]["floor"] is None
+    assert recipe_from_data(recipe.to_data(), None).randomizers[0].floor is None
+    assert "class" not in recipe.to_data()["generators"][0]  # nulls by default stay out
