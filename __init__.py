@@ -13,13 +13,17 @@ __all__ = ["register", "unregister", "render", "load_recipe", "Session", "Batch"
 
 def register():
     from .addon import ui
+    from .farm import ui as farm_ui  # the farm plugin's sub-panel
 
     ui.register()
+    farm_ui.register()
 
 
 def unregister():
     from .addon import ui
+    from .farm import ui as farm_ui
 
+    farm_ui.unregister()
     ui.unregister()
 
 

@@ -24,15 +24,29 @@ def test_extension_installs_with_blenders_installer(tmp_path):
         assert name in {{m.__name__ for m in addon_utils.modules()}}, "not installed"
         assert addon_utils.check(name)[1], "not enabled"
         module = sys.modules[name]
-        recipe = sys.modules[name + ".addon.core.recipe"] if name + ".addon.core.recipe" in sys.modules else None
-        import importlib
-        recipe = importlib.import_module(name + ".addon.core.recipe")
-        loaded = recipe.load_recipe(module.__path__[0] + "/assets/recipes/toybox.yaml")
-        assert loaded.name == "toybox"
-        before = set(dir(bpy.types))
+        types_before = set(dir(bpy.types))
+        for cls in ("VIEW3D_PT_synthfarm", "VIEW3D_PT_synthfarm_generators", "VIEW3D_PT_synthfarm_farm",
+                    "SYNTHFARM_OT_randomize", "SYNTHFARM_PG_settings"):
+            assert cls in types_before, cls + " not registered"
+        assert hasattr(bpy.types.Scene, "synthfarm") and hasattr(bpy.types.Scene, "synthfarm_farm")
+        # its operators run, from the installed copy (assets travel in the zip)
+        toybox = module.__path__[0] + "/assets/recipes/toybox.yaml"
+        assert bpy.ops.synthfarm.import_recipe(filepath=toybox) == {{"FINISHED"}}
+        assert bpy.context.scene.synthfarm.recipe.name == "toybox"
+        assert bpy.ops.synthfarm.validate() == {{"FINISHED"}}
+        assert bpy.ops.synthfarm.randomize(seed=2) == {{"FINISHED"}}
+        assert "synthfarm_sample" in bpy.data.collections
+        assert bpy.ops.synthfarm.clear_sample() == {{"FINISHED"}}
+        assert bpy.ops.synthfarm.component_add(section="modifiers", kind="random_hide") == {{"FINISHED"}}
+        handlers = {{k: len(getattr(bpy.app.handlers, k)) for k in dir(bpy.app.handlers) if not k.startswith("_")
+                    and isinstance(getattr(bpy.app.handlers, k), list)}}
         addon_utils.disable(name)
         assert not addon_utils.check(name)[1]
-        assert set(dir(bpy.types)) <= before  # unregister leaves no classes behind
+        after = set(dir(bpy.types))
+        assert not {{t for t in after if "synthfarm" in t.lower()}}, "classes left behind"
+        assert not hasattr(bpy.types.Scene, "synthfarm") and not hasattr(bpy.types.Scene, "synthfarm_farm")
+        assert {{k: len(getattr(bpy.app.handlers, k)) for k in handlers}} == handlers, "handlers left behind"
+        assert not hasattr(bpy.ops.synthfarm, "randomize") or "randomize" not in dir(bpy.ops.synthfarm)
         print("EXTENSION-OK")
     """)
     env = {**os.environ, **{var: str(tmp_path / "home" / var.lower()) for var in (
