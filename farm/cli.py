@@ -5,7 +5,9 @@
     synthfarm validate RECIPE
     synthfarm params RECIPE
 
-Blender is imported only by the commands that render, so ``validate`` and ``params`` work anywhere.
+RECIPE is a recipe file (YAML) or a .blend whose scene holds a recipe (the add-on stores it there; the
+file is then the scene the jobs start from). Blender is imported only by the commands that render and
+for .blend inputs, so ``validate`` and ``params`` of a YAML recipe work anywhere.
 """
 from __future__ import annotations
 
@@ -24,7 +26,12 @@ log = logging.getLogger("synthfarm")
 
 
 def _load(path: str):
+    """A recipe file, or a .blend with a recipe on its scene (read with the bpy module)."""
     try:
+        if path.lower().endswith(".blend"):
+            from ..addon.engine.api import load_source
+
+            return load_source(path)[0]
         return load_recipe(path)
     except (RecipeError, FileNotFoundError) as err:
         raise click.ClickException(str(err)) from None
@@ -47,7 +54,9 @@ def _overrides(recipe, pairs: tuple[str, ...]) -> dict:
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 @click.version_option(package_name="synthfarm")
 def main(verbose: int) -> None:
-    """synthfarm: render annotated computer-vision datasets from Blender recipes."""
+    """synthfarm: render annotated computer-vision datasets from Blender recipes.
+
+    RECIPE arguments take a recipe file (YAML) or a .blend with a recipe saved on its scene by the add-on."""
     level = logging.WARNING - 10 * verbose
     logging.basicConfig(level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s")
 

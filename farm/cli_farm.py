@@ -110,14 +110,16 @@ def worker(connect, gpu, device, max_jobs, max_rss, blender, name, work_dir, key
               "system) instead of receiving them by content hash.")
 @connect_option
 def submit(recipe, jobs, out, preview, seed, priority, name, batch_id, shared, connect, keys):
-    """Submit a batch of JOBS jobs of RECIPE; prints the batch id. The recipe and every file it names are
-    uploaded (only what the coordinator lacks); OUT is a folder on the coordinator's machine."""
-    from ..addon.core.recipe import RecipeError, load_recipe
+    """Submit a batch of JOBS jobs of RECIPE (a recipe file, or a .blend with a recipe on its scene); prints the
+    batch id. The recipe and every file it names are uploaded (only what the coordinator lacks); OUT is a
+    folder on the coordinator's machine."""
+    from ..addon.core.recipe import RecipeError
+    from ..addon.engine.api import load_source  # a .blend is read with the bpy module
     from .transfer import make_bundle
 
     try:
-        model = load_recipe(recipe)
-    except RecipeError as err:
+        model, recipe_dir, text = load_source(recipe)
+    except (RecipeError, FileNotFoundError) as err:
         raise click.ClickException(str(err)) from None
     path = Path(recipe).resolve()
     client = _client(connect, keys)
@@ -126,8 +128,8 @@ def submit(recipe, jobs, out, preview, seed, priority, name, batch_id, shared, c
         root, recipe_path, inputs = make_bundle(model, path)
         sent = _call(client.upload_inputs, root, inputs)
         click.echo(f"inputs: {len(inputs)} files, {sent} uploaded", err=True)
-    data = _call(client.submit, batch_id=batch_id or uuid.uuid4().hex[:16], name=name, recipe=path.read_text(),
-                 recipe_dir=str(path.parent), out=str(Path(out).resolve()), count=jobs, seed=seed, preview=preview,
+    data = _call(client.submit, batch_id=batch_id or uuid.uuid4().hex[:16], name=name, recipe=text,
+                 recipe_dir=str(recipe_dir), out=str(Path(out).resolve()), count=jobs, seed=seed, preview=preview,
                  priority=priority, inputs=inputs, recipe_path=recipe_path)
     click.echo(data["id"])
 

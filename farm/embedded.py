@@ -22,7 +22,6 @@ import zmq
 from ..addon.core.dataset.convert import export_for_recipe
 from ..addon.core.dataset.native import DatasetWriter
 from ..addon.core.jobs import resolve_params
-from ..addon.core.recipe import load_recipe
 from .client import FarmClient
 from .coordinator import Coordinator
 from .worker import Worker
@@ -102,17 +101,18 @@ def render_on_farm(recipe_path: Path, jobs: int, out: Path, *, seed: int = 0, pr
                    params: dict | None = None, workers: int | None = None, device: str = "auto", max_jobs: int = 0,
                    progress: Callable[[int, int], None] | None = None, poll_seconds: float = 0.25) -> FarmSummary:
     """Render ``jobs`` jobs of a recipe file into ``out`` on an embedded farm."""
+    from ..addon.engine.api import load_source  # a .blend is read with the bpy module, here only
+
     recipe_path, out = Path(recipe_path).resolve(), Path(out).resolve()
-    recipe = load_recipe(recipe_path)
+    recipe, recipe_dir, text = load_source(recipe_path)
     params = resolve_params(recipe, params)  # bad values fail here, before anything is created
-    text = recipe_path.read_text(encoding="utf-8")
     DatasetWriter(out).open(text, recipe.hash(), {"name": recipe.name})  # fails early on a foreign folder
     batch_id = batch_id_for(out, recipe.hash(), jobs, seed, params or {}, preview)
     start = time.perf_counter()
     summary = FarmSummary(out, batch_id, jobs, 0, 0, 0, 0.0)
     with EmbeddedFarm(out / ".farm", workers, device=device, max_jobs=max_jobs) as farm:
         status = farm.client.submit(batch_id=batch_id, name=recipe.name, recipe=text,
-                                    recipe_dir=str(recipe_path.parent), out=str(out), count=jobs, seed=seed,
+                                    recipe_dir=str(recipe_dir), out=str(out), count=jobs, seed=seed,
                                     params=params or {}, preview=preview)
         summary.jobs_skipped = status["jobs"]["done"]
         try:
@@ -136,5 +136,5 @@ def render_on_farm(recipe_path: Path, jobs: int, out: Path, *, seed: int = 0, pr
     writer.finalize({"jobs": len(writer.completed_jobs()), "jobs_requested": jobs,
                      "frames_per_job": 1 if preview else recipe.frames, "sensors": [s.name for s in recipe.sensors]})
     if not summary.interrupted and not summary.jobs_failed:
-        summary.exports = export_for_recipe(recipe, recipe_path.parent, out)
+        summary.exports = export_for_recipe(recipe, recipe_dir, out)
     return summary

@@ -45,10 +45,17 @@ class RenderSummary:
     exports: dict | None = None
 
 
-def _load(recipe: str | Path | Recipe) -> tuple[Recipe, Path | None, str]:
+def load_source(recipe: str | Path | Recipe) -> tuple[Recipe, Path | None, str]:
+    """(Recipe, folder its paths start from, its text) of a recipe file, a .blend holding a recipe on its
+    scene (opened in this process; the file becomes ``scene.base``), or a Recipe."""
     if isinstance(recipe, Recipe):
         return recipe, None, recipe.to_yaml()
     path = Path(recipe)
+    if path.suffix.lower() == ".blend":
+        from .blend_recipe import recipe_text_from_blend
+
+        text, base = recipe_text_from_blend(path)
+        return parse_recipe_text(text, base, str(path)), base, text
     text = path.read_text(encoding="utf-8") if path.is_file() else None
     if text is None:
         load_recipe(path)  # raises a clear FileNotFoundError
@@ -91,7 +98,7 @@ class LocalBatch:
                  use_current_scene: bool = False, runner=None, base_dir: Path | None = None):
         from .runner import Runner, versions  # needs bpy; imported here so that this module's import stays cheap
 
-        self.recipe, loaded_dir, text = _load(recipe)
+        self.recipe, loaded_dir, text = load_source(recipe)
         self.base_dir = base_dir or loaded_dir
         self.batch = make_jobs(self.recipe, jobs, seed=seed, preview=preview, params=params)
         self.out = Path(out)
@@ -201,4 +208,4 @@ def _progress(progress, total: int, initial: int):
     return lambda step: bar.update(step) if step else bar.close()
 
 
-__all__ = ["render", "LocalBatch", "RenderSummary", "BatchMismatchError", "JobSpec"]
+__all__ = ["render", "load_source", "LocalBatch", "RenderSummary", "BatchMismatchError", "JobSpec"]
