@@ -21,7 +21,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..addon.core.jobs import JobError, resolve_params
-from ..addon.core.recipe import Recipe, load_recipe
+from ..addon.core.recipe import Recipe
 from .client import FarmClient, FarmError
 from .transfer import make_bundle
 
@@ -31,8 +31,12 @@ SEED = "seed"  # the key of a job dict that holds its seed
 class Session:
     def __init__(self, endpoint: str, recipe: str | Path, *, keys: str | Path | None = None, timeout: float = 30.0,
                  out_root: str | Path = "synthfarm-batches", shared: bool = False, random_state: int | None = None):
-        self.recipe_path = Path(recipe).resolve()
-        self.recipe: Recipe = load_recipe(self.recipe_path)
+        from ..addon.engine.api import load_source  # a .blend is read with the bpy module, only then imported
+
+        self.recipe_path = Path(recipe).resolve()  # a recipe file, or a .blend with a recipe on its scene
+        model, recipe_dir, self.recipe_text = load_source(self.recipe_path)
+        self.recipe: Recipe = model
+        self.recipe_dir = Path(recipe_dir)
         self.client = FarmClient(endpoint, timeout=timeout, keys=Path(keys) if keys else None)
         self.out_root, self.shared = Path(out_root).resolve(), shared
         self.rng = np.random.default_rng(random_state)
@@ -164,8 +168,8 @@ class Session:
             self.client.upload_inputs(root, inputs)
         job_inputs = [{"params": {k: v for k, v in job.items() if k != SEED},
                        "seed": job.get(SEED, int(self.rng.integers(0, 2 ** 62)))} for job in jobs]
-        self.client.submit(batch_id=batch_id, name=name, recipe=self.recipe_path.read_text(encoding="utf-8"),
-                           recipe_dir=str(self.recipe_path.parent), out=str(Path(out or self.out_root / batch_id)),
+        self.client.submit(batch_id=batch_id, name=name, recipe=self.recipe_text,
+                           recipe_dir=str(self.recipe_dir), out=str(Path(out or self.out_root / batch_id)),
                            count=len(jobs), preview=preview, priority=priority, inputs=inputs,
                            recipe_path=recipe_path, jobs=job_inputs)
         return Batch(self, batch_id)

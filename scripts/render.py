@@ -8,8 +8,10 @@ With the bpy module (pip install bpy)::
 
     python scripts/render.py [--blend scene.blend] --recipe R --jobs N --out DIR
 
-When a .blend is given (either way), rendering starts from that scene and its objects labelled with
-the custom property ``synthfarm_class`` are labelled. Works whether or not synthfarm is pip-installed:
+R is a recipe YAML file, or a .blend whose scene holds a recipe (saved by the add-on); it may also be
+given first without ``--recipe`` (``python scripts/render.py scene.blend --jobs N --out DIR``). When a
+.blend is given (either way), rendering starts from that scene and its objects labelled with the custom
+property ``synthfarm_class`` are labelled. Works whether or not synthfarm is pip-installed:
 the package is loaded from this repository when it is not.
 """
 from __future__ import annotations
@@ -25,7 +27,8 @@ from bootstrap import load_synthfarm  # noqa: E402
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="scripts/render.py", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--recipe", required=True, help="recipe YAML file")
+    parser.add_argument("source", nargs="?", metavar="RECIPE", help="the recipe (instead of --recipe)")
+    parser.add_argument("--recipe", help="recipe YAML file, or a .blend with a recipe on its scene")
     parser.add_argument("--jobs", type=int, default=1, help="number of jobs (default 1)")
     parser.add_argument("--out", required=True, help="dataset folder (resumed if it exists)")
     parser.add_argument("--seed", type=int, default=0, help="batch seed (default 0)")
@@ -34,7 +37,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="set a recipe parameter (repeatable)")
     parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
     parser.add_argument("--blend", help="start from this .blend (bpy module only; with blender, pass it before -b)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.source and args.recipe and args.source != args.recipe:
+        parser.error("give the recipe once: RECIPE or --recipe")
+    args.recipe = args.recipe or args.source
+    if not args.recipe:
+        parser.error("a recipe is required: RECIPE or --recipe (a YAML file, or a .blend with a recipe on its scene)")
+    if args.blend and args.recipe.lower().endswith(".blend"):
+        parser.error("--blend is not used with a .blend recipe: that file is the scene rendering starts from")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,8 +57,14 @@ def main(argv: list[str] | None = None) -> int:
 
     synthfarm = load_synthfarm()
     from synthfarm.addon.core.jobs import coerce_param
+    from synthfarm.addon.core.recipe import RecipeError
+    from synthfarm.addon.engine.api import load_source
 
-    recipe = synthfarm.load_recipe(args.recipe)
+    try:
+        recipe = load_source(args.recipe)[0]  # a .blend is opened here and becomes the base scene
+    except (RecipeError, FileNotFoundError) as err:
+        print(f"synthfarm: {err}", file=sys.stderr)
+        return 2
     params = {}
     for pair in args.sets:
         name, _, text = pair.partition("=")

@@ -1,5 +1,9 @@
 """A saved .blend as a job input: the recipe is read from its scene (where the add-on stores it) and the
-file itself becomes the scene the workers start from."""
+file itself becomes the scene the workers start from.
+
+Opening the file replaces this Blender session's data (fine in a CLI process; the add-on never calls
+this on the user's open file). Python inside the file never runs.
+"""
 from __future__ import annotations
 
 import logging
@@ -11,10 +15,37 @@ from ..core.recipe import RecipeError, rebase_paths
 
 log = logging.getLogger(__name__)
 
+HOW_TO_ADD = ("add one in Blender: the Synthfarm tab of the 3D viewport's sidebar (N), with Import Recipe or by "
+              "adding generators and sensors, then save the .blend")
+
+
+def _scene_with_recipe(bpy, path: Path):
+    """The active scene if it holds a recipe, else the only scene that does; a RecipeError otherwise."""
+    scenes = list(bpy.data.scenes)
+    with_recipe = [s for s in scenes if s.synthfarm.recipe.kind]
+    active = bpy.context.scene
+    if active is not None and active in with_recipe:
+        return active
+    if len(with_recipe) == 1:
+        log.info("%s: the active scene %r holds no recipe; using scene %r", path.name,
+                 active.name if active else None, with_recipe[0].name)
+        return with_recipe[0]
+    names = ", ".join(repr(s.name) for s in scenes)
+    if not with_recipe:
+        msg = f"no synthfarm recipe in {path.name} (scenes: {names}); {HOW_TO_ADD}"
+    else:
+        msg = (f"the active scene {active.name!r} of {path.name} holds no synthfarm recipe and several other scenes "
+               f"do ({', '.join(repr(s.name) for s in with_recipe)}): make the one to render the active scene "
+               "and save the .blend")
+    raise RecipeError([("", msg)], str(path))
+
 
 def recipe_text_from_blend(path: str | Path) -> tuple[str, Path]:
-    """(recipe YAML, the .blend's folder) of the recipe stored in a .blend, its paths relative to that
-    folder. The file is opened in this Blender (scripts inside it never run); ``scene.base`` names it."""
+    """(recipe YAML, the .blend's folder) of the recipe stored on a .blend's scene.
+
+    The recipe's relative paths are rewritten to start at the .blend's folder (wherever the scene's
+    Recipe folder pointed), and ``scene.base`` names the .blend itself, so the file and what the recipe
+    names form one bundle a remote worker can lay out. Raises FileNotFoundError or RecipeError."""
     import bpy
 
     from ..ui import props
@@ -22,21 +53,17 @@ def recipe_text_from_blend(path: str | Path) -> tuple[str, Path]:
     path = Path(path).resolve()
     if not path.is_file():
         raise FileNotFoundError(f"{str(path)!r} not found")
-    bpy.ops.wm.open_mainfile(filepath=str(path), load_ui=False, use_scripts=False)
+    try:  # Python auto-execution stays off: scripts inside a job's .blend never run
+        bpy.ops.wm.open_mainfile(filepath=str(path), load_ui=False, use_scripts=False)
+    except RuntimeError as err:
+        raise RecipeError([("", f"cannot open {path.name} as a .blend: {str(err).strip()}")], str(path)) from None
     props.ensure_registered()
-    with_recipe = [s for s in bpy.data.scenes if s.synthfarm.recipe.kind]
-    scene = bpy.context.scene if bpy.context.scene in with_recipe else (
-        with_recipe[0] if len(with_recipe) == 1 else None)
-    if scene is None:
-        where = (f"several scenes hold one ({', '.join(s.name for s in with_recipe)}); make the one to render "
-                 "the active scene and save") if with_recipe else (
-            "add one in Blender: 3D viewport sidebar > Synthfarm (Import Recipe, or add a generator), then save")
-        raise RecipeError([("", f"no synthfarm recipe on the active scene of {path.name}: {where}")], str(path))
-    data = props.scene_recipe(scene).to_data()
-    if data.get("scene", {}).get("base"):
-        log.warning("%s: its recipe names scene.base %r; the .blend itself is the base", path.name,
-                    data["scene"]["base"])
-    # Paths are rebased to the .blend's folder, so the file and what it names form one bundle for a farm.
-    data = rebase_paths(data, props.scene_base_dir(scene), path.parent)
-    data["scene"] = {"base": path.name}
+    scene = _scene_with_recipe(bpy, path)
+    data = props.scene_recipe(scene).to_data()  # validated; Blender's // paths already made recipe-relative
+    stored_base = (data.get("scene") or {}).get("base")
+    if stored_base:
+        log.warning("%s: its recipe names scene.base %r; the .blend itself is used as the base scene instead",
+                    path.name, stored_base)
+    data = rebase_paths(data, props.scene_base_dir(scene).resolve(), path.parent)
+    data["scene"] = {**(data.get("scene") or {}), "base": path.name}
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True), path.parent
