@@ -151,3 +151,17 @@ def test_scripts_inside_the_blend_do_not_run(tmp_path):
     assert not marker.exists()
     bpy.ops.wm.open_mainfile(filepath=str(blend), load_ui=False, use_scripts=True)  # the control
     assert marker.exists()
+
+
+def test_session_bundles_the_blend_and_every_file_its_recipe_names(tmp_path):
+    from synthfarm.farm.session import Session
+    from synthfarm.farm.transfer import make_bundle
+
+    blend = save_blend(tmp_path / "toys.blend", {"Scene": TOYBOX}, base_dir=str(TOYBOX.parent))
+    session = Session("tcp://127.0.0.1:9", blend)  # nothing is sent before submit
+    assert session.recipe.scene.base == "toys.blend" and session.recipe_dir == tmp_path.resolve()
+    root, recipe_path, manifest = make_bundle(session.recipe, session.recipe_path)
+    files = {(root / rel).resolve() for rel in manifest}
+    assert (root / recipe_path).resolve() == blend.resolve() and blend.resolve() in files
+    assert (ROOT / "assets/toybox/bin.obj").resolve() in files
+    assert {p.resolve() for p in (ROOT / "assets/toys").iterdir() if p.is_file()} <= files

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from farm_procs import Farm, check_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "tests/data/tiny.yaml"
@@ -66,26 +66,41 @@ def test_a_blend_without_recipe_is_refused_with_the_fix(tmp_path):
     assert "no synthfarm recipe" in run.stderr and "Synthfarm" in run.stderr and "Import Recipe" in run.stderr
 
 
-def test_submit_a_blend_to_a_farm(tmp_path):
-    import time
-
-    from synthfarm.farm.embedded import EmbeddedFarm
-
+def test_render_script_takes_a_blend_recipe(tmp_path):
     blend = make_blend(tmp_path / "scene.blend")
-    with EmbeddedFarm(tmp_path / "farm", workers=1, device="cpu") as farm:
-        run = synthfarm("submit", blend, "--jobs", 2, "--preview", "--out", tmp_path / "out",
-                        "--connect", farm.coordinator.clients_endpoint)
+    run = subprocess.run([sys.executable, str(ROOT / "scripts" / "render.py"), str(blend), "--jobs", "1",
+                          "--out", str(tmp_path / "ds")], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    ann = json.loads((tmp_path / "ds" / "annotations" / "0000000000-0000-cam-ann.json").read_text())
+    assert {o["class"] for o in ann["objects"]} == {"user_box", "box", "ball"}
+    refused = subprocess.run([sys.executable, str(ROOT / "scripts" / "render.py"), "--blend", str(blend), "--recipe",
+                              str(blend), "--out", str(tmp_path / "x")], capture_output=True, text=True, timeout=60)
+    assert refused.returncode != 0 and "--blend is not used with a .blend recipe" in refused.stderr
+
+
+def test_submit_a_blend_to_a_worker_elsewhere(tmp_path):
+    """The .blend and what its recipe names travel by content hash: the worker, in a folder of its own, is
+    started only once the user's folder is gone, and renders the user's object."""
+    user = tmp_path / "user"
+    user.mkdir()
+    blend = make_blend(user / "scene.blend")
+    farm = Farm(tmp_path, workers=0)
+    try:
+        run = synthfarm("submit", blend, "--jobs", 2, "--preview", "--batch-id", "batch", "--out", tmp_path / "out",
+                        "--connect", f"tcp://127.0.0.1:{farm.port + 1}")
         assert run.returncode == 0, run.stderr[-3000:]
-        assert "uploaded" in run.stderr  # inputs travel by hash: the worker does not read the user's folder
-        batch = run.stdout.strip().splitlines()[-1]
-        deadline = time.monotonic() + 60
-        while True:
-            jobs = farm.client.status(batch)["jobs"]
-            if jobs["queued"] == 0 and jobs["running"] == 0:
-                break
-            assert time.monotonic() < deadline, jobs
-            time.sleep(0.3)
-    assert jobs["done"] == 2, jobs
+        assert "inputs: 1 files, 1 uploaded" in run.stderr  # the .blend (tiny names no other file)
+        user.rename(tmp_path / "moved")  # nothing of the user's folder is left to read
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        farm.workers.append(farm.start_worker("remote", work_dir=elsewhere / "work", cwd=elsewhere))
+        status = farm.wait(lambda s: s["jobs"]["queued"] == 0 and s["jobs"]["running"] == 0, timeout=120)
+        assert status["jobs"]["done"] == 2, status
+        check_dataset(tmp_path / "out", 2, 1)
+        bundles = list((elsewhere / "work" / "bundles").glob("*/scene.blend"))
+        assert len(bundles) == 1  # the worker's own copy, laid out from its blob cache
+    finally:
+        farm.stop()
     classes = {o["class"] for a in (tmp_path / "out" / "annotations").glob("*.json")
                for o in json.loads(a.read_text())["objects"]}
-    assert "user_box" in classes
+    assert {"user_box", "box", "ball"} <= classes
