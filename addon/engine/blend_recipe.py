@@ -7,6 +7,9 @@ this on the user's open file). Python inside the file never runs.
 from __future__ import annotations
 
 import logging
+import os
+import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
@@ -17,6 +20,33 @@ log = logging.getLogger(__name__)
 
 HOW_TO_ADD = ("add one in Blender: the Synthfarm tab of the 3D viewport's sidebar (N), with Import Recipe or by "
               "adding generators and sensors, then save the .blend")
+
+
+@contextmanager
+def _blender_chatter_to_stderr():
+    """Blender reports ``Read blend: ...`` on the process's stdout, which may carry a command's output
+    (``synthfarm params --json``, the batch id of ``submit``): send it to stderr while the file opens."""
+    saved = None
+    try:
+        sys.stdout.flush()
+        saved = os.dup(1)
+        os.dup2(2, 1)
+    except (OSError, ValueError, AttributeError):  # no real stdout (e.g. inside Blender's UI): leave it
+        if saved is not None:
+            os.close(saved)
+            saved = None
+    try:
+        yield
+    finally:
+        if saved is not None:
+            try:
+                import ctypes
+
+                ctypes.CDLL(None).fflush(None)  # C stdio buffers go where they were written: stderr
+            except (OSError, AttributeError, TypeError):
+                pass
+            os.dup2(saved, 1)
+            os.close(saved)
 
 
 def _scene_with_recipe(bpy, path: Path):
@@ -54,7 +84,8 @@ def recipe_text_from_blend(path: str | Path) -> tuple[str, Path]:
     if not path.is_file():
         raise FileNotFoundError(f"{str(path)!r} not found")
     try:  # Python auto-execution stays off: scripts inside a job's .blend never run
-        bpy.ops.wm.open_mainfile(filepath=str(path), load_ui=False, use_scripts=False)
+        with _blender_chatter_to_stderr():
+            bpy.ops.wm.open_mainfile(filepath=str(path), load_ui=False, use_scripts=False)
     except RuntimeError as err:
         raise RecipeError([("", f"cannot open {path.name} as a .blend: {str(err).strip()}")], str(path)) from None
     props.ensure_registered()

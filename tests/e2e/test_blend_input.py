@@ -47,6 +47,9 @@ def test_render_and_validate_a_blend(tmp_path):
     blend = make_blend(tmp_path / "scene.blend")
     ok = synthfarm("validate", blend)
     assert ok.returncode == 0 and "valid recipe 'tiny'" in ok.stdout, ok.stderr[-2000:]
+    knobs = synthfarm("params", blend, "--json")
+    assert json.loads(knobs.stdout) == {"radius": {"type": "float", "default": 2.0,  # Blender's chatter: stderr
+                                                   "options": {"min": 1.0, "max": 5.0}, "description": ""}}
     run = synthfarm("render", blend, "--jobs", 2, "--out", tmp_path / "ds")
     assert run.returncode == 0, run.stderr[-3000:]
     annotations = sorted((tmp_path / "ds" / "annotations").glob("*.json"))
@@ -90,6 +93,7 @@ def test_submit_a_blend_to_a_worker_elsewhere(tmp_path):
                         "--connect", f"tcp://127.0.0.1:{farm.port + 1}")
         assert run.returncode == 0, run.stderr[-3000:]
         assert "inputs: 1 files, 1 uploaded" in run.stderr  # the .blend (tiny names no other file)
+        assert run.stdout == "batch\n"
         user.rename(tmp_path / "moved")  # nothing of the user's folder is left to read
         elsewhere = tmp_path / "elsewhere"
         elsewhere.mkdir()
