@@ -68,7 +68,8 @@ def render(recipe: str | Path | Recipe, jobs: int = 1, out: str | Path = "out", 
            runner=None) -> RenderSummary:
     """Render ``jobs`` jobs of ``recipe`` into the dataset folder ``out`` in this process.
 
-    recipe: a path to a YAML recipe, or a Recipe. params: parameter values for every job (the recipe's
+    recipe: a path to a YAML recipe, a .blend whose scene holds a recipe (opened here; it becomes the
+    scene every job starts from), or a Recipe. params: parameter values for every job (the recipe's
     defaults otherwise). device: auto | cpu | gpu. use_current_scene: start from the scene that is open
     now (``blender file.blend --python ...``) instead of an empty one. progress: True for a progress bar,
     or a callback (done, total)."""
