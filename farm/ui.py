@@ -18,6 +18,7 @@ from bpy.props import BoolProperty, IntProperty, PointerProperty, StringProperty
 
 from ..addon.core.recipe import RecipeError, rebase_paths
 from ..addon.ui import props
+from ..addon.ui.props import BLEND_RELATIVE
 from ..addon.ui.panels import SynthfarmPanel
 
 log = logging.getLogger(__name__)
@@ -29,14 +30,16 @@ OFFLINE = ("Online access is off: Blender's Preferences > System > Network > All
 class SYNTHFARM_PG_farm(bpy.types.PropertyGroup):
     address: StringProperty(name="Coordinator", default="tcp://127.0.0.1:5556",
                             description="The coordinator's client address (synthfarm coordinator prints it)")
-    keys: StringProperty(name="Keys", subtype="DIR_PATH",
+    keys: StringProperty(name="Keys", subtype="DIR_PATH", options=BLEND_RELATIVE,
                          description="Folder of this client's CURVE keys (synthfarm keys init); empty: none")
     jobs: IntProperty(name="Jobs", default=100, min=1, description="How many jobs to submit")
     preview: BoolProperty(name="Preview quality", description="Submit at the recipe's preview tier")
     priority: IntProperty(name="Priority", default=50, min=0, max=100, description="Higher runs first")
     out: StringProperty(name="Output", default="//synthfarm_farm_out", subtype="DIR_PATH",
+                        options=BLEND_RELATIVE,
                         description="Dataset folder on the coordinator's machine")
     download_to: StringProperty(name="Download to", default="//synthfarm_download", subtype="DIR_PATH",
+                                options=BLEND_RELATIVE,
                                 description="Local folder Download copies the batch's dataset into")
     batch_id: StringProperty(name="Batch", description="The batch this scene submitted last")
     state: StringProperty(name="State", description="The batch's state as the coordinator last said")

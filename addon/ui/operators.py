@@ -205,7 +205,8 @@ class SYNTHFARM_OT_export_recipe(bpy.types.Operator, ExportHelper):
             return _error(self, err)
         target = Path(self.filepath)
         data = rebase_paths(recipe.to_data(), props.scene_base_dir(scene), target.resolve().parent)
-        header = f"# synthfarm recipe exported from Blender ({bpy.data.filepath or 'unsaved file'}, scene {scene.name})\n"
+        source = bpy.data.filepath or "unsaved file"
+        header = f"# synthfarm recipe exported from Blender ({source}, scene {scene.name})\n"
         target.write_text(header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
         self.report({"INFO"}, f"wrote {target}")
         return {"FINISHED"}

@@ -87,7 +87,8 @@ class VIEW3D_PT_synthfarm_labels(SynthfarmPanel, bpy.types.Panel):
         if missing:
             box = layout.box()
             box.alert = True
-            names = ", ".join(o.name for o in missing[:6]) + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")
+            more = f" and {len(missing) - 6} more" if len(missing) > 6 else ""
+            names = ", ".join(o.name for o in missing[:6]) + more
             box.label(text=f"{len(missing)} visible object(s) have no class:", icon="ERROR")
             box.label(text=names)
             box.label(text="They get no annotations (fine for floors and walls).")

@@ -36,6 +36,7 @@ MODE_ITEMS = [
     ("param", "Parameter", "The job's value of a recipe parameter: ${name}"),
 ]
 assert [m[0] for m in MODE_ITEMS] == list(schema.MODES)
+BLEND_RELATIVE = {"PATH_SUPPORTS_BLEND_RELATIVE"}  # path properties accept Blender's // (the .blend's folder)
 
 
 def f32(value: float) -> float:
@@ -151,7 +152,7 @@ class SYNTHFARM_PG_field(PropertyGroup):
     param: StringProperty(name="Parameter", description="The recipe parameter this field takes its value from")
     text: StringProperty(name="Value", description="A word or a name")
     word: _word_enum(_field_words)
-    path: StringProperty(name="Path", subtype="FILE_PATH",
+    path: StringProperty(name="Path", subtype="FILE_PATH", options=BLEND_RELATIVE,
                          description="A file or folder; relative paths start at the recipe folder")
     flag: BoolProperty(name="Value")
     number: FloatProperty(name="Value", precision=3, step=10)
@@ -217,12 +218,13 @@ class SYNTHFARM_PG_settings(PropertyGroup):
     active_randomizer: IntProperty(name="Active randomizer")
     active_sensor: IntProperty(name="Active sensor")
     active_parameter: IntProperty(name="Active parameter")
-    base_dir: StringProperty(name="Recipe folder", subtype="DIR_PATH",
+    base_dir: StringProperty(name="Recipe folder", subtype="DIR_PATH", options=BLEND_RELATIVE,
                              description="Where relative paths of the recipe start; empty: the .blend's folder")
     label_class: StringProperty(name="Class", description="Class label to give the selected objects")
     seed: IntProperty(name="Seed", min=0, description="Job seed of Randomize and Preview (same seed, same scene)")
     jobs: IntProperty(name="Jobs", default=4, min=1, description="How many jobs Render Locally renders")
-    out: StringProperty(name="Output", subtype="DIR_PATH", default="//synthfarm_out",
+    out: StringProperty(name="Output", subtype="DIR_PATH", options=BLEND_RELATIVE,
+                        default="//synthfarm_out",
                         description="Dataset folder of Render Locally (an existing dataset of this recipe resumes)")
     preview_quality: BoolProperty(name="Preview quality", default=False,
                                   description="Render Locally at the recipe's preview tier (fewer samples, smaller)")
@@ -314,7 +316,8 @@ def store_field(field, spec: FieldSpec, value: Any) -> None:
     if value is None:
         value = spec.default
     if value is None:  # a new component's required field, or an optional one left out: a starting value
-        value = PLACEHOLDERS.get(spec.widget) if spec.widget != "value" else PLACEHOLDERS[schema.slot(spec.domain, "constant", 0)]
+        slot = schema.slot(spec.domain, "constant", 0) if spec.widget == "value" else spec.widget
+        value = PLACEHOLDERS.get(slot)
         if spec.widget == "enum":
             value = spec.choices[0]
         if value is None:

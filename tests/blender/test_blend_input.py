@@ -78,7 +78,7 @@ def test_paths_are_rebased_to_the_blends_folder(tmp_path):
 
 
 # props' FILE_PATH properties lack Blender 5's PATH_SUPPORTS_BLEND_RELATIVE option; the value is kept anyway
-@pytest.mark.filterwarnings("ignore:.*does not support blend relative:RuntimeWarning")
+@pytest.mark.filterwarnings("error:.*does not support blend relative:RuntimeWarning")  # // paths are allowed
 def test_blender_relative_paths_become_recipe_paths(tmp_path):
     (tmp_path / "assets").mkdir()
     obj = tmp_path / "assets" / "thing.obj"
