@@ -21,8 +21,9 @@ log = logging.getLogger(__name__)
 SECTION_ITEMS = [(s, s.title(), f"The recipe's {s}") for s in schema.SECTIONS]
 
 
-def _error(op, err) -> set:
-    op.report({"ERROR"}, str(err))
+def report_error(op, err, what: str = "") -> set:
+    """Report an error on ``op`` (shown in Blender's status bar) and cancel."""
+    op.report({"ERROR"}, f"{what}{err}")
     return {"CANCELLED"}
 
 
@@ -49,7 +50,7 @@ class SYNTHFARM_OT_list_edit(bpy.types.Operator):
         items = scene.path_resolve(self.path)
         n, i = len(items), self.index
         if self.action != "ADD" and not 0 <= i < n:
-            return _error(self, f"{self.path}: no item {i} (the list has {n})")
+            return report_error(self, f"{self.path}: no item {i} (the list has {n})")
         target = i
         if self.action == "ADD":
             new = items.add()
@@ -111,7 +112,7 @@ class SYNTHFARM_OT_component_add(bpy.types.Operator):
     def execute(self, context):
         settings = context.scene.synthfarm
         if self.kind not in schema.KINDS[self.section]:
-            return _error(self, f"kind: {self.kind!r} is not a kind of {self.section}; "
+            return report_error(self, f"kind: {self.kind!r} is not a kind of {self.section}; "
                                 f"choose from {', '.join(schema.KINDS[self.section])}")
         if not settings.recipe.kind:
             start_recipe(context.scene)
@@ -175,7 +176,7 @@ class SYNTHFARM_OT_import_recipe(bpy.types.Operator, ImportHelper):
         try:
             recipe = load_recipe(self.filepath)
         except (RecipeError, FileNotFoundError) as err:
-            return _error(self, err)
+            return report_error(self, err)
         settings = context.scene.synthfarm
         props.store_recipe(settings, recipe)
         folder = str(Path(self.filepath).resolve().parent)
@@ -202,7 +203,7 @@ class SYNTHFARM_OT_export_recipe(bpy.types.Operator, ExportHelper):
         try:
             recipe = props.scene_recipe(scene, check_files=False)
         except RecipeError as err:
-            return _error(self, err)
+            return report_error(self, err)
         target = Path(self.filepath)
         data = rebase_paths(recipe.to_data(), props.scene_base_dir(scene), target.resolve().parent)
         source = bpy.data.filepath or "unsaved file"
@@ -221,7 +222,7 @@ class SYNTHFARM_OT_validate(bpy.types.Operator):
     def execute(self, context):
         scene = context.scene
         if not scene.synthfarm.recipe.kind:
-            return _error(self, "this scene has no recipe yet: add a generator or Import Recipe")
+            return report_error(self, "this scene has no recipe yet: add a generator or Import Recipe")
         found = props.problems(scene)
         for path, message in found:
             self.report({"WARNING"}, f"{path}: {message}" if path else message)
@@ -255,7 +256,7 @@ class SYNTHFARM_OT_assign_class(bpy.types.Operator):
         label = self.label.strip()
         targets = [context.collection] if self.to_collection else list(context.selected_objects)
         if not targets or targets == [context.scene.collection]:
-            return _error(self, "select objects (or make a collection active) to label")
+            return report_error(self, "select objects (or make a collection active) to label")
         for target in targets:
             if label:
                 target[CLASS_PROP] = label

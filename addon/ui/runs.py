@@ -22,6 +22,7 @@ from ..core.jobs import make_jobs
 from ..core.recipe import RecipeError, SceneSpec
 from ..engine.scene import no_new_orphans
 from . import props
+from .operators import report_error
 
 log = logging.getLogger(__name__)
 PREVIEW_IMAGE = "synthfarm_preview"
@@ -67,15 +68,13 @@ class SYNTHFARM_OT_randomize(bpy.types.Operator):
         try:
             recipe, base = ui_recipe(scene)
         except RecipeError as err:
-            self.report({"ERROR"}, str(err))
-            return {"CANCELLED"}
+            return report_error(self, err)
         try:
             with no_new_orphans():
                 drawn = apply_sample(scene, runner(), recipe, base, _job(scene, recipe, self.seed, False))
         except Exception as err:  # an asset that does not load, a material missing from a library...
             log.exception("randomize failed")
-            self.report({"ERROR"}, f"randomize failed: {err}")
-            return {"CANCELLED"}
+            return report_error(self, err, "randomize failed: ")
         scene.synthfarm.seed = self.seed
         self.report({"INFO"}, f"seed {self.seed}: {len(drawn)} values drawn")
         return {"FINISHED"}
@@ -136,8 +135,7 @@ class SYNTHFARM_OT_preview(bpy.types.Operator):
         try:
             recipe, base = ui_recipe(scene)
         except RecipeError as err:
-            self.report({"ERROR"}, str(err))
-            return {"CANCELLED"}
+            return report_error(self, err)
         job = _job(scene, recipe, scene.synthfarm.seed, True)
         folder = Path(tempfile.mkdtemp(prefix="synthfarm-preview-"))
         orphans = no_new_orphans()
@@ -151,8 +149,7 @@ class SYNTHFARM_OT_preview(bpy.types.Operator):
             picture = annotated_frame(folder / "dataset", report.stems[0])
         except Exception as err:
             log.exception("preview failed")
-            self.report({"ERROR"}, f"preview failed: {err}")
-            return {"CANCELLED"}
+            return report_error(self, err, "preview failed: ")
         finally:
             if had_sample:
                 apply_sample(scene, runner(), recipe, base, _job(scene, recipe, scene.synthfarm.seed, False))
@@ -222,8 +219,7 @@ class SYNTHFARM_OT_render_local(bpy.types.Operator):
         try:
             self._start(context)
         except Exception as err:  # a bad recipe, an output folder of another dataset...
-            self.report({"ERROR"}, str(err))
-            return {"CANCELLED"}
+            return report_error(self, err)
         try:
             while self.batch.step():
                 self._show(context)
@@ -237,8 +233,7 @@ class SYNTHFARM_OT_render_local(bpy.types.Operator):
         try:
             self._start(context)
         except Exception as err:  # a bad recipe, an output folder of another dataset...
-            self.report({"ERROR"}, str(err))
-            return {"CANCELLED"}
+            return report_error(self, err)
         wm = context.window_manager
         self._timer = wm.event_timer_add(0.05, window=context.window)
         wm.modal_handler_add(self)
