@@ -17,8 +17,8 @@ import yaml
 from bpy.props import BoolProperty, IntProperty, PointerProperty, StringProperty
 
 from ..addon.core.recipe import RecipeError, rebase_paths
-from ..addon.ui import props
-from ..addon.ui.props import BLEND_RELATIVE
+from ..addon import storage
+from ..addon.storage import BLEND_RELATIVE
 from ..addon.ui.panels import SynthfarmPanel
 
 log = logging.getLogger(__name__)
@@ -100,12 +100,12 @@ def bundle_scene(scene, folder: Path):
     and the recipe, with its paths rebased to ``folder``. Returns (recipe, recipe path)."""
     from ..addon.engine.sample import clear_sample
 
-    recipe = props.scene_recipe(scene)
+    recipe = storage.scene_recipe(scene)
     if clear_sample(scene):
         log.info("the Randomize sample was cleared so that it does not go to the farm")
     blend = folder / "scene.blend"
     bpy.ops.wm.save_as_mainfile(filepath=str(blend), copy=True, relative_remap=True, compress=True)
-    data = rebase_paths(recipe.to_data(), props.scene_base_dir(scene), folder)
+    data = rebase_paths(recipe.to_data(), storage.scene_base_dir(scene), folder)
     data["scene"] = {"base": blend.name}
     path = folder / f"{recipe.name}.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")

@@ -2,9 +2,11 @@
 
     python scripts/build_extension.py [--platform linux-x64] [--out dist/]
 
-Wheels come from PyPI through pip (``pip download --only-binary``) for Blender's Python (3.11) and the
-chosen platform: linux-x64, windows-x64, macos-arm64 or macos-x64 (only linux-x64 is tested here). numpy is left out: Blender ships it. The
-manifest in the zip lists the wheels and the platform, as Blender's extension format asks.
+Wheels come from PyPI through pip (``pip download --only-binary``) for every Python that the supported
+Blender releases run (3.11 for Blender 5.0, 3.13 for 5.1 and later) and the chosen platform: linux-x64,
+windows-x64, macos-arm64 or macos-x64 (linux-x64 is the one installed by the tests here). numpy is left out:
+Blender ships it. The manifest in the zip lists the wheels and the platform, as Blender's extension format
+asks; Blender installs the wheels that match its own Python.
 """
 from __future__ import annotations
 
@@ -29,12 +31,15 @@ PLATFORMS = {  # Blender's platform name -> the wheel tags pip may take for it
 REQUIREMENTS = ["pydantic>=2.6,<3", "pyyaml>=6", "pyzmq>=26", "OpenEXR>=3.3", "pycocotools>=2.0.8", "pillow>=10",
                 "psutil>=5.9"]
 SKIP_WHEELS = ("numpy-",)  # Blender's own
+PYTHONS = ("3.11", "3.13")  # Blender 5.0 runs 3.11; 5.1 to 5.3 run 3.13
 
 
 def download_wheels(platform: str, target: Path) -> list[Path]:
     tags = [arg for tag in PLATFORMS[platform] for arg in ("--platform", tag)]
-    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "--dest", str(target),
-                    *tags, "--python-version", "3.11", "--implementation", "cp", *REQUIREMENTS], check=True)
+    for python in PYTHONS:
+        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "--dest",
+                        str(target), *tags, "--python-version", python, "--implementation", "cp", *REQUIREMENTS],
+                       check=True)
     wheels = sorted(p for p in target.glob("*.whl") if not p.name.startswith(SKIP_WHEELS))
     if not wheels:
         raise SystemExit("pip downloaded no wheels")

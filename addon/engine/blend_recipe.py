@@ -78,7 +78,7 @@ def recipe_text_from_blend(path: str | Path) -> tuple[str, Path]:
     names form one bundle a remote worker can lay out. Raises FileNotFoundError or RecipeError."""
     import bpy
 
-    from ..ui import props
+    from .. import storage
 
     path = Path(path).resolve()
     if not path.is_file():
@@ -88,13 +88,13 @@ def recipe_text_from_blend(path: str | Path) -> tuple[str, Path]:
             bpy.ops.wm.open_mainfile(filepath=str(path), load_ui=False, use_scripts=False)
     except RuntimeError as err:
         raise RecipeError([("", f"cannot open {path.name} as a .blend: {str(err).strip()}")], str(path)) from None
-    props.ensure_registered()
+    storage.ensure_registered()
     scene = _scene_with_recipe(bpy, path)
-    data = props.scene_recipe(scene).to_data()  # validated; Blender's // paths already made recipe-relative
+    data = storage.scene_recipe(scene).to_data()  # validated; Blender's // paths already made recipe-relative
     stored_base = (data.get("scene") or {}).get("base")
     if stored_base:
         log.warning("%s: its recipe names scene.base %r; the .blend itself is used as the base scene instead",
                     path.name, stored_base)
-    data = rebase_paths(data, props.scene_base_dir(scene).resolve(), path.parent)
+    data = rebase_paths(data, storage.scene_base_dir(scene).resolve(), path.parent)
     data["scene"] = {**(data.get("scene") or {}), "base": path.name}
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True), path.parent

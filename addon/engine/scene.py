@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import bpy
+from mathutils import Matrix
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +78,19 @@ def pointer_sets() -> dict[str, set[int]]:
 LABEL_PROPS = (CLASS_PROP, "synthfarm_generator")
 
 
+TRANSFORM = ("location", "rotation_euler", "rotation_quaternion", "rotation_axis_angle", "scale", "delta_location",
+             "delta_rotation_euler", "delta_rotation_quaternion", "delta_scale")
+
+
 def object_state(obj) -> dict:
-    """What a job may change on a base object, as plain data (it can be kept in a custom property)."""
-    return {"matrix": [x for row in obj.matrix_world for x in row], "hide_render": obj.hide_render,
+    """What a job may change on a base object, as plain data (it can be kept in a custom property).
+
+    The transform is kept as the object's own channels (location, every rotation form, scale, deltas, the
+    parent inverse), not as a world matrix: setting them back is exact to the bit and independent of the
+    order in which parents and children are restored."""
+    return {"transform": {key: list(getattr(obj, key)) for key in TRANSFORM}, "rotation_mode": obj.rotation_mode,
+            "parent_inverse": [x for col in obj.matrix_parent_inverse.col for x in col],
+            "parent_type": obj.parent_type, "parent_bone": obj.parent_bone, "hide_render": obj.hide_render,
             "hide_viewport": obj.hide_viewport, "pass_index": obj.pass_index,
             "slots": [[slot.link, slot.material.name if slot.material else None] for slot in obj.material_slots],
             "parent": obj.parent.name if obj.parent else None, "props": {key: obj.get(key) for key in LABEL_PROPS}}
@@ -91,9 +102,15 @@ def restore_object(obj, state: dict) -> None:
             obj.pop(key, None)
         else:
             obj[key] = value
-    obj.parent = bpy.data.objects.get(state["parent"]) if state["parent"] else None
-    m = state["matrix"]
-    obj.matrix_world = [m[0:4], m[4:8], m[8:12], m[12:16]]
+    parent = bpy.data.objects.get(state["parent"]) if state["parent"] else None
+    if obj.parent != parent:
+        obj.parent = parent
+    obj.parent_type, obj.parent_bone = state["parent_type"], state["parent_bone"]
+    obj.rotation_mode = state["rotation_mode"]
+    for key, value in state["transform"].items():
+        setattr(obj, key, value)
+    m = state["parent_inverse"]
+    obj.matrix_parent_inverse = Matrix([m[0:4], m[4:8], m[8:12], m[12:16]]).transposed()  # stored by column
     obj.hide_render, obj.hide_viewport, obj.pass_index = state["hide_render"], state["hide_viewport"], state["pass_index"]
     for slot, (link, material) in zip(obj.material_slots, state["slots"]):
         slot.link = link

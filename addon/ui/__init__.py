@@ -1,8 +1,9 @@
-"""Blender UI of the add-on: the recipe stored on the scene (props), its operators and the sidebar panels.
+"""Blender UI of the add-on: operators and the sidebar panels over the recipe stored on the scene (..storage).
 The farm plugin adds its own sub-panel (``farm/ui.py``) when it is present."""
-from . import operators, panels, props, runs
+from .. import storage
+from . import operators, panels, runs
 
-_modules = (props, operators, runs, panels)
+_modules = (storage, operators, runs, panels)
 
 
 def register():

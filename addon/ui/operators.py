@@ -15,7 +15,7 @@ from bpy_extras.io_utils import ExportHelper, ImportHelper
 from ..core import schema
 from ..core.recipe import RecipeError, load_recipe, rebase_paths
 from ..engine.scene import CLASS_PROP
-from . import props
+from .. import storage
 
 log = logging.getLogger(__name__)
 SECTION_ITEMS = [(s, s.title(), f"The recipe's {s}") for s in schema.SECTIONS]
@@ -55,14 +55,14 @@ class SYNTHFARM_OT_list_edit(bpy.types.Operator):
         if self.action == "ADD":
             new = items.add()
             if 0 <= i < n:  # options and list items start as a copy of the one before
-                props.copy_group(items[i], new)
+                storage.copy_group(items[i], new)
             target = len(items) - 1
         elif self.action == "REMOVE":
             items.remove(i)
             target = min(i, len(items) - 1)
         elif self.action == "DUPLICATE":
             new = items.add()
-            props.copy_group(items[i], new)
+            storage.copy_group(items[i], new)
             if "name" in new.bl_rna.properties and new.name:
                 new.name = unique_name([x.name for x in items][:-1], new.name)
             items.move(len(items) - 1, i + 1)
@@ -118,7 +118,7 @@ class SYNTHFARM_OT_component_add(bpy.types.Operator):
             start_recipe(context.scene)
         records = getattr(settings, self.section)
         name = unique_name([r.name for r in records], self.kind)
-        props.new_component(records, self.section, self.kind, name)
+        storage.new_component(records, self.section, self.kind, name)
         setattr(settings, "active_" + self.section[:-1], len(records) - 1)
         return {"FINISHED"}
 
@@ -127,7 +127,7 @@ def start_recipe(scene) -> None:
     """An empty recipe named after the scene (the first edit of a scene without one)."""
     settings = scene.synthfarm
     settings.recipe.kind, settings.recipe.name = "recipe", _safe_name(scene.name)
-    props.store_component(settings.recipe, schema.top_fields(), {})
+    storage.store_component(settings.recipe, schema.top_fields(), {})
 
 
 def _safe_name(text: str) -> str:
@@ -178,7 +178,7 @@ class SYNTHFARM_OT_import_recipe(bpy.types.Operator, ImportHelper):
         except (RecipeError, FileNotFoundError) as err:
             return report_error(self, err)
         settings = context.scene.synthfarm
-        props.store_recipe(settings, recipe)
+        storage.store_recipe(settings, recipe)
         folder = str(Path(self.filepath).resolve().parent)
         settings.base_dir = bpy.path.relpath(folder) if bpy.data.filepath else folder
         self.report({"INFO"}, f"imported recipe {recipe.name!r} from {self.filepath}")
@@ -201,11 +201,11 @@ class SYNTHFARM_OT_export_recipe(bpy.types.Operator, ExportHelper):
     def execute(self, context):
         scene = context.scene
         try:
-            recipe = props.scene_recipe(scene, check_files=False)
+            recipe = storage.scene_recipe(scene, check_files=False)
         except RecipeError as err:
             return report_error(self, err)
         target = Path(self.filepath)
-        data = rebase_paths(recipe.to_data(), props.scene_base_dir(scene), target.resolve().parent)
+        data = rebase_paths(recipe.to_data(), storage.scene_base_dir(scene), target.resolve().parent)
         source = bpy.data.filepath or "unsaved file"
         header = f"# synthfarm recipe exported from Blender ({source}, scene {scene.name})\n"
         target.write_text(header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
@@ -223,7 +223,7 @@ class SYNTHFARM_OT_validate(bpy.types.Operator):
         scene = context.scene
         if not scene.synthfarm.recipe.kind:
             return report_error(self, "this scene has no recipe yet: add a generator or Import Recipe")
-        found = props.problems(scene)
+        found = storage.problems(scene)
         for path, message in found:
             self.report({"WARNING"}, f"{path}: {message}" if path else message)
         if found:

@@ -6,7 +6,8 @@ import bpy
 
 from ..core import schema
 from ..engine.scene import labelled_class
-from . import props, widgets
+from .. import storage
+from . import widgets
 from .operators import unlabelled_visible
 from .widgets import draw_problems, problems_at, recipe_problems
 

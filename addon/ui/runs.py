@@ -21,7 +21,7 @@ from bpy.props import IntProperty
 from ..core.jobs import make_jobs
 from ..core.recipe import RecipeError, SceneSpec
 from ..engine.scene import no_new_orphans
-from . import props
+from .. import storage
 from .operators import report_error
 
 log = logging.getLogger(__name__)
@@ -39,8 +39,8 @@ def runner():
 
 def ui_recipe(scene):
     """The scene recipe for a run in this scene: its files are checked, and the scene itself is the base."""
-    recipe = props.scene_recipe(scene)
-    return recipe.model_copy(update={"scene": SceneSpec()}), props.scene_base_dir(scene)
+    recipe = storage.scene_recipe(scene)
+    return recipe.model_copy(update={"scene": SceneSpec()}), storage.scene_base_dir(scene)
 
 
 def _job(scene, recipe, seed: int, preview: bool):

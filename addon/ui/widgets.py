@@ -7,7 +7,7 @@ import bpy
 
 from ..core import schema
 from ..core.schema import FieldSpec
-from . import props
+from .. import storage
 
 LIST_EDIT = "synthfarm.list_edit"
 _VALIDATION: dict = {}
@@ -18,9 +18,9 @@ def recipe_problems(scene) -> list[tuple[str, str]]:
     settings = scene.synthfarm
     if not settings.recipe.kind:
         return []
-    key = json.dumps([props.recipe_data(settings), str(props.scene_base_dir(scene))], sort_keys=True, default=str)
+    key = json.dumps([storage.recipe_data(settings), str(storage.scene_base_dir(scene))], sort_keys=True, default=str)
     if _VALIDATION.get("key") != key:
-        _VALIDATION.update(key=key, problems=props.problems(scene))
+        _VALIDATION.update(key=key, problems=storage.problems(scene))
     return _VALIDATION["problems"]
 
 
@@ -75,7 +75,7 @@ def draw_value(layout, field, spec: FieldSpec, scene) -> None:
     if field.mode == "choice":
         col.prop(field, "use_weights")
     for k, arg in enumerate(field.args):
-        slot = props._args_for(spec, field.mode, field.use_clip, count)[k] if k < count else "f"
+        slot = storage.arg_slots(spec, field.mode, field.use_clip, count)[k] if k < count else "f"
         label = names[k] if k < len(names) else ("clip low", "clip high")[k - 2] if field.mode == "normal" \
             else f"option {k + 1}"
         line = col.row(align=True)
@@ -144,7 +144,7 @@ def draw_field(layout, field, spec: FieldSpec, scene, problems: list[str], enabl
 
 def draw_component(layout, component, scene, problems, prefix: str) -> None:
     """Every field of a component (or of the recipe's own record) with its problems."""
-    specs = props.specs_of(component)
+    specs = storage.specs_of(component)
     pair_set = True
     for field in component.fields:
         spec = specs.get(field.key)

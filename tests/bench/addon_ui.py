@@ -9,7 +9,8 @@ from pathlib import Path
 import bpy
 
 import synthfarm
-from synthfarm.addon.ui import props, widgets
+from synthfarm.addon import storage
+from synthfarm.addon.ui import widgets
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,7 +29,7 @@ def main():
     later = [timed(lambda s=s: bpy.ops.synthfarm.randomize(seed=s)) for s in range(2, 7)]
     clear = timed(bpy.ops.synthfarm.clear_sample)
     preview = timed(bpy.ops.synthfarm.preview)
-    data = timed(lambda: props.recipe_data(scene.synthfarm))
+    data = timed(lambda: storage.recipe_data(scene.synthfarm))
     widgets._VALIDATION.clear()
     fresh = timed(lambda: widgets.recipe_problems(scene))
     cached = timed(lambda: widgets.recipe_problems(scene))

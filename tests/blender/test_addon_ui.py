@@ -15,7 +15,8 @@ from synthfarm.addon.core import schema
 from synthfarm.addon.core.dataset.native import read_png
 from synthfarm.addon.core.recipe import load_recipe, parse_recipe_text
 from synthfarm.addon.engine.scene import CLASS_PROP
-from synthfarm.addon.ui import panels, props
+from synthfarm.addon import storage
+from synthfarm.addon.ui import panels
 
 from layout_recorder import draw
 
@@ -61,18 +62,18 @@ def object_poses(scene) -> dict:
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
 def test_recipe_props_recipe_is_exact(addon, path):
     recipe = _read(path)
-    props.store_recipe(addon.synthfarm, recipe)
-    back = parse_recipe_text(yaml.safe_dump(props.recipe_data(addon.synthfarm), sort_keys=False), path.parent, check_files=False)
+    storage.store_recipe(addon.synthfarm, recipe)
+    back = parse_recipe_text(yaml.safe_dump(storage.recipe_data(addon.synthfarm), sort_keys=False), path.parent, check_files=False)
     assert back.to_data() == recipe.to_data()
     assert back.hash() == recipe.hash()
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
 def test_props_recipe_props_is_exact(addon, path):
-    props.store_recipe(addon.synthfarm, _read(path))
+    storage.store_recipe(addon.synthfarm, _read(path))
     first = stored(addon.synthfarm)
-    again = parse_recipe_text(yaml.safe_dump(props.recipe_data(addon.synthfarm), sort_keys=False), None, check_files=False)
-    props.store_recipe(addon.synthfarm, again)
+    again = parse_recipe_text(yaml.safe_dump(storage.recipe_data(addon.synthfarm), sort_keys=False), None, check_files=False)
+    storage.store_recipe(addon.synthfarm, again)
     assert stored(addon.synthfarm) == first
 
 
@@ -98,23 +99,23 @@ def test_every_kind_and_form_is_covered_by_the_examples():
 
 
 def test_saved_blend_keeps_the_recipe(addon, tmp_path):
-    props.store_recipe(addon.synthfarm, load_recipe(TINY))
+    storage.store_recipe(addon.synthfarm, load_recipe(TINY))
     path = tmp_path / "scene.blend"
     bpy.ops.wm.save_as_mainfile(filepath=str(path))
     bpy.ops.wm.read_factory_settings(use_empty=True)
     assert not bpy.context.scene.synthfarm.recipe.kind
     bpy.ops.wm.open_mainfile(filepath=str(path))
-    assert props.recipe_data(bpy.context.scene.synthfarm)["generators"] == props.recipe_data(
+    assert storage.recipe_data(bpy.context.scene.synthfarm)["generators"] == storage.recipe_data(
         bpy.context.scene.synthfarm)["generators"]
-    recipe = props.scene_recipe(bpy.context.scene, check_files=False)
+    recipe = storage.scene_recipe(bpy.context.scene, check_files=False)
     assert recipe.to_data() == load_recipe(TINY).to_data()
 
 
 def test_single_precision_keeps_short_decimals(addon):
     recipe = parse_recipe_text("name: p\ngenerators: [{name: g, kind: primitive, shape: cube, size: 0.1234567,"
                                " color: [0.42, 0.1, 0.7]}]\nsensors: [{name: c, kind: camera}]\n", None)
-    props.store_recipe(addon.synthfarm, recipe)
-    assert props.scene_recipe(addon, check_files=False).generators[0].color.to_data() == [0.42, 0.1, 0.7]
+    storage.store_recipe(addon.synthfarm, recipe)
+    assert storage.scene_recipe(addon, check_files=False).generators[0].color.to_data() == [0.42, 0.1, 0.7]
 
 
 # -- editing operators ------------------------------------------------------------------------------------------
@@ -146,14 +147,14 @@ def test_validate_names_each_problem(addon):
     bpy.ops.synthfarm.import_recipe(filepath=str(TINY))
     assert bpy.ops.synthfarm.validate() == {"FINISHED"}
     bpy.ops.synthfarm.component_add(section="modifiers", kind="scale_jitter")
-    found = dict(props.problems(addon))
+    found = dict(storage.problems(addon))
     assert "at least 1 item" in found["modifiers[1].targets"]
     bpy.ops.synthfarm.list_edit(path="synthfarm.modifiers", action="REMOVE", index=1)
     field = next(f for f in addon.synthfarm.randomizers[0].fields if f.key == "radius")
     field.param = "missing"
     rule = addon.synthfarm.constraints.add()
     rule.left, rule.op, rule.right = "radius", "<", "nothing"
-    found = dict(props.problems(addon))
+    found = dict(storage.problems(addon))
     assert "unknown parameter ${missing}" in found["randomizers[0].radius"]
     assert "no parameter 'nothing'" in found["constraints[0].right"]
     with pytest.raises(RuntimeError, match="2 problem"):
@@ -188,15 +189,15 @@ def test_distribution_form_change_keeps_a_valid_shape(addon):
     field = next(f for f in addon.synthfarm.randomizers[0].fields if f.key == "azimuth")
     field.mode = "normal"
     field.use_clip = True
-    props.resize_args(field)
+    storage.resize_args(field)
     assert len(field.args) == 4
     field.args[1].f = 5.0
     field.args[2].f, field.args[3].f = -60.0, -20.0
-    recipe = props.scene_recipe(addon, check_files=False)
+    recipe = storage.scene_recipe(addon, check_files=False)
     assert recipe.randomizers[0].azimuth.to_data() == {"normal": [-60.0, 5.0], "clip": [-60.0, -20.0]}
     field.mode = "choice"  # the arguments become the options; the user edits them from there
     bpy.ops.synthfarm.list_edit(path=field.path_from_id() + ".args", action="ADD", index=0)
-    azimuth = props.scene_recipe(addon, check_files=False).randomizers[0].azimuth.to_data()
+    azimuth = storage.scene_recipe(addon, check_files=False).randomizers[0].azimuth.to_data()
     assert azimuth == {"choice": [-60.0, 5.0, -60.0, -20.0, -60.0]}
     field.mode = "uniform"
     assert len(field.args) == 2
@@ -223,7 +224,7 @@ def _user_scene_recipe(scene):
     data = load_recipe(TINY).to_data()
     data["generators"].append({"name": "mine", "kind": "scene", "objects": ["Cube"], "class": "user"})
     data["randomizers"].insert(0, {"kind": "pose_in_volume", "targets": ["mine"], "rotation": "yaw"})
-    props.store_recipe(scene.synthfarm, parse_recipe_text(yaml.safe_dump(data), TINY.parent))
+    storage.store_recipe(scene.synthfarm, parse_recipe_text(yaml.safe_dump(data), TINY.parent))
     scene.synthfarm.base_dir = str(TINY.parent)
 
 
@@ -327,7 +328,7 @@ def _field_path(path: str) -> str | None:
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
 def test_panels_draw_every_field_of_every_component(addon, path):
-    props.store_recipe(addon.synthfarm, _read(path))
+    storage.store_recipe(addon.synthfarm, _read(path))
     settings = addon.synthfarm
     settings.base_dir = str(path.parent)
     for section in schema.SECTIONS:
@@ -348,7 +349,7 @@ def test_panels_show_problems_in_place(addon):
     bpy.ops.synthfarm.import_recipe(filepath=str(TINY))
     field = next(f for f in addon.synthfarm.generators[1].fields if f.key == "count")
     field.mode = "uniform"
-    props.resize_args(field)
+    storage.resize_args(field)
     layout = draw(panels.VIEW3D_PT_synthfarm_generators) if addon.synthfarm.active_generator == 1 else None
     addon.synthfarm.active_generator = 1
     layout = draw(panels.VIEW3D_PT_synthfarm_generators)
@@ -361,7 +362,7 @@ def test_unregister_leaves_nothing(addon):
     synthfarm.unregister()
     try:
         assert not hasattr(bpy.types.Scene, "synthfarm")
-        for cls in (*panels.classes, *props.classes):
+        for cls in (*panels.classes, *storage.classes):
             assert not getattr(cls, "is_registered", False), cls
         assert not hasattr(bpy.types, "SYNTHFARM_OT_randomize")
         assert not any("synthfarm" in getattr(h, "__module__", "") for hs in

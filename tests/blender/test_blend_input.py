@@ -13,7 +13,7 @@ from synthfarm.addon.core.recipe import RecipeError, load_recipe, parse_recipe_t
 from synthfarm.addon.engine.api import load_source
 from synthfarm.addon.engine.blend_recipe import recipe_text_from_blend
 from synthfarm.addon.engine.scene import CLASS_PROP
-from synthfarm.addon.ui import props
+from synthfarm.addon import storage
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "tests/data/tiny.yaml"
@@ -21,15 +21,15 @@ TOYBOX = ROOT / "assets/recipes/toybox.yaml"
 
 
 @pytest.fixture(autouse=True)
-def storage():
+def scene_storage():
     """The scene storage registered as a worker would (no add-on); taken away again if it was not there."""
     was = hasattr(bpy.types.Scene, "synthfarm")
     bpy.ops.wm.read_factory_settings(use_empty=False)
-    props.ensure_registered()
+    storage.ensure_registered()
     yield
     bpy.ops.wm.read_factory_settings(use_empty=True)
     if not was and hasattr(bpy.types.Scene, "synthfarm"):
-        props.unregister()
+        storage.unregister()
 
 
 def save_blend(path: Path, recipes: dict[str, Path | None], active: str = "Scene", base_dir: str = "") -> Path:
@@ -40,7 +40,7 @@ def save_blend(path: Path, recipes: dict[str, Path | None], active: str = "Scene
             bpy.data.scenes.new(name)
     for name, recipe in recipes.items():
         if recipe is not None:
-            props.store_recipe(bpy.data.scenes[name].synthfarm, load_recipe(recipe))
+            storage.store_recipe(bpy.data.scenes[name].synthfarm, load_recipe(recipe))
             bpy.data.scenes[name].synthfarm.base_dir = base_dir
     cube = bpy.data.objects["Cube"]
     cube[CLASS_PROP] = "user_box"
@@ -77,7 +77,7 @@ def test_paths_are_rebased_to_the_blends_folder(tmp_path):
                                    for g in original.generators if getattr(g, "source", None)}
 
 
-# props' FILE_PATH properties lack Blender 5's PATH_SUPPORTS_BLEND_RELATIVE option; the value is kept anyway
+# FILE_PATH properties lack Blender 5's PATH_SUPPORTS_BLEND_RELATIVE option; the value is kept anyway
 @pytest.mark.filterwarnings("error:.*does not support blend relative:RuntimeWarning")  # // paths are allowed
 def test_blender_relative_paths_become_recipe_paths(tmp_path):
     (tmp_path / "assets").mkdir()

@@ -16,12 +16,12 @@ MAKE = """
 import sys, bpy
 import synthfarm
 from synthfarm.addon.core.recipe import load_recipe
-from synthfarm.addon.ui import props
+from synthfarm.addon import storage
 bpy.ops.wm.read_factory_settings(use_empty=False)
-props.ensure_registered()
+storage.ensure_registered()
 with_recipe = sys.argv[3] == "yes"
 if with_recipe:
-    props.store_recipe(bpy.context.scene.synthfarm, load_recipe(sys.argv[1]))
+    storage.store_recipe(bpy.context.scene.synthfarm, load_recipe(sys.argv[1]))
     bpy.context.scene.synthfarm.base_dir = str(__import__("pathlib").Path(sys.argv[1]).parent)
 cube = bpy.data.objects["Cube"]
 cube["synthfarm_class"] = "user_box"
@@ -39,7 +39,7 @@ def make_blend(path: Path, with_recipe: bool = True) -> Path:
 
 
 def synthfarm(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "synthfarm.farm.cli", *map(str, args)], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "synthfarm.cli", *map(str, args)], capture_output=True,
                           text=True, timeout=timeout)
 
 

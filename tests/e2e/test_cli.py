@@ -16,7 +16,7 @@ TOYBOX = ROOT / "assets" / "recipes" / "toybox.yaml"
 
 
 def synthfarm(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "synthfarm.farm.cli", *map(str, args)], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "synthfarm.cli", *map(str, args)], capture_output=True,
                           text=True, **kw)
 
 
@@ -61,7 +61,7 @@ def test_render_toybox_preview(tmp_path):
 
 
 def test_ctrl_c_leaves_a_valid_dataset_and_resumes(tmp_path):
-    cmd = [sys.executable, "-m", "synthfarm.farm.cli", "render", str(TINY), "--jobs", "30", "--out", str(tmp_path)]
+    cmd = [sys.executable, "-m", "synthfarm.cli", "render", str(TINY), "--jobs", "30", "--out", str(tmp_path)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.time() + 120
     jobs_file = tmp_path / "jobs.jsonl"

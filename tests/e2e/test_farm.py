@@ -98,7 +98,7 @@ def test_worker_without_a_shared_file_system(tmp_path):
     farm.workers.append(farm.start_worker("remote", work_dir=empty / "work", cwd=empty))
     try:
         toybox = ROOT / "assets" / "recipes" / "toybox.yaml"
-        submitted = subprocess.run([sys.executable, "-m", "synthfarm.farm.cli", "submit", str(toybox), "--jobs", "2",
+        submitted = subprocess.run([sys.executable, "-m", "synthfarm.cli", "submit", str(toybox), "--jobs", "2",
                                     "--preview", "--batch-id", "batch", "--out", str(tmp_path / "out"),
                                     "--connect", f"tcp://127.0.0.1:{farm.port + 1}"],
                                    capture_output=True, text=True, timeout=120)
@@ -109,18 +109,18 @@ def test_worker_without_a_shared_file_system(tmp_path):
         check_dataset(tmp_path / "out", 2, 1)
         assert len(list((empty / "work" / "blobs").iterdir())) >= 10  # the inputs, by hash
         assert not list((empty / "work" / "attempts").iterdir())  # uploaded and cleaned up
-        again = subprocess.run([sys.executable, "-m", "synthfarm.farm.cli", "submit", str(toybox), "--jobs", "1",
+        again = subprocess.run([sys.executable, "-m", "synthfarm.cli", "submit", str(toybox), "--jobs", "1",
                                 "--preview", "--out", str(tmp_path / "out2"),
                                 "--connect", f"tcp://127.0.0.1:{farm.port + 1}"], capture_output=True, text=True)
         assert "11 files, 0 uploaded" in again.stderr  # content-addressed: nothing is sent twice
-        fetched = subprocess.run([sys.executable, "-m", "synthfarm.farm.cli", "download", "batch", str(empty / "copy"),
+        fetched = subprocess.run([sys.executable, "-m", "synthfarm.cli", "download", "batch", str(empty / "copy"),
                                   "--connect", f"tcp://127.0.0.1:{farm.port + 1}"], capture_output=True, text=True)
         assert fetched.returncode == 0, fetched.stderr
         check_dataset(empty / "copy", 2, 1)
         originals = sorted(p.relative_to(tmp_path / "out") for p in (tmp_path / "out").rglob("*.png"))
         assert originals and all((empty / "copy" / rel).read_bytes() == (tmp_path / "out" / rel).read_bytes()
                                  for rel in originals)
-        resumed = subprocess.run([sys.executable, "-m", "synthfarm.farm.cli", "download", "batch", str(empty / "copy"),
+        resumed = subprocess.run([sys.executable, "-m", "synthfarm.cli", "download", "batch", str(empty / "copy"),
                                   "--connect", f"tcp://127.0.0.1:{farm.port + 1}"], capture_output=True, text=True)
         assert " 0 files fetched" in resumed.stdout
     finally:

@@ -29,7 +29,7 @@ def free_ports(n=4):
 
 
 def cli(*args, **kw):
-    return subprocess.Popen([sys.executable, "-m", "synthfarm.farm.cli", *map(str, args)], **kw)
+    return subprocess.Popen([sys.executable, "-m", "synthfarm.cli", *map(str, args)], **kw)
 
 
 class Farm:

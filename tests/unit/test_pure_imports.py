@@ -17,7 +17,7 @@ def test_core_imports_without_blender():
         import synthfarm.addon.core as core
         for info in pkgutil.walk_packages(core.__path__, 'synthfarm.addon.core.'):
             importlib.import_module(info.name)
-        import synthfarm.farm.cli
+        import synthfarm.cli
         try:
             import bpy
         except ImportError:

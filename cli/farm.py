@@ -1,4 +1,4 @@
-"""The farm's commands: run a coordinator or a worker, and submit and steer batches."""
+"""The farm commands of ``synthfarm``: run a coordinator or a worker, and submit and steer batches."""
 from __future__ import annotations
 
 import json
@@ -8,6 +8,8 @@ import uuid
 from pathlib import Path
 
 import click
+
+from .app import main
 
 COORDINATOR = "tcp://127.0.0.1:5556"
 _connect = click.option("--connect", "-c", default=COORDINATOR, show_default=True, envvar="SYNTHFARM_COORDINATOR",
@@ -22,13 +24,13 @@ def connect_option(fn):
 
 
 def _client(connect: str, keys: str | None = None):
-    from .client import FarmClient
+    from ..farm.client import FarmClient
 
     return FarmClient(connect, keys=Path(keys) if keys else None)
 
 
 def _call(fn, *args, **kw):
-    from .client import FarmError
+    from ..farm.client import FarmError
 
     try:
         return fn(*args, **kw)
@@ -46,7 +48,7 @@ def _stop_on_signals(stop_event) -> None:
         signal.signal(sig, lambda *_: stop_event.set())
 
 
-@click.command()
+@main.command()
 @click.option("--bind", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=5555, show_default=True,
               help="Workers' port; clients use PORT+1, events PORT+2, file transfers PORT+3.")
@@ -60,7 +62,7 @@ def _stop_on_signals(stop_event) -> None:
               help="Seconds without progress after which a job is requeued.")
 def coordinator(bind, port, data, insecure, keys, heartbeat, lost_after, hang_after):
     """Run a coordinator: workers connect to PORT, clients (submit, status, ...) to PORT+1."""
-    from .coordinator import Coordinator
+    from ..farm.coordinator import Coordinator
 
     endpoints = [f"tcp://{bind}:{port + i}" for i in range(4)]
     if not keys and not all(_loopback(e) for e in endpoints) and not insecure:
@@ -74,7 +76,7 @@ def coordinator(bind, port, data, insecure, keys, heartbeat, lost_after, hang_af
     coord.serve()
 
 
-@click.command()
+@main.command()
 @click.option("--connect", "-c", default="tcp://127.0.0.1:5555", show_default=True,
               help="The coordinator's worker endpoint.")
 @click.option("--gpu", type=int, help="Render on this GPU only (index among the backend's devices).")
@@ -87,7 +89,7 @@ def coordinator(bind, port, data, insecure, keys, heartbeat, lost_after, hang_af
 @keys_option
 def worker(connect, gpu, device, max_jobs, max_rss, blender, name, work_dir, keys):
     """Run a worker: a supervisor that keeps one Blender process rendering the coordinator's jobs."""
-    from .worker import Worker
+    from ..farm.worker import Worker
 
     w = Worker(connect, name, blender=blender, gpu=gpu, device=device, max_jobs=max_jobs, max_rss_gb=max_rss,
                work_dir=Path(work_dir) if work_dir else None, keys=Path(keys) if keys else None)
@@ -96,7 +98,7 @@ def worker(connect, gpu, device, max_jobs, max_rss, blender, name, work_dir, key
     w.run()
 
 
-@click.command()
+@main.command()
 @click.argument("recipe", type=click.Path(dir_okay=False, exists=True))
 @click.option("--jobs", "-n", type=click.IntRange(min=1), required=True)
 @click.option("--out", "-o", type=click.Path(file_okay=False), required=True,
@@ -115,7 +117,7 @@ def submit(recipe, jobs, out, preview, seed, priority, name, batch_id, shared, c
     folder on the coordinator's machine."""
     from ..addon.core.recipe import RecipeError
     from ..addon.engine.api import load_source  # a .blend is read with the bpy module
-    from .transfer import make_bundle
+    from ..farm.transfer import make_bundle
 
     try:
         model, recipe_dir, text = load_source(recipe)
@@ -134,7 +136,7 @@ def submit(recipe, jobs, out, preview, seed, priority, name, batch_id, shared, c
     click.echo(data["id"])
 
 
-@click.command()
+@main.command()
 @click.argument("batch", required=False)
 @click.option("--json", "as_json", is_flag=True)
 @connect_option
@@ -152,7 +154,7 @@ def status(batch, as_json, connect, keys):
             click.echo(f"  job {error['job_id']} failed: {error['error'].splitlines()[0] if error['error'] else ''}")
 
 
-@click.command()
+@main.command()
 @click.argument("batch")
 @connect_option
 def watch(batch, connect, keys):
@@ -173,7 +175,7 @@ def watch(batch, connect, keys):
     click.echo(f"{batch}: " + " ".join(f"{k} {v}" for k, v in data["jobs"].items()))
 
 
-@click.command()
+@main.command()
 @click.argument("batch")
 @connect_option
 def cancel(batch, connect, keys):
@@ -182,7 +184,7 @@ def cancel(batch, connect, keys):
     click.echo(f"{batch}: cancelled; " + " ".join(f"{k} {v}" for k, v in data["jobs"].items()))
 
 
-@click.command()
+@main.command()
 @click.argument("batch")
 @connect_option
 def retry(batch, connect, keys):
@@ -190,7 +192,7 @@ def retry(batch, connect, keys):
     click.echo(f"{batch}: {_call(_client(connect, keys).retry, batch)['requeued']} jobs requeued")
 
 
-@click.command("set-priority")
+@main.command("set-priority")
 @click.argument("batch")
 @click.argument("priority", type=click.IntRange(0, 100))
 @connect_option
@@ -200,7 +202,7 @@ def set_priority(batch, priority, connect, keys):
     click.echo(f"{batch}: priority {priority}")
 
 
-@click.command()
+@main.command()
 @click.argument("batch")
 @click.argument("directory", type=click.Path(file_okay=False))
 @connect_option
@@ -217,7 +219,7 @@ def download(batch, directory, connect, keys):
     click.echo(f"{batch}: {fetched} files fetched, {skipped} already there -> {directory}")
 
 
-@click.command()
+@main.command()
 @connect_option
 def workers(connect, keys):
     """List the workers the coordinator knows."""
@@ -226,10 +228,9 @@ def workers(connect, keys):
                    f"(seen {time.time() - w['last_seen']:.0f} s ago)")
 
 
-COMMANDS = (coordinator, worker, submit, status, watch, cancel, retry, set_priority, download, workers)
 
 
-@click.group()
+@main.group()
 def keys():
     """CURVE keys for an encrypted, authenticated farm."""
 
@@ -238,7 +239,7 @@ def keys():
 @click.argument("directory", type=click.Path(file_okay=False))
 def keys_init(directory):
     """Create coordinator, worker and client key pairs in DIRECTORY (see farm/auth.py for the layout)."""
-    from .auth import KeysError, init_keys
+    from ..farm.auth import KeysError, init_keys
 
     try:
         made = init_keys(Path(directory))
@@ -246,6 +247,3 @@ def keys_init(directory):
         raise click.ClickException(str(err)) from None
     click.echo(f"{len(made)} key files in {directory}: start the coordinator with --keys {directory}; give workers "
                "worker.key_secret + coordinator.key, clients client.key_secret + coordinator.key")
-
-
-COMMANDS = COMMANDS + (keys,)

@@ -1,4 +1,4 @@
-"""The ``synthfarm`` command.
+"""The dataset commands of ``synthfarm``: render, convert, report, validate, params.
 
     synthfarm render RECIPE --jobs N --out DIR [--preview] [--seed S] [--set name=value ...]
     synthfarm convert DIR --to coco|yolo|kitti|voc|bop [--class-map F] [--min-visibility V] ...
@@ -12,17 +12,14 @@ for .blend inputs, so ``validate`` and ``params`` of a YAML recipe work anywhere
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from pathlib import Path
 
 import click
 
+from .app import main
 from ..addon.core.jobs import JobError, coerce_param
 from ..addon.core.recipe import RecipeError, load_recipe
-from .cli_farm import COMMANDS
-
-log = logging.getLogger("synthfarm")
 
 
 def _load(path: str):
@@ -48,17 +45,6 @@ def _overrides(recipe, pairs: tuple[str, ...]) -> dict:
         except JobError as err:
             raise click.BadParameter(str(err), param_hint="--set") from None
     return params
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
-@click.version_option(package_name="synthfarm")
-def main(verbose: int) -> None:
-    """synthfarm: render annotated computer-vision datasets from Blender recipes.
-
-    RECIPE arguments take a recipe file (YAML) or a .blend with a recipe saved on its scene by the add-on."""
-    level = logging.WARNING - 10 * verbose
-    logging.basicConfig(level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s")
 
 
 @main.command()
@@ -93,7 +79,7 @@ def render(recipe, jobs, out, preview, seed, sets, device, workers, in_process):
             rendered, skipped, interrupted = summary.jobs_rendered, summary.jobs_skipped, summary.interrupted
             failed, errors = 0, []
         else:
-            from .embedded import render_on_farm
+            from ..farm.embedded import render_on_farm
 
             with _progress_bar(jobs) as bar:
                 summary = render_on_farm(Path(recipe), jobs, Path(out), seed=seed, preview=preview, params=params,
@@ -203,10 +189,3 @@ def params(recipe, as_json):
         opts = ", ".join(f"{k} {v}" for k, v in p["options"].items())
         click.echo(f"{name}: {p['type']} (default {p['default']!r}{'; ' + opts if opts else ''})"
                    + (f" - {p['description']}" if p["description"] else ""))
-
-
-for _command in COMMANDS:
-    main.add_command(_command)
-
-if __name__ == "__main__":
-    main()
