@@ -59,20 +59,42 @@ def _stop_on_signals(stop_event) -> None:
 @click.option("--lost-after", type=click.FloatRange(min=0.1), default=60.0, show_default=True,
               help="Seconds of silence after which a worker's job is requeued.")
 @click.option("--hang-after", type=click.FloatRange(min=0.1), default=600.0, show_default=True,
-              help="Seconds without progress after which a job is requeued.")
-def coordinator(bind, port, data, insecure, keys, heartbeat, lost_after, hang_after):
+              help="Seconds a worker may heartbeat without progress before its job is requeued (a recipe's "
+                   "farm.hang_after raises it for its own jobs).")
+@click.option("--out-root", type=click.Path(file_okay=False),
+              help="Datasets are written under this folder (relative --out of submit too) [default: DATA/datasets].")
+@click.option("--any-out", is_flag=True, help="Let a submit write its dataset into any folder this process can write.")
+@click.option("--shared-root", multiple=True, type=click.Path(file_okay=False, exists=True),
+              help="A shared file system folder recipes may be read from (submit --shared); repeatable. "
+                   "Without it every submit sends its files.")
+@click.option("--max-jobs-per-batch", type=click.IntRange(min=1), default=1_000_000, show_default=True)
+@click.option("--max-attempts", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Failed attempts after which a job fails.")
+@click.option("--forget-after", type=click.FloatRange(min=0.1), default=86400.0, show_default=True,
+              help="Seconds after which a lost or departed worker is forgotten.")
+def coordinator(bind, port, data, insecure, keys, heartbeat, lost_after, hang_after, out_root, any_out, shared_root,
+                max_jobs_per_batch, max_attempts, forget_after):
     """Run a coordinator: workers connect to PORT, clients (submit, status, ...) to PORT+1."""
+    from ..farm.auth import KeysError
     from ..farm.coordinator import Coordinator
+    from ..farm.store import StoreError
 
     endpoints = [f"tcp://{bind}:{port + i}" for i in range(4)]
     if not keys and not all(_loopback(e) for e in endpoints) and not insecure:
         raise click.ClickException(f"refusing to listen on {bind} without keys: anyone who can reach it could submit "
                                    "work; bind to 127.0.0.1, or pass --insecure on a trusted network")
-    coord = Coordinator(Path(data), *endpoints, heartbeat=heartbeat, lost_after=lost_after, hang_after=hang_after,
-                        keys=Path(keys) if keys else None)
+    try:
+        coord = Coordinator(Path(data), *endpoints, heartbeat=heartbeat, lost_after=lost_after, hang_after=hang_after,
+                            keys=Path(keys) if keys else None, out_root=Path(out_root) if out_root else None,
+                            any_out=any_out, shared_roots=tuple(map(Path, shared_root)),
+                            max_jobs_per_batch=max_jobs_per_batch, max_attempts=max_attempts,
+                            forget_workers_after=forget_after)
+    except (KeysError, StoreError) as err:
+        raise click.ClickException(str(err)) from None
     _stop_on_signals(coord.stop_event)
     click.echo(f"coordinator: workers {endpoints[0]}, clients {endpoints[1]}, events {endpoints[2]}, "
-               f"transfers {endpoints[3]}; state in {data}")
+               f"transfers {endpoints[3]}; state in {data}; datasets under "
+               f"{'any folder' if any_out else coord.settings.out_root}")
     coord.serve()
 
 
@@ -102,14 +124,15 @@ def worker(connect, gpu, device, max_jobs, max_rss, blender, name, work_dir, key
 @click.argument("recipe", type=click.Path(dir_okay=False, exists=True))
 @click.option("--jobs", "-n", type=click.IntRange(min=1), required=True)
 @click.option("--out", "-o", type=click.Path(file_okay=False), required=True,
-              help="Dataset folder, as the coordinator sees it (a shared output root).")
+              help="Dataset folder on the coordinator: relative to its dataset root (--out-root), or an absolute "
+                   "path under it.")
 @click.option("--preview", is_flag=True)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--priority", type=click.IntRange(0, 100), default=50, show_default=True)
 @click.option("--name", default="", help="A name for the batch.")
 @click.option("--batch-id", help="Idempotency key: submitting the same id twice creates one batch.")
 @click.option("--shared", is_flag=True, help="Workers read the recipe's files from the same paths (a shared file "
-              "system) instead of receiving them by content hash.")
+              "system the coordinator allows with --shared-root) instead of receiving them by content hash.")
 @connect_option
 def submit(recipe, jobs, out, preview, seed, priority, name, batch_id, shared, connect, keys):
     """Submit a batch of JOBS jobs of RECIPE (a recipe file, or a .blend with a recipe on its scene); prints the
@@ -131,7 +154,7 @@ def submit(recipe, jobs, out, preview, seed, priority, name, batch_id, shared, c
         sent = _call(client.upload_inputs, root, inputs)
         click.echo(f"inputs: {len(inputs)} files, {sent} uploaded", err=True)
     data = _call(client.submit, batch_id=batch_id or uuid.uuid4().hex[:16], name=name, recipe=text,
-                 recipe_dir=str(recipe_dir), out=str(Path(out).resolve()), count=jobs, seed=seed, preview=preview,
+                 recipe_dir=str(recipe_dir), out=out, count=jobs, seed=seed, preview=preview,
                  priority=priority, inputs=inputs, recipe_path=recipe_path)
     click.echo(data["id"])
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import threading
 import time
@@ -23,8 +24,10 @@ from ..addon.core.jobs import resolve_params
 from ..addon.core.recipe import RecipeError, parse_recipe_text
 from . import auth
 from . import protocol as p
+from ..addon.core.dataset.native import DatasetError
+from .settings import Settings
 from .store import Store, StoreError
-from .transfer import BlobStore, TransferServer
+from .transfer import BlobStore, TransferError, TransferServer
 
 log = logging.getLogger(__name__)
 
@@ -33,14 +36,21 @@ def staging_dir(out: str, attempt_id: str) -> Path:
     return Path(out) / ".staging" / attempt_id
 
 
+class RequestError(ValueError):
+    """A request the coordinator refuses; the message says why and what to do."""
+
+
 class Coordinator:
     def __init__(self, data_dir: Path, workers: str = "tcp://127.0.0.1:5555", clients: str = "tcp://127.0.0.1:5556",
-                 events: str = "tcp://127.0.0.1:5557", transfer: str = "tcp://127.0.0.1:5558", *, heartbeat: float = 1.0, liveness: int = 3,
-                 lost_after: float = 60.0, hang_after: float = 600.0, context: zmq.Context | None = None,
-                 keys: Path | None = None):
+                 events: str = "tcp://127.0.0.1:5557", transfer: str = "tcp://127.0.0.1:5558", *,
+                 context: zmq.Context | None = None, keys: Path | None = None, **settings):
+        """``settings``: fields of :class:`Settings` (heartbeat, lost_after, out_root, ...)."""
+        self.settings = Settings(**settings)
+        if self.settings.out_root is None:
+            self.settings.out_root = (Path(data_dir) / "datasets").resolve()
         self.store = Store(Path(data_dir) / "farm.sqlite")
-        self.heartbeat, self.liveness = heartbeat, liveness
-        self.lost_after, self.hang_after = lost_after, hang_after
+        self.heartbeat, self.liveness = self.settings.heartbeat, self.settings.liveness
+        self.lost_after, self.hang_after = self.settings.lost_after, self.settings.hang_after
         self.context = context or zmq.Context.instance()
         self.dropped: Counter = Counter()
         self.stop_event = threading.Event()
@@ -100,9 +110,9 @@ class Coordinator:
                     frames = sock.recv_multipart(zmq.NOBLOCK, copy=True)
                 except zmq.Again:
                     break
-                handle(frames)
+                self._guarded(name, frames, handle)
         if time.monotonic() - self._last_check >= self.heartbeat:
-            self._check_liveness()
+            self._guarded("liveness", [], lambda _: self._check_liveness())
         for out, records in self._records.items():  # one write and fsync per dataset and cycle
             DatasetWriter(Path(out)).record_jobs(records)
         self._records.clear()
@@ -113,6 +123,24 @@ class Coordinator:
             except zmq.ZMQError as err:  # a peer gone or a full queue: it will ask again
                 log.debug("send failed: %s", err)
         self._outbox.clear()
+
+    def _guarded(self, source: str, frames: list[bytes], handle) -> None:
+        """Handle one message in a savepoint: if it raises, its transitions, replies and records are undone,
+        the error is logged, and a client gets an error reply. Nothing a peer sends ends the loop."""
+        outbox, records = len(self._outbox), {out: len(r) for out, r in self._records.items()}
+        try:
+            with self.store.request():
+                handle(frames)
+        except Exception as err:
+            log.exception("error while handling a message from %s", source)
+            self.dropped["internal_error"] += 1
+            del self._outbox[outbox:]
+            for out in list(self._records):
+                del self._records[out][records.get(out, 0):]
+            if source == "clients" and frames:
+                self._send("clients", frames[0], "REPLY", p.Reply(
+                    ok=False, error=f"the coordinator failed on this request ({type(err).__name__}: "
+                                    f"{str(err)[:300]}); it is logged and nothing of it was kept"))
 
     def close(self) -> None:
         for sock in self.sockets.values():
@@ -214,7 +242,8 @@ class Coordinator:
             attempt_id=attempt_id, batch_id=batch["id"], job_id=job_id, recipe=batch["recipe"],
             recipe_dir=batch["recipe_dir"], params=params, seed=seed,
             frames=batch["frames"], preview=batch["preview"], staging=str(staging_dir(batch["out"], attempt_id)),
-            inputs=batch["inputs"], recipe_path=batch["recipe_path"]))
+            inputs=batch["inputs"], recipe_path=batch["recipe_path"],
+            bundle_root="" if batch["inputs"] else str(self._shared_root(batch["recipe_dir"]) or "/nonexistent")))
 
     def _on_done(self, worker_id: str, msg: p.Done) -> None:
         attempt = self.store.attempt(msg.attempt_id)
@@ -266,6 +295,8 @@ class Coordinator:
                     self._lose(attempt["id"], "worker lost")
                 self.store.worker_seen(worker_id, status="lost")
                 del self._seen[identity]
+        for worker_id in self.store.forget_workers(now - self.settings.forget_workers_after):
+            self._known.discard(worker_id.encode())
         for attempt in self.store.running_attempts():
             if now - attempt["progressed"] > self.hang_after:
                 log.warning("attempt %s hung (no progress for %.0f s); requeueing", attempt["id"], self.hang_after)
@@ -286,10 +317,12 @@ class Coordinator:
             self._send("clients", identity, "REPLY", p.Reply(ok=False, error=str(err)))
             return
         try:
-            data = self._answer(kind, msg)
-            reply = p.Reply(ok=True, data=data)
-        except (StoreError, RecipeError, ValueError) as err:
+            with self.store.request():  # a refused request keeps nothing
+                reply = p.Reply(ok=True, data=self._answer(kind, msg))
+        except (StoreError, RecipeError, ValueError, DatasetError, TransferError) as err:
             reply = p.Reply(ok=False, error=str(err))
+        except OSError as err:
+            reply = p.Reply(ok=False, error=f"{kind.lower()}: {err.strerror or err} ({err.filename or ''})")
         self._send("clients", identity, "REPLY", reply)
 
     def _answer(self, kind: str, msg) -> dict:
@@ -305,7 +338,9 @@ class Coordinator:
         if kind == "WORKERS":
             return {"workers": self.store.workers()}
         if kind == "JOBS":
-            return {"jobs": self.store.jobs(msg.batch_id)}
+            limit = min(msg.limit, self.settings.page_size)
+            jobs = self.store.jobs(msg.batch_id, msg.offset, limit)
+            return {"jobs": jobs, "next": jobs[-1]["job_id"] + 1 if len(jobs) == limit else None}
         if kind == "ESTIMATE":
             found = self.store.seconds_per_frame(msg.recipe_hash, msg.preview)
             return {"seconds_per_frame": found[0], "jobs_measured": found[1]} if found else {}
@@ -321,7 +356,44 @@ class Coordinator:
             return {"requeued": self.store.retry(msg.batch_id), **self.store.summary(msg.batch_id)}
         raise ValueError(f"unhandled {kind}")
 
+    def _dataset_folder(self, out: str) -> Path:
+        """Where a batch's dataset goes: a relative ``out`` under the dataset root; an absolute one must lie
+        under it too unless the coordinator allows any folder. Symlinks are resolved before the check."""
+        root = self.settings.out_root
+        if out.startswith("~") or "\0" in out:
+            raise RequestError(f"out {out[:80]!r}: give a path under the dataset root {root}, or a relative one")
+        path = Path(os.path.abspath(root / out))
+        too_long = [part for part in path.parts if len(part.encode()) > 255]
+        if too_long:
+            raise RequestError(f"out: the name {too_long[0][:40]!r}... is longer than 255 bytes")
+        resolved = path.resolve()
+        if not self.settings.any_out and not resolved.is_relative_to(root):
+            raise RequestError(f"out {out[:200]!r} is outside this coordinator's dataset root {root}; give a "
+                               "relative path or one under that root (or start the coordinator with --any-out)")
+        if resolved.exists() and not resolved.is_dir():
+            raise RequestError(f"out {out[:200]!r} is a file, not a folder")
+        return resolved
+
+    def _shared_root(self, recipe_dir: str) -> Path | None:
+        """The allowed shared root a recipe folder lies under, or None."""
+        folder = Path(os.path.abspath(recipe_dir)).resolve()
+        return next((root for root in self.settings.shared_roots if folder.is_relative_to(root)), None)
+
+    def _recipe_root(self, msg: p.Submit) -> Path:
+        """The allowed shared root a recipe without inputs is read from (RequestError when there is none)."""
+        root = self._shared_root(msg.recipe_dir)
+        if root is not None:
+            return root
+        raise RequestError("this coordinator reads recipes from a shared file system only under "
+                           + (", ".join(map(str, self.settings.shared_roots)) or "no folder (--shared-root is unset)")
+                           + "; submit without --shared to send the recipe and its files")
+
     def _submit(self, msg: p.Submit) -> dict:
+        count = len(msg.jobs) or msg.count
+        if count > self.settings.max_jobs_per_batch:
+            raise RequestError(f"count: {count} jobs is more than this coordinator takes in one batch "
+                               f"({self.settings.max_jobs_per_batch}); split it into several batches")
+        out = self._dataset_folder(msg.out)
         if msg.inputs:  # no shared file system: every input must be here, and the recipe is checked against them
             missing = [h for h in msg.inputs.values() if not self.transfer.blobs.has(h)]
             if missing:
@@ -329,8 +401,12 @@ class Coordinator:
                                  "does this)")
             if msg.inputs.get(msg.recipe_path) is None:
                 raise ValueError(f"recipe_path {msg.recipe_path!r} is not one of the inputs")
-        recipe = parse_recipe_text(msg.recipe, Path(msg.recipe_dir)) if not msg.inputs else \
-            parse_recipe_text(msg.recipe, None, check_files=False)
+            recipe = parse_recipe_text(msg.recipe, None, check_files=False, max_nodes=self.settings.max_yaml_nodes)
+        else:  # a shared file system: nothing outside the allowed root is looked at
+            root = self._recipe_root(msg)
+            parse_recipe_text(msg.recipe, Path(msg.recipe_dir), check_files=False, root=root,
+                              max_nodes=self.settings.max_yaml_nodes)
+            recipe = parse_recipe_text(msg.recipe, Path(msg.recipe_dir), root=root)
         params = resolve_params(recipe, msg.params)
         jobs = []
         for i, job in enumerate(msg.jobs):
@@ -338,13 +414,12 @@ class Coordinator:
                 jobs.append((resolve_params(recipe, job.params), job.seed))
             except ValueError as err:
                 raise ValueError(f"job {i}: {err}") from None
-        count = len(jobs) or msg.count
         frames = 1 if msg.preview else recipe.frames
-        writer = DatasetWriter(Path(msg.out))
+        writer = DatasetWriter(out)
         done = writer.open(msg.recipe, recipe.hash(), {"name": recipe.name, "batch": {
             "seed": msg.seed, "preview": msg.preview, "params": params}})
         batch, created = self.store.submit(msg.batch_id, name=msg.name or recipe.name, recipe=msg.recipe,
-                                           recipe_dir=msg.recipe_dir, out=msg.out, count=count, seed=msg.seed,
+                                           recipe_dir=msg.recipe_dir, out=str(out), count=count, seed=msg.seed,
                                            params=params, frames=frames, preview=msg.preview,
                                            priority=msg.priority, inputs=msg.inputs, recipe_path=msg.recipe_path,
                                            recipe_hash=recipe.hash(), jobs=jobs)

@@ -63,7 +63,8 @@ class EmbeddedFarm:
         self.context = zmq.Context()
         self.coordinator = Coordinator(data_dir, "tcp://127.0.0.1:0", "tcp://127.0.0.1:0", "tcp://127.0.0.1:0",
                                        "tcp://127.0.0.1:0",
-                                       heartbeat=heartbeat, context=self.context)
+                                       heartbeat=heartbeat, context=self.context, any_out=True,
+                                       shared_roots=(Path("/"),))  # this user's own files, in this user's process
         for attempt in self.coordinator.store.running_attempts():  # a previous run's workers are gone
             self.coordinator.store.lose_attempt(attempt["id"], "embedded farm restarted")
         self.coordinator.store.commit()

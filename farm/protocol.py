@@ -6,16 +6,68 @@ the coordinator counts and drops it, it never crashes on it.
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+import math
+from typing import Annotated, Any, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 VERSION = b"SF1"
 MAX_FRAME = 64 * 1024 * 1024  # bytes; larger frames are dropped unread
+# limits of single fields, checked when a message is decoded (the coordinator's own limits are in settings.py)
+MAX_NAME = 200  # ids and names
+MAX_PATH = 4096  # a path, as text
+MAX_RECIPE = 1024 * 1024  # a recipe's text, in characters
+MAX_ERROR = 4000  # a job's error text is cut to this
+MAX_SEED = 2 ** 63 - 1  # seeds and counts are stored as SQLite integers
+MAX_INPUTS = 100_000  # files in one bundle
+MAX_VALUE_TEXT = 10_000  # a string parameter value
+SHA256 = r"^[0-9a-f]{64}$"
 
 
 class ProtocolError(ValueError):
     """A frame set that is not a valid synthfarm message."""
+
+
+def _plain(value: Any, where: str = "value", depth: int = 0) -> Any:
+    """A parameter value that every later step can store and compare: JSON scalars (finite floats, integers
+    that fit 64 bits, bounded strings) and short lists of them."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        if not -MAX_SEED - 1 <= value <= MAX_SEED:
+            raise ValueError(f"{where}: {str(value)[:24]}... does not fit in 64 bits")
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{where}: {value} is not a finite number")
+        return value
+    if isinstance(value, str):
+        if len(value) > MAX_VALUE_TEXT:
+            raise ValueError(f"{where}: text longer than {MAX_VALUE_TEXT} characters")
+        return value
+    if isinstance(value, list) and depth < 3 and len(value) <= 1000:
+        return [_plain(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value)]
+    raise ValueError(f"{where}: {type(value).__name__} values are not accepted (numbers, text, true/false, "
+                     "short lists)")
+
+
+def _plain_params(params: dict) -> dict:
+    if len(params) > 1000:
+        raise ValueError("more than 1000 parameters")
+    for name in params:
+        if len(name) > MAX_NAME:
+            raise ValueError(f"parameter name longer than {MAX_NAME} characters")
+    return {name: _plain(v, f"parameter {name}") for name, v in params.items()}
+
+
+def _cut(limit: int):
+    return BeforeValidator(lambda v: v[:limit] if isinstance(v, str) else v)
+
+
+Name = Annotated[str, Field(max_length=MAX_NAME)]
+PathText = Annotated[str, Field(max_length=MAX_PATH)]
+Params = Annotated[dict[str, Any], AfterValidator(_plain_params)]
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
 
 
 class Payload(BaseModel):
@@ -24,38 +76,39 @@ class Payload(BaseModel):
 
 # -- worker -> coordinator ------------------------------------------------------------------------------
 class Hello(Payload):
-    worker_id: str = Field(min_length=1, max_length=200)
-    host: str = ""
-    device: str = "CPU"
-    running: Optional[str] = None  # an attempt the worker is still running (after a coordinator restart)
+    worker_id: str = Field(min_length=1, max_length=MAX_NAME)
+    host: str = Field("", max_length=255)
+    device: str = Field("CPU", max_length=64)
+    running: Optional[Name] = None  # an attempt the worker is still running (after a coordinator restart)
 
 
 class Request(Payload):
-    worker_id: str
+    worker_id: Name
 
 
 class Heartbeat(Payload):
-    worker_id: str
-    attempt_id: Optional[str] = None
+    worker_id: Name
+    attempt_id: Optional[Name] = None
 
 
 class Progress(Payload):
-    attempt_id: str
-    frames_done: int = Field(ge=0)
-    frames_total: int = Field(ge=0)
+    attempt_id: Name
+    frames_done: int = Field(ge=0, le=1_000_000)
+    frames_total: int = Field(ge=0, le=1_000_000)
 
 
 class Done(Payload):
-    attempt_id: str
+    attempt_id: Name
     ok: bool
-    error: str = ""
-    frames: int = 0
-    seconds: float = 0.0
-    device: str = ""
+    error: Annotated[str, _cut(MAX_ERROR)] = ""
+    reason: str = Field("", max_length=32)  # "no_space": the dataset's disk is full (a batch condition)
+    frames: int = Field(0, ge=0, le=1_000_000)
+    seconds: float = Field(0.0, ge=0, allow_inf_nan=False)
+    device: str = Field("", max_length=64)
 
 
 class Bye(Payload):
-    worker_id: str
+    worker_id: Name
 
 
 # -- coordinator -> worker ------------------------------------------------------------------------------
@@ -92,36 +145,43 @@ class Cancel(Payload):
 # -- client <-> coordinator -----------------------------------------------------------------------------
 class Submit(Payload):
     batch_id: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")  # the idempotency key
-    name: str = ""
-    recipe: str
-    recipe_dir: str
-    out: str  # the dataset folder
-    count: int = Field(ge=1)
-    seed: int = Field(0, ge=0)
-    params: dict[str, Any] = {}
+    name: Name = ""
+    recipe: str = Field(max_length=MAX_RECIPE)
+    recipe_dir: PathText
+    out: str = Field(min_length=1, max_length=MAX_PATH)  # the dataset folder (relative: under the coordinator's root)
+    count: int = Field(ge=1, le=MAX_SEED)
+    seed: Seed = 0
+    params: Params = {}
     preview: bool = False
     priority: int = Field(50, ge=0, le=100)
-    inputs: dict[str, str] = {}  # bundle path -> sha256 of every input (uploaded first); empty: shared file system
-    recipe_path: str = ""
+    # bundle path -> sha256 of every input (uploaded first); empty: a shared file system the coordinator allows
+    inputs: dict[PathText, Annotated[str, Field(pattern=SHA256)]] = Field({}, max_length=MAX_INPUTS)
+    recipe_path: PathText = ""
     jobs: list[JobInput] = []  # per-job parameters and seeds (the batch API); empty: count jobs of `params`
 
 
 class JobInput(Payload):
-    params: dict[str, Any] = {}
-    seed: int = Field(ge=0)
+    params: Params = {}
+    seed: Seed
 
 
 class Estimate(Payload):
-    recipe_hash: str
+    recipe_hash: Name
     preview: bool = False
 
 
 class BatchRef(Payload):
-    batch_id: Optional[str] = None
+    batch_id: Optional[Name] = None
+
+
+class JobsPage(Payload):
+    batch_id: Name
+    offset: int = Field(0, ge=0, le=MAX_SEED)  # the first job id of the page
+    limit: int = Field(1000, ge=1, le=100_000)  # at most the coordinator's page size is returned
 
 
 class SetPriority(Payload):
-    batch_id: str
+    batch_id: Name
     priority: int = Field(ge=0, le=100)
 
 
@@ -135,7 +195,7 @@ MESSAGES: dict[str, type[Payload]] = {
     "HELLO": Hello, "REQUEST": Request, "HEARTBEAT": Heartbeat, "PROGRESS": Progress, "DONE": Done, "BYE": Bye,
     "WELCOME": Welcome, "TASK": Task, "NO_TASK": NoTask, "CANCEL": Cancel,
     "SUBMIT": Submit, "STATUS": BatchRef, "LIST": BatchRef, "CANCEL_BATCH": BatchRef, "RETRY": BatchRef,
-    "SET_PRIORITY": SetPriority, "WORKERS": BatchRef, "JOBS": BatchRef, "ESTIMATE": Estimate, "REPLY": Reply,
+    "SET_PRIORITY": SetPriority, "WORKERS": BatchRef, "JOBS": JobsPage, "ESTIMATE": Estimate, "REPLY": Reply,
 }
 WORKER_TYPES = {"HELLO", "REQUEST", "HEARTBEAT", "PROGRESS", "DONE", "BYE"}
 CLIENT_TYPES = {"SUBMIT", "STATUS", "LIST", "CANCEL_BATCH", "RETRY", "SET_PRIORITY", "WORKERS", "JOBS", "ESTIMATE"}

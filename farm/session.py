@@ -38,7 +38,7 @@ class Session:
         self.recipe: Recipe = model
         self.recipe_dir = Path(recipe_dir)
         self.client = FarmClient(endpoint, timeout=timeout, keys=Path(keys) if keys else None)
-        self.out_root, self.shared = Path(out_root).resolve(), shared
+        self.out_root, self.shared = Path(out_root), shared  # relative: under the coordinator's dataset root
         self.rng = np.random.default_rng(random_state)
 
     # -- crafting jobs --
@@ -192,9 +192,14 @@ class Batch:
         return cls(session, batch_id)
 
     def _jobs(self) -> list[dict]:
-        from .protocol import BatchRef
+        from .protocol import JobsPage
 
-        return self.session.client.request("JOBS", BatchRef(batch_id=self.id))["jobs"]
+        jobs, offset = [], 0
+        while offset is not None:  # page by page: the coordinator answers a bounded slice each time
+            page = self.session.client.request("JOBS", JobsPage(batch_id=self.id, offset=offset))
+            jobs += page["jobs"]
+            offset = page["next"]
+        return jobs
 
     @property
     def job_ids(self) -> list[int]:

@@ -7,6 +7,7 @@ a million jobs is one statement, not a million messages.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
@@ -60,6 +61,32 @@ class Store:
 
     def commit(self) -> None:
         self.db.commit()
+
+    @contextlib.contextmanager
+    def request(self):
+        """One message's transitions: kept when it is handled, undone (caches too) when it raises."""
+        if not self.db.in_transaction:
+            self.db.execute("BEGIN")
+        self.db.execute("SAVEPOINT request")
+        try:
+            yield
+        except BaseException:
+            try:
+                self.db.execute("ROLLBACK TO request")
+                self.db.execute("RELEASE request")
+            except sqlite3.Error:  # SQLite already rolled the whole transaction back (a full disk, say)
+                self.db.rollback()
+            self.reset_caches()
+            raise
+        self.db.execute("RELEASE request")
+
+    def reset_caches(self) -> None:
+        """Forget what is kept in memory; it is read again from the tables."""
+        self._queues.clear()
+        self._changed()
+        self._workers.clear()
+        self._running.clear()
+        self._with_failures = {r[0] for r in self.db.execute("SELECT DISTINCT batch_id FROM failures")}
 
     def close(self) -> None:
         self.db.commit()
@@ -172,15 +199,16 @@ class Store:
             return json.loads(row[0]), int(row[1])
         return batch["params"], job_seed(batch["seed"], job_id)
 
-    def jobs(self, batch_id: str) -> list[dict]:
-        """Every job of a batch with its inputs, status and time (for the batch API)."""
+    def jobs(self, batch_id: str, offset: int = 0, limit: int = 1000) -> list[dict]:
+        """Up to ``limit`` jobs of a batch from job id ``offset`` on, with their inputs, status and time (for the
+        batch API, page by page)."""
         batch = self.batch(batch_id)
         if batch is None:
             raise StoreError(f"no batch {batch_id!r}")
         out = []
         for job_id, status, params, seed, seconds, error in self.db.execute(
-                "SELECT job_id, status, params, seed, seconds, error FROM jobs WHERE batch_id=? ORDER BY job_id",
-                (batch_id,)):
+                "SELECT job_id, status, params, seed, seconds, error FROM jobs WHERE batch_id=? AND job_id>=? "
+                "ORDER BY job_id LIMIT ?", (batch_id, offset, limit)):
             params, seed = (json.loads(params), seed) if params is not None else (batch["params"],
                                                                                  job_seed(batch["seed"], job_id))
             out.append({"job_id": job_id, "status": status, "params": params, "seed": seed, "seconds": seconds,
@@ -329,6 +357,17 @@ class Store:
 
     def worker_status(self, worker_id: str) -> str | None:
         return self._workers.get(worker_id)
+
+    def forget_workers(self, before: float) -> list[str]:
+        """Delete the rows of workers lost or gone before ``before`` (epoch seconds) that run nothing."""
+        gone = [r[0] for r in self.db.execute(
+            "SELECT id FROM workers WHERE status IN ('lost','gone') AND last_seen < ? AND id NOT IN "
+            "(SELECT worker_id FROM attempts WHERE status='running')", (before,))]
+        for worker_id in gone:
+            self.db.execute("DELETE FROM workers WHERE id=?", (worker_id,))
+            self._workers.pop(worker_id, None)
+            self._running.pop(worker_id, None)
+        return gone
 
     def workers(self) -> list[dict]:
         rows = self.db.execute("SELECT id, host, device, status, last_seen FROM workers ORDER BY id")

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 
 from . import components as c
 from .components import Generator, Modifier, Randomizer, Sensor, StrictModel
+from .safe_yaml import MAX_NODES, safe_load
 from .values import FieldError, ParamRef, ValueSpec, check_param_ref
 
 RECIPE_VERSION = 1
@@ -374,9 +375,9 @@ def recipe_from_data(data: Any, base_dir: Path | None = None, source: str | None
 
 
 def parse_recipe_text(text: str, base_dir: Path | None = None, source: str | None = None, *,
-                      check_files: bool = True, root: Path | None = None) -> Recipe:
+                      check_files: bool = True, root: Path | None = None, max_nodes: int = MAX_NODES) -> Recipe:
     try:
-        data = yaml.safe_load(text)
+        data = safe_load(text, max_nodes)  # aliases bounded: recipes come from other people
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""

@@ -31,7 +31,7 @@ def start(tmp: Path):
     context = zmq.Context()
     coord = Coordinator(tmp / "state", "tcp://127.0.0.1:0", "tcp://127.0.0.1:0", "tcp://127.0.0.1:0",
                                        "tcp://127.0.0.1:0",
-                        context=context, heartbeat=1.0)
+                        context=context, heartbeat=1.0, out_root=tmp, shared_roots=(RECIPE.parent,))
     thread = threading.Thread(target=coord.serve, daemon=True)
     thread.start()
     return context, coord, thread, FarmClient(coord.clients_endpoint, timeout=600, context=context)

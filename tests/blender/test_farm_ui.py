@@ -43,7 +43,8 @@ def scene(tmp_path):
 @pytest.fixture
 def coordinator(tmp_path):
     context = zmq.Context()
-    coord = Coordinator(tmp_path / "state", *["tcp://127.0.0.1:0"] * 4, context=context, heartbeat=0.3)
+    coord = Coordinator(tmp_path / "state", *["tcp://127.0.0.1:0"] * 4, context=context, heartbeat=0.3,
+                        any_out=True)  # a coordinator of this machine's user
     thread = threading.Thread(target=coord.serve, daemon=True)
     thread.start()
     yield coord

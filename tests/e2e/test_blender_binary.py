@@ -31,7 +31,8 @@ def test_background_render_script(tmp_path):
 
 def test_worker_with_a_blender_child(tmp_path):
     context = zmq.Context()
-    coord = Coordinator(tmp_path / "state", *["tcp://127.0.0.1:0"] * 4, context=context, heartbeat=0.3)
+    coord = Coordinator(tmp_path / "state", *["tcp://127.0.0.1:0"] * 4, context=context, heartbeat=0.3,
+                        out_root=tmp_path, shared_roots=(TINY.parent,))
     worker = Worker(coord.workers_endpoint, "blender-worker", blender=BLENDER, context=context)
     threads = [threading.Thread(target=coord.serve, daemon=True), threading.Thread(target=worker.run, daemon=True)]
     for t in threads:

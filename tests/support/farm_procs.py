@@ -10,6 +10,8 @@ from pathlib import Path
 
 from synthfarm.farm.client import FarmClient
 
+ROOT = Path(__file__).resolve().parents[2]
+
 
 def free_ports(n=4):
     for start in range(20000, 60000, 7):
@@ -33,15 +35,16 @@ def cli(*args, **kw):
 
 
 class Farm:
-    def __init__(self, tmp: Path, workers=2):
-        self.tmp, self.port = tmp, free_ports()
+    def __init__(self, tmp: Path, workers=2, coordinator_args=()):
+        self.tmp, self.port, self.coordinator_args = tmp, free_ports(), tuple(coordinator_args)
         self.coordinator = self.start_coordinator()
         self.workers = [self.start_worker(f"w{i}") for i in range(workers)]
         self.client = FarmClient(f"tcp://127.0.0.1:{self.port + 1}", timeout=10)
 
     def start_coordinator(self):
         return cli("coordinator", "--port", self.port, "--data", self.tmp / "state", "--heartbeat", 0.3,
-                   "--lost-after", 3, stdout=subprocess.DEVNULL)
+                   "--lost-after", 3, "--out-root", self.tmp, "--shared-root", ROOT, *self.coordinator_args,
+                   stdout=subprocess.DEVNULL)
 
     def start_worker(self, name, work_dir: Path | None = None, cwd: Path | None = None):
         """A worker process; with ``work_dir`` (and ``cwd``) it is like one on another machine: it gets the
@@ -89,3 +92,101 @@ def check_dataset(out: Path, jobs: int, frames: int):
             assert (out / sub / f"{stem}{suffix}").is_file()
     done = [json.loads(line) for line in (out / "jobs.jsonl").read_text().splitlines()]
     assert sorted(r["id"] for r in done if r["status"] == "done") == list(range(jobs))  # once each
+
+
+class StandIn:
+    """A worker that speaks the protocol itself (no Blender): it takes tasks and answers them as told."""
+
+    def __init__(self, endpoint: str, name: str, context=None, running: str | None = None, hello: bool = True):
+        import zmq
+
+        from synthfarm.farm import protocol as p
+
+        self.p = p
+        self.sock = (context or zmq.Context.instance()).socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.setsockopt(zmq.ROUTING_ID, name.encode())
+        self.sock.connect(endpoint)
+        self.name = name
+        if hello:
+            self.send("HELLO", p.Hello(worker_id=name, running=running))
+            assert self.recv()[0] == "WELCOME"
+
+    def send(self, kind, payload):
+        self.sock.send_multipart(self.p.encode(kind, payload))
+
+    def recv(self, timeout=5.0, skip=("HEARTBEAT",)):
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            assert left > 0 and self.sock.poll(int(left * 1000)), f"{self.name}: no message"
+            kind, msg = self.p.decode(self.sock.recv_multipart())
+            if kind not in skip:
+                return kind, msg
+
+    def take(self, timeout=5.0):
+        self.send("REQUEST", self.p.Request(worker_id=self.name))
+        kind, msg = self.recv(timeout)
+        return msg if kind == "TASK" else None
+
+    def beat(self, attempt_id=None):
+        self.send("HEARTBEAT", self.p.Heartbeat(worker_id=self.name, attempt_id=attempt_id))
+
+    def finish(self, task, ok=True, error="", **extra):
+        self.send("DONE", self.p.Done(attempt_id=task.attempt_id, ok=ok, error=error, **extra))
+
+    def close(self):
+        self.sock.close(linger=0)
+
+
+def raw_request(endpoint: str, kind: str, body, timeout=10.0) -> dict:
+    """A client request sent as raw JSON, past the client's own checks (as a hostile client would):
+    the coordinator's REPLY as a dict. ``body``: a dict, or the JSON text itself."""
+    import zmq
+
+    from synthfarm.farm import protocol as p
+
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    try:
+        sock.connect(endpoint)
+        text = body if isinstance(body, str) else json.dumps(body)
+        sock.send_multipart([p.VERSION, kind.encode(), text.encode()])
+        assert sock.poll(int(timeout * 1000)), f"no reply to {kind} within {timeout} s"
+        frames = sock.recv_multipart()
+        return json.loads(frames[2])
+    finally:
+        sock.close()
+
+
+class SmallDisk:
+    """A tmpfs of ``size`` mounted on ``path`` (the tests run as root, as CI does): a disk that fills up."""
+
+    def __init__(self, path: Path, size: str = "2m"):
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(self.path)], check=True)
+
+    def fill(self) -> Path:
+        """Fill it to the last byte; returns the filler file (delete it to free the space)."""
+        filler = self.path / ".filler"
+        with open(filler, "wb") as handle:
+            try:
+                while True:
+                    handle.write(b"\0" * 65536)
+                    handle.flush()
+            except OSError:
+                pass
+        for i in range(64):  # the last blocks, byte by byte
+            try:
+                (self.path / f".fill{i}").write_bytes(b"\0" * 512)
+            except OSError:
+                break
+        return filler
+
+    def free(self) -> None:
+        for path in self.path.glob(".fill*"):
+            path.unlink()
+
+    def close(self) -> None:
+        subprocess.run(["umount", "-l", str(self.path)], check=False)

@@ -19,7 +19,8 @@ def secured(tmp_path):
     init_keys(keys)
     init_keys(other)
     context = zmq.Context()
-    coord = Coordinator(tmp_path / "state", *["tcp://127.0.0.1:0"] * 4, context=context, heartbeat=0.2, keys=keys)
+    coord = Coordinator(tmp_path / "state", *["tcp://127.0.0.1:0"] * 4, context=context, heartbeat=0.2, keys=keys,
+                        out_root=tmp_path, shared_roots=(TINY.parent,))
     thread = threading.Thread(target=coord.serve, daemon=True)
     thread.start()
     yield coord, keys, other, context

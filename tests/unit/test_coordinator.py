@@ -20,7 +20,8 @@ class Farm:
         self.context = zmq.Context()
         self.coord = Coordinator(data, "tcp://127.0.0.1:0", "tcp://127.0.0.1:0", "tcp://127.0.0.1:0",
                                        "tcp://127.0.0.1:0",
-                                 context=self.context, heartbeat=0.2, **kw)
+                                 context=self.context, heartbeat=0.2,
+                                 **{"out_root": data.parent, "shared_roots": (TINY.parent,), **kw})
         self.thread = threading.Thread(target=self.coord.serve, daemon=True)
         self.thread.start()
         self.client = FarmClient(self.coord.clients_endpoint, timeout=5, context=self.context)
