@@ -123,7 +123,8 @@ class _progress_bar:
 @main.command()
 @click.argument("dataset", type=click.Path(file_okay=False, exists=True))
 @click.option("--to", "formats", multiple=True, required=True, metavar="FORMAT",
-              help="coco, coco-polygons, yolo, yolo-seg, kitti, voc or bop (repeatable, or comma-separated).")
+              help="coco, coco-polygons, yolo, yolo-seg, kitti, voc, bop, mot or coco-video (repeatable, or "
+                   "comma-separated).")
 @click.option("--class-map", type=click.Path(dir_okay=False, exists=True),
               help="Class map YAML: class ids, names, supercategories and rules from labels to classes.")
 @click.option("--min-visibility", type=click.FloatRange(0, 1), default=0.0, show_default=True,

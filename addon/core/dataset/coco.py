@@ -16,6 +16,14 @@ from .native import atomic_write_json
 
 
 def export(root: Path, out: Path, class_map: ClassMap, filters: Filters, polygons: bool = False) -> dict:
+    document = coco_document(root, class_map, filters, polygons)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "instances.json", document)
+    return {"images": len(document["images"]), "annotations": len(document["annotations"])}
+
+
+def coco_document(root: Path, class_map: ClassMap, filters: Filters, polygons: bool = False) -> dict:
+    """The COCO instances document of a dataset (images carry ``synthfarm_stem``)."""
     images, annotations = [], []
     seen: dict[int, set[str]] = {}  # keypoint names per category
     for image_id, frame in enumerate(frames(root, class_map, filters), start=1):
@@ -48,8 +56,5 @@ def export(root: Path, out: Path, class_map: ClassMap, filters: Filters, polygon
             ann["keypoints"] = [round(v, 2) if i % 3 < 2 else v for p in flat for i, v in
                                 enumerate((p["x"], p["y"], p["v"]))]
             ann["num_keypoints"] = sum(p["v"] > 0 for p in flat)
-    document = {"info": {"description": f"synthfarm dataset {root.name}", "version": "1.0"},
-                "licenses": [], "images": images, "annotations": annotations, "categories": categories}
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "instances.json", document)
-    return {"images": len(images), "annotations": len(annotations)}
+    return {"info": {"description": f"synthfarm dataset {root.name}", "version": "1.0"},
+            "licenses": [], "images": images, "annotations": annotations, "categories": categories}

@@ -5,7 +5,7 @@ import logging
 from pathlib import Path
 from typing import Callable
 
-from . import bop, coco, kitti, voc, yolo
+from . import bop, coco, kitti, tracking, voc, yolo
 from .classmap import ClassMap, load_class_map
 from .frames import Filters, dataset_labels
 
@@ -20,6 +20,8 @@ EXPORTERS: dict[str, tuple[Callable, dict]] = {
     "kitti": (kitti.export, {}),
     "voc": (voc.export, {}),
     "bop": (bop.export, {}),
+    "mot": (tracking.export_mot, {}),
+    "coco-video": (tracking.export_coco_video, {}),
 }
 FORMATS = ("native", *EXPORTERS)
 
