@@ -2,6 +2,7 @@
 shared by the end-to-end tests."""
 import json
 import signal
+import random
 import socket
 import subprocess
 import sys
@@ -14,7 +15,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_ports(n=4):
-    for start in range(20000, 60000, 7):
+    """A run of n free ports, tried from a random place: test suites running side by side on one machine
+    would otherwise all pick the same first free run and talk to each other's farms."""
+    starts = list(range(20000, 60000, 7))
+    random.SystemRandom().shuffle(starts)
+    for start in starts:
         socks = []
         try:
             for port in range(start, start + n):
