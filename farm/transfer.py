@@ -50,20 +50,25 @@ def safe_relative(rel: str) -> PurePosixPath:
 
 # -- bundles ----------------------------------------------------------------------------------------------
 def recipe_inputs(recipe, recipe_path: Path) -> list[Path]:
-    """The recipe file and every file it names (folders are expanded), resolved."""
-    from ..addon.core.recipe import resolve_path
+    """The recipe file and every file it can use, resolved: each member a file set can draw (a folder
+    member, e.g. a texture set, with the files in it), a mesh with its companions of the same stem (an
+    .obj's .mtl, a .gltf's .bin), the base .blend and the class map. Nothing a set cannot draw."""
+    from ..addon.core.components import FILE_DOMAINS
+    from ..addon.core.recipe import map_paths, resolve_path
+    from ..addon.core.values import expand_entry
 
     base = recipe_path.parent
-    refs = [ref for section in ("generators", "modifiers", "randomizers", "sensors")
-            for comp in getattr(recipe, section) for ref in comp.file_refs().values()]
-    refs += [r for r in (recipe.scene.base, recipe.output.class_map) if r]
+    entries: list[tuple[str, str]] = []
+    map_paths(recipe.to_data(), lambda path, field: entries.append((path, field)) or path)
     files = [recipe_path.resolve()]
-    for ref in refs:
-        path = resolve_path(ref, base).resolve()
-        if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.is_file())
-        else:  # with its companions of the same stem (an .obj's .mtl, a .gltf's .bin)
-            files += sorted(p for p in path.parent.glob(f"{path.stem}.*") if p.is_file())
+    for entry, field in entries:
+        domain = FILE_DOMAINS.get(field)
+        for member in expand_entry(entry, domain, base) if domain else [entry]:
+            path = resolve_path(member, base).resolve()
+            if path.is_dir():
+                files += sorted(p for p in path.rglob("*") if p.is_file())
+            else:
+                files += sorted(p for p in path.parent.glob(f"{path.stem}.*") if p.is_file())
     return sorted(set(files))
 
 

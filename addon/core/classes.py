@@ -8,7 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
-from .recipe import Recipe, resolve_path
+from .components import FILE_DOMAINS
+from .recipe import Recipe
+from .values import file_members
 
 ASSET_EXTENSIONS = (".blend", ".obj", ".ply", ".stl", ".glb", ".gltf")
 
@@ -26,12 +28,15 @@ def dataset_classes(recipe: Recipe, base_dir: Path | None, extra: Iterable[str] 
             names.append(name)
 
     for gen in recipe.generators:
+        if gen.kind == "distractors":  # never labelled
+            continue
         if gen.class_from == "asset_name":
-            if gen.kind == "asset_dir":
-                for path in asset_files(resolve_path(gen.source, base_dir)):
-                    add(path.stem)
-            elif gen.kind == "asset":
-                add(gen.object or Path(gen.source).stem)
+            if gen.kind == "asset" and gen.object:
+                add(gen.object)
+            elif gen.kind in ("asset", "asset_dir"):
+                for member in sorted(file_members(gen.source, FILE_DOMAINS["source"], base_dir),
+                                     key=lambda m: Path(m).name):
+                    add(Path(member).stem)
             elif gen.kind == "primitive":
                 add(gen.shape)
         else:

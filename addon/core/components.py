@@ -24,8 +24,7 @@ def V(domain: Domain):  # noqa: N802 - reads as a type in field declarations
                      PlainSerializer(lambda spec: spec.to_data(), return_type=Any), domain]
 
 
-FILE_FIELDS = ("source", "library", "hdri")  # component fields that name files or folders
-RECIPE_FILE_FIELDS = (("scene", "base"), ("output", "class_map"))  # and the recipe's own
+RECIPE_FILE_FIELDS = (("scene", "base"), ("output", "class_map"))  # the recipe's own files (one path each)
 
 # Domains used by several fields.
 COUNT = Domain("int", ge=0, le=10000)
@@ -42,7 +41,29 @@ PROBABILITY = UNIT
 TEXT = Domain("text")
 LIGHT_TYPE = Domain("text", choices=("POINT", "SUN", "SPOT", "AREA"))
 KELVIN = Domain("float", ge=1000, le=40000)
+IMAGE_TYPES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")  # backplates (8-bit photographs)
+# File sets (see values.py): each file field has one domain, whatever component it is in.
+FILE_DOMAINS = {
+    "source": Domain("file", extensions=(".blend", ".obj", ".ply", ".stl", ".glb", ".gltf")),
+    "library": Domain("file", extensions=(".blend",)),
+    "hdri": Domain("file", extensions=(".exr", ".hdr"), builtin=True),
+    "textures": Domain("file", folders=True),
+    "images": Domain("file", extensions=IMAGE_TYPES),
+}
+FILE_FIELDS = tuple(FILE_DOMAINS)  # component fields that name files or folders
+FAMILIES = ("plastic", "painted_metal", "brushed_metal", "bare_metal", "wood", "stone", "concrete", "fabric",
+            "rubber", "ceramic", "random")
+FAMILY = Domain("text", choices=FAMILIES)
+VIEW_TRANSFORMS = ("AgX", "Filmic", "Standard", "Khronos PBR Neutral", "ACES 1.3", "ACES 2.0")
+LOOKS = ("None", "Very High Contrast", "High Contrast", "Medium High Contrast", "Medium Contrast",
+         "Medium Low Contrast", "Low Contrast", "Very Low Contrast", "Punchy", "Greyscale")
 
+
+def FileSet(field: str):  # noqa: N802 - reads as a type
+    """A file-set field: a path, a folder, a glob or {choice: [...]} (see values.py)."""
+    return V(FILE_DOMAINS[field])
+
+PRIMITIVE_SHAPES = ("cube", "sphere", "cylinder", "cone", "torus", "plane", "monkey")
 Targets = Annotated[list[str], Field(min_length=1)]
 Point = Union[str, tuple[float, float, float]]  # a generator name or a point [x, y, z]
 
@@ -61,9 +82,9 @@ class Component(StrictModel):
                 refs[field] = list(value)
         return refs
 
-    def file_refs(self) -> dict[str, str]:
-        """Fields that name files or folders (relative to the recipe): {field: path}."""
-        return {f: getattr(self, f) for f in FILE_FIELDS if getattr(self, f, None)}
+    def file_refs(self) -> dict[str, ValueSpec]:
+        """Fields that name files or folders (relative to the recipe): {field: file set}."""
+        return {f: getattr(self, f) for f in FILE_FIELDS if getattr(self, f, None) is not None}
 
 
 def value_fields(comp: BaseModel) -> Iterator[tuple[str, ValueSpec]]:
@@ -106,7 +127,7 @@ class GeneratorBase(Component):
 
 class PrimitiveGenerator(GeneratorBase):
     kind: Literal["primitive"]
-    shape: Literal["cube", "sphere", "cylinder", "cone", "torus", "plane", "monkey"]
+    shape: Literal[PRIMITIVE_SHAPES]  # type: ignore[valid-type]
     size: V(SIZE3) = 0.2  # bounding-box dimensions in metres
     color: V(COLOR) = [0.8, 0.8, 0.8]
     location: V(VEC3) = 0.0
@@ -114,14 +135,14 @@ class PrimitiveGenerator(GeneratorBase):
 
 class AssetGenerator(GeneratorBase):
     kind: Literal["asset"]
-    source: str  # .blend, .obj, .ply, .stl, .glb, .gltf
+    source: FileSet("source")  # .blend, .obj, .ply, .stl, .glb, .gltf (a set: one drawn per object)
     object: Optional[str] = None  # object or collection name inside a .blend
     location: V(VEC3) = 0.0
 
 
 class AssetDirGenerator(GeneratorBase):
     kind: Literal["asset_dir"]
-    source: str  # a folder of assets; one is picked per instance
+    source: FileSet("source")  # a folder (or any set) of assets; one is picked per instance
     weights: Optional[dict[str, float]] = None  # file stem -> weight (others weigh 1)
 
 
@@ -139,26 +160,73 @@ class SceneGenerator(GeneratorBase):
         return self
 
 
-Generator = Annotated[Union[PrimitiveGenerator, AssetGenerator, AssetDirGenerator, SceneGenerator],
+class Distractors(Component):
+    """Class-less clutter (never labelled): primitives, or assets from ``source``, with random materials.
+    Place them with ``pose_in_view`` (in the camera's view) or ``scatter_on_surface``."""
+
+    kind: Literal["distractors"]
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    count: V(COUNT) = {"randint": [3, 10]}
+    shapes: list[Literal[PRIMITIVE_SHAPES]] = [s for s in PRIMITIVE_SHAPES if s != "plane"]  # type: ignore[valid-type]
+    source: Optional[FileSet("source")] = None  # assets instead of primitives
+    size: V(POSITIVE) = {"uniform": [0.03, 0.2]}  # largest dimension in metres
+    family: V(FAMILY) = {"choice": list(FAMILIES)}
+
+
+Generator = Annotated[Union[PrimitiveGenerator, AssetGenerator, AssetDirGenerator, SceneGenerator, Distractors],
                       Field(discriminator="kind")]
 
 
 # -- modifiers ----------------------------------------------------------------------------------------
 class ColorVariation(Component):
-    """Sets each target's base colour from HSV draws (a field left out keeps the asset's own)."""
+    """hue/saturation/value set a plain base colour; the shifts and scales act through a stage in front of
+    the base colour, whatever feeds it (an image texture too), and jitter roughness, metallic and normal
+    strength. A field left out keeps the asset's own."""
 
     kind: Literal["color_variation"]
     targets: Targets
     hue: Optional[V(UNIT)] = None
     saturation: Optional[V(UNIT)] = None
     value: Optional[V(UNIT)] = None
+    hue_shift: Optional[V(Domain("float", ge=-0.5, le=0.5))] = None
+    saturation_scale: Optional[V(NONNEG)] = None
+    value_scale: Optional[V(NONNEG)] = None
+    roughness_scale: Optional[V(NONNEG)] = None
+    metallic_scale: Optional[V(NONNEG)] = None
+    normal_scale: Optional[V(NONNEG)] = None
+
+
+class ProceduralMaterial(Component):
+    """New physically based materials from procedural families built with Blender's nodes (mapped by
+    object coordinates: no UVs needed). Colour, roughness and metallic left out come from the family."""
+
+    kind: Literal["procedural_material"]
+    targets: Targets
+    family: V(FAMILY) = {"choice": [f for f in FAMILIES if f != "random"]}
+    color: Optional[V(COLOR)] = None
+    roughness: Optional[V(UNIT)] = None
+    metallic: Optional[V(UNIT)] = None
+    scale: V(POSITIVE) = {"uniform": [0.5, 2.0]}  # pattern size factor
+    bump: V(UNIT) = {"uniform": [0.1, 0.5]}
+    per: Literal["object", "slot"] = "object"
+
+
+class TextureSet(Component):
+    """PBR materials from folders of texture maps (ambientCG or Poly Haven names), box-mapped."""
+
+    kind: Literal["texture_set"]
+    targets: Targets
+    textures: FileSet("textures")  # a folder of set folders, a set folder, a glob or {choice: [...]}
+    scale: V(POSITIVE) = 1.0  # metres per texture tile
+    rotation: V(ANGLE) = {"uniform": [0, 360]}
+    per: Literal["object", "slot"] = "object"
 
 
 class MaterialSwap(Component):
     kind: Literal["material_swap"]
     targets: Targets
     material: V(TEXT)  # a material name, usually {choice: [...]}
-    library: Optional[str] = None  # a .blend holding the materials
+    library: Optional[FileSet("library")] = None  # a .blend holding the materials (a set: one drawn per job)
 
 
 class ScaleJitter(Component):
@@ -173,7 +241,8 @@ class RandomHide(Component):
     probability: V(PROBABILITY) = 0.2
 
 
-Modifier = Annotated[Union[ColorVariation, MaterialSwap, ScaleJitter, RandomHide], Field(discriminator="kind")]
+Modifier = Annotated[Union[ColorVariation, ProceduralMaterial, TextureSet, MaterialSwap, ScaleJitter, RandomHide],
+                     Field(discriminator="kind")]
 
 
 # -- randomizers --------------------------------------------------------------------------------------
@@ -182,6 +251,18 @@ class PoseInVolume(Component):
     targets: Targets
     position: V(VEC3) = {"uniform": [[-0.5, -0.5, 0.0], [0.5, 0.5, 1.0]]}
     rotation: Literal["uniform", "yaw", "none"] = "uniform"  # uniform = uniform over SO(3)
+
+
+class PoseInView(Component):
+    """Places targets inside a camera's view: a random pixel, at a drawn distance along the optical axis,
+    in a random orientation (distractors that float in front of the scene)."""
+
+    kind: Literal["pose_in_view"]
+    targets: Targets
+    sensor: Optional[str] = None  # which camera; the first when omitted
+    distance: V(POSITIVE) = {"uniform": [0.3, 1.5]}  # metres along the optical axis
+    margin: V(Domain("float", ge=0, le=0.45)) = 0.05  # fraction of the image kept free at each border
+    rotation: Literal["uniform", "yaw", "none"] = "uniform"
 
 
 class ScatterOnSurface(Component):
@@ -244,14 +325,18 @@ class Lights(OnShell):
 
 
 class World(Component):
-    """The background: one of colour, vertical gradient or HDRI image."""
+    """The background and ambient light: one of colour, vertical gradient or HDRI image (a set: one drawn
+    per job; ``blender:NAME`` is one of Blender's own). ``background`` is what the camera sees instead
+    (the lighting stays); a backplate randomizer replaces it by an image."""
 
     kind: Literal["world"]
     color: Optional[V(COLOR)] = None
     gradient: Optional[tuple[V(COLOR), V(COLOR)]] = None  # [bottom, top]
-    hdri: Optional[str] = None
+    hdri: Optional[FileSet("hdri")] = None
     strength: V(NONNEG) = 1.0
     rotation: V(ANGLE) = 0.0  # HDRI rotation about z, degrees
+    temperature: Optional[V(KELVIN)] = None  # white balance of the light: a blackbody tint
+    background: Optional[V(COLOR)] = None
 
     @model_validator(mode="after")
     def _one_background(self):
@@ -263,8 +348,40 @@ class World(Component):
         return self
 
 
-Randomizer = Annotated[Union[PoseInVolume, ScatterOnSurface, PhysicsDrop, CameraOrbit, CameraShell, Lights, World],
-                       Field(discriminator="kind")]
+class Backplate(Component):
+    """A photograph behind the scene (after the render, where no object is: masks, boxes and depth are
+    unchanged). Scaled to cover the image, then cropped at a random place."""
+
+    kind: Literal["backplate"]
+    sensor: Optional[str] = None  # which camera; all when omitted
+    images: FileSet("images")
+    zoom: V(Domain("float", ge=1, le=10)) = {"uniform": [1.0, 1.5]}  # beyond covering the image
+    flip: V(PROBABILITY) = 0.5  # chance of a mirrored backplate
+
+
+UNIT_OR_NONE = Optional[V(UNIT)]
+
+
+class ImageEffects(Component):
+    """Camera effects on the RGB image after the render (masks and labels untouched). A field left out
+    is off; each is drawn per frame and recorded."""
+
+    kind: Literal["image_effects"]
+    sensor: Optional[str] = None  # which camera; all when omitted
+    gain: Optional[V(POSITIVE)] = None  # brightness factor
+    white_balance: Optional[V(Domain("vector", size=3, gt=0, le=4))] = None  # red, green, blue factors
+    vignetting: UNIT_OR_NONE = None  # darkening at the corners (fraction)
+    chromatic_shift: Optional[V(Domain("float", ge=0, le=20))] = None  # red/blue offset at the corners (px)
+    blur: Optional[V(Domain("float", ge=0, le=20))] = None  # Gaussian sigma (px)
+    motion_blur: Optional[V(Domain("float", ge=0, le=100))] = None  # streak length (px)
+    motion_angle: V(ANGLE) = {"uniform": [0, 180]}  # streak direction (degrees)
+    noise: UNIT_OR_NONE = None  # Gaussian sensor noise sigma (fraction of full scale)
+    photons: Optional[V(Domain("float", ge=1, le=1e6))] = None  # Poisson shot noise: photons at full scale
+    jpeg_quality: Optional[V(Domain("int", ge=1, le=100))] = None
+
+
+Randomizer = Annotated[Union[PoseInVolume, PoseInView, ScatterOnSurface, PhysicsDrop, CameraOrbit, CameraShell, Lights,
+                             World, Backplate, ImageEffects], Field(discriminator="kind")]
 
 
 # -- sensors ------------------------------------------------------------------------------------------
@@ -280,7 +397,11 @@ class Camera(Component):
     fov: Optional[V(Domain("float", gt=0, le=179))] = None  # horizontal field of view, degrees
     sensor_width: float = Field(36.0, gt=0)  # mm
     samples: int = Field(32, ge=1, le=65536)
-    denoise: bool = False
+    denoise: bool = True  # OpenImageDenoise at full quality (never at the preview tier)
+    view_transform: V(Domain("text", choices=VIEW_TRANSFORMS)) = "AgX"
+    look: V(Domain("text", choices=LOOKS)) = "None"  # Punchy and Greyscale are AgX's only
+    exposure: V(Domain("float", ge=-10, le=10)) = 0.0  # stops
+    gamma: V(Domain("float", gt=0, le=5)) = 1.0
     clip: tuple[float, float] = (0.01, 100.0)
     outputs: list[Literal[OUTPUTS]] = list(OUTPUTS)  # type: ignore[valid-type]
 

@@ -17,7 +17,8 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 from . import components as c
 from .components import Generator, Modifier, Randomizer, Sensor, StrictModel
 from .safe_yaml import MAX_NODES, safe_load
-from .values import FieldError, ParamRef, ValueSpec, check_param_ref
+from .values import (BUILTIN, GLOB_CHARS, Choice, FieldError, ParamRef, ValueSpec, check_param_ref, expand_entry,
+                     file_options)
 
 RECIPE_VERSION = 1
 
@@ -296,8 +297,9 @@ def check_recipe(recipe: Recipe, base_dir: Path | None, *, check_files: bool = T
                     why = check_param_ref(value, c.domain_of(comp, field), param)
                     if why:
                         problems.append((f"{where}.{field}", why))
-            for field, rel in comp.file_refs().items():
-                problems += _file_problems(f"{where}.{field}", rel, base_dir, check_files, root)
+            for field, spec in comp.file_refs().items():
+                problems += _file_set_problems(f"{where}.{field}", spec, c.FILE_DOMAINS[field], base_dir,
+                                               check_files, root)
     for where, rel in (("scene.base", recipe.scene.base), ("output.class_map", recipe.output.class_map)):
         if rel and root is not None:
             problems += _file_problems(where, rel, base_dir, False, root)
@@ -325,19 +327,49 @@ def _file_problems(where: str, rel: str, base_dir: Path | None, check_files: boo
     return []
 
 
+def _file_set_problems(where: str, spec, domain, base_dir: Path | None, check_files: bool,
+                       root: Path | None) -> list:
+    """A file set's entries: each must name something (with its pattern when it names nothing), and
+    nothing may leave ``root``."""
+    problems = []
+    for k, (entry, _) in enumerate(file_options(spec)):
+        at = f"{where}.choice[{k}]" if isinstance(spec, Choice) else where
+        if entry.startswith(BUILTIN):
+            continue
+        members = expand_entry(entry, domain, base_dir) if (check_files or root is not None) else []
+        if root is not None:
+            problems += [p for m in members or [entry] for p in _file_problems(at, m, base_dir, False, root)][:1]
+        if check_files and not members:
+            looked = resolve_path(entry, base_dir)
+            what = "matches" if GLOB_CHARS & set(entry) else "names"
+            hint = "" if GLOB_CHARS & set(entry) or looked.exists() else " (it does not exist)"
+            problems.append((at, f"{entry!r} {what} no {domain.what}{hint}: the set is empty (looked for {looked}); "
+                                 "paths are relative to the recipe file"))
+    return problems
+
+
 def map_paths(data: dict, change) -> dict:
-    """A copy of recipe data with ``change(path)`` applied to every file path it names."""
+    """A copy of recipe data with ``change(path, field)`` applied to every file path it names: the recipe's
+    own (field ``scene.base``, ``output.class_map``) and every entry of every file set (field ``source``,
+    ``hdri``, ...: a key of ``FILE_DOMAINS``), also inside ``choice`` lists. Blender's own files
+    (``blender:NAME``) are not paths and are left alone."""
     import copy
+
+    def one(path, field):
+        return path if not isinstance(path, str) or path.startswith(BUILTIN) else change(path, field)
 
     data = copy.deepcopy(data)
     for section in ("generators", "modifiers", "randomizers", "sensors"):
         for item in data.get(section, []):
             for key in c.FILE_FIELDS:
-                if item.get(key):
-                    item[key] = change(item[key])
+                value = item.get(key)
+                if isinstance(value, dict) and isinstance(value.get("choice"), list):
+                    value["choice"] = [one(v, key) for v in value["choice"]]
+                elif value:
+                    item[key] = one(value, key)
     for outer, inner in c.RECIPE_FILE_FIELDS:
         if (data.get(outer) or {}).get(inner):
-            data[outer][inner] = change(data[outer][inner])
+            data[outer][inner] = one(data[outer][inner], f"{outer}.{inner}")
     return data
 
 
@@ -346,7 +378,7 @@ def rebase_paths(data: dict, from_dir: Path, to_dir: Path) -> dict:
     (a recipe written somewhere else keeps naming the same files)."""
     import os
 
-    def rebase(rel: str) -> str:
+    def rebase(rel: str, field: str) -> str:
         if Path(rel).expanduser().is_absolute():
             return rel
         return Path(os.path.relpath(Path(from_dir) / rel, Path(to_dir))).as_posix()

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .values import ValueSpec, _plain
+from .values import Domain, ValueSpec, _plain, draw_file
 
 
 def _key_int(key: str) -> int:
@@ -39,6 +39,10 @@ class Stream:
         value = _plain(spec.sample(self.rng, self._sampler.job_index, self._sampler.params))
         self.record(field, value, item)
         return value
+
+    def draw_file(self, field: str, spec: ValueSpec, domain: Domain, base_dir, item: str | None = None) -> str:
+        """Draw one member of a file set (as written: relative to the recipe, or ``blender:NAME``) and log it."""
+        return self.record(field, draw_file(spec, domain, self.rng, base_dir), item)
 
     def record(self, field: str, value: Any, item: str | None = None) -> Any:
         """Log a value drawn directly from ``self.rng`` (positions, rotations, picks)."""

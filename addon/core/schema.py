@@ -163,6 +163,8 @@ ARG_NAMES = {"constant": ("value",), "uniform": ("low", "high"), "normal": ("mea
 
 def modes_for(domain: Domain) -> tuple[str, ...]:
     """The value forms a field of ``domain`` can take (what the panel offers)."""
+    if domain.kind == "file":
+        return ("constant", "choice")
     if domain.kind in ("text", "bool"):
         return ("constant", "choice", "param")
     if domain.kind == "int":
@@ -174,7 +176,9 @@ def modes_for(domain: Domain) -> tuple[str, ...]:
 
 def slot(domain: Domain, mode: str, position: int) -> str:
     """Which stored slot holds argument ``position`` of ``mode`` for a field of ``domain``:
-    f (float), i (int), v (3-vector), c (colour), text or flag. Clip bounds of ``normal`` are 2 and 3."""
+    f (float), i (int), v (3-vector), c (colour), text, path or flag. Clip bounds of ``normal`` are 2 and 3."""
+    if domain.kind == "file":
+        return "path"
     if mode == "randint" or (mode == "sweep_linspace" and position == 2):
         return "i"
     if mode in ("sweep_linspace", "sweep_arange"):
@@ -228,7 +232,7 @@ FIELD_HELP = {
     "size": "Bounding-box dimensions X, Y, Z in metres",
     "color": "Base colour red, green, blue in [0, 1] (linear)",
     "location": "Where the object's base centre stands (m), before randomizers move it",
-    "source": "A mesh file (.blend .obj .ply .stl .glb .gltf) or, for asset_dir, a folder of them",
+    "source": "Mesh files (.blend .obj .ply .stl .glb .gltf): a file, a folder, a glob or a choice; one drawn per object",
     "object": "Object or collection to take from the .blend (empty: all its meshes)",
     "weights": "Relative weight per asset file name (others weigh 1)",
     "objects": "Objects of this scene that the recipe labels and moves",
@@ -238,7 +242,48 @@ FIELD_HELP = {
     "saturation": "Saturation in [0, 1] (left out: the asset's own)",
     "value": "Brightness in [0, 1] (left out: the asset's own)",
     "material": "Material name, usually a choice of several from the library",
-    "library": "A .blend holding the materials (left out: materials of this file)",
+    "library": "A .blend holding the materials (left out: materials of this file); a set draws one per job",
+    "hue_shift": "Turns every hue by this fraction of the colour circle, also of textured colours",
+    "saturation_scale": "Multiplies the saturation, also of textured colours",
+    "value_scale": "Multiplies the brightness, also of textured colours",
+    "roughness_scale": "Multiplies the roughness (texture or value)",
+    "metallic_scale": "Multiplies the metallic amount (texture or value)",
+    "normal_scale": "Multiplies the strength of normal and bump maps",
+    "family": "Material family: plastic, painted_metal, brushed_metal, bare_metal, wood, stone, concrete, fabric, "
+              "rubber, ceramic, or random (domain-randomization textures)",
+    "procedural_material.color": "Main colour (left out: drawn from the family's colours)",
+    "roughness": "Surface roughness in [0, 1] (left out: the family's)",
+    "metallic": "Metallic amount in [0, 1] (left out: the family's)",
+    "procedural_material.scale": "Size of the pattern (larger: coarser)",
+    "bump": "Strength of the surface relief",
+    "per": "object: one material per object; slot: one per material slot",
+    "textures": "Texture set folders (ambientCG or Poly Haven map names): a folder of them, one, a glob or a choice",
+    "texture_set.scale": "Metres per texture tile",
+    "texture_set.rotation": "Rotation of the texture about the mapping axes (degrees)",
+    "shapes": "Primitive shapes the distractors take (when no source is given)",
+    "distractors.source": "Assets to use as distractors instead of primitives",
+    "distractors.size": "Largest dimension of each distractor (m)",
+    "distance": "Distance from the camera along its optical axis (m)",
+    "margin": "Fraction of the image kept free at each border",
+    "images": "Backplate images: a file, a folder, a glob or a choice",
+    "zoom": "Extra zoom beyond covering the image (1: just covers it)",
+    "flip": "Chance of a mirrored backplate",
+    "gain": "Brightness factor",
+    "white_balance": "Red, green, blue factors",
+    "vignetting": "Darkening at the image corners (fraction)",
+    "chromatic_shift": "Red and blue offset at the corners (px)",
+    "blur": "Gaussian blur sigma (px)",
+    "motion_blur": "Motion blur streak length (px)",
+    "motion_angle": "Motion blur direction (degrees)",
+    "noise": "Gaussian sensor noise sigma (fraction of full scale)",
+    "photons": "Poisson shot noise: photons at full scale (fewer: noisier)",
+    "jpeg_quality": "JPEG compression quality (1-100)",
+    "world.temperature": "White balance of the world light: blackbody temperature in kelvin",
+    "background": "What the camera sees behind the scene instead of the world (the lighting stays)",
+    "view_transform": "Colour management view transform (AgX by default; Standard clips highlights)",
+    "look": "Contrast look of the view transform (Punchy and Greyscale: AgX only)",
+    "exposure": "Exposure in stops",
+    "gamma": "Display gamma",
     "factor": "Uniform scale factor",
     "probability": "Chance that each object is hidden in a job",
     "position": "Where objects go: X, Y, Z in metres",
@@ -264,7 +309,8 @@ FIELD_HELP = {
     "temperature": "Colour temperature in kelvin",
     "world.color": "A plain background colour",
     "gradient": "A vertical background gradient: bottom and top colours",
-    "hdri": "An HDR environment image",
+    "hdri": "HDR environment images: a file, a folder, a glob, a choice, or blender:NAME (Blender's own: city, "
+            "courtyard, forest, interior, night, studio, sunrise, sunset; blender:* for all)",
     "strength": "Brightness of the background",
     "world.rotation": "Rotation of the HDR image about Z in degrees",
     "resolution": "Image width and height in pixels",
@@ -272,7 +318,7 @@ FIELD_HELP = {
     "fov": "Horizontal field of view in degrees (or give focal_length)",
     "sensor_width": "Sensor width in mm",
     "samples": "Cycles samples per pixel",
-    "denoise": "Denoise the image (labels are unaffected)",
+    "denoise": "Denoise full-quality renders with OpenImageDenoise (labels are unaffected)",
     "clip": "Nearest and farthest visible distance (m)",
     "outputs": "Image outputs written per frame (labels are always complete)",
     "description": "What this dataset is for",

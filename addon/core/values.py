@@ -16,12 +16,21 @@ Forms (YAML):
     {sweep_linspace: [a, b, n]}           job i takes linspace(a, b, n)[i % n]
     {sweep_arange: [a, b, step]}          job i takes arange(a, b, step)[i % len]
     ${name}                               the job's value of parameter `name`
+
+File fields (a :class:`Domain` of kind ``file``) take a *file set*: a path, a folder (its files of the
+field's types, or for folder fields its sub-folders), a glob (``hdri/*.exr``), or ``{choice: [...],
+weights: [...]}`` of those; relative to the recipe's folder. A field that accepts Blender's own HDRIs also
+takes ``blender:NAME`` (``blender:*`` for all of them). :func:`file_members` lists what a set can draw.
 """
 from __future__ import annotations
 
+import fnmatch
+import glob
 import math
+import os
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -40,7 +49,7 @@ class FieldError(ValueError):
 
 @dataclass(frozen=True)
 class Domain:
-    """What a field may hold. kind: float | int | vector | text | bool."""
+    """What a field may hold. kind: float | int | vector | text | bool | file."""
 
     kind: str
     ge: float | None = None
@@ -48,6 +57,9 @@ class Domain:
     gt: float | None = None
     size: int | None = None  # vector length
     choices: tuple[str, ...] | None = None  # allowed words for text
+    extensions: tuple[str, ...] = ()  # file: the file types a set may draw (lower case, with the dot)
+    folders: bool = False  # file: the set's members are folders (e.g. texture sets), not files
+    builtin: bool = False  # file: Blender's own HDRIs (blender:NAME) are accepted
 
     @property
     def numeric(self) -> bool:
@@ -56,6 +68,9 @@ class Domain:
     def describe(self) -> str:
         if self.kind == "text":
             return "one of " + ", ".join(self.choices) if self.choices else "a text"
+        if self.kind == "file":
+            return "a file set: a path, a folder, a glob or {choice: [...]}" + (
+                f" of {self.what}" if self.extensions or self.folders else "")
         bounds = []
         if self.gt is not None:
             bounds.append(f"> {self.gt:g}")
@@ -67,9 +82,26 @@ class Domain:
                 "bool": "true or false"}[self.kind]
         return what + (" " + " and ".join(bounds) if bounds else "")
 
+    @property
+    def what(self) -> str:
+        """What a file set's members are, in words."""
+        if self.folders:
+            return "folders"
+        return "files (" + ", ".join(self.extensions) + ("; or blender:NAME" if self.builtin else "") + ")"
+
     # -- literal checks -------------------------------------------------------------------------------
     def check_literal(self, value: Any, subpath: str = "") -> Any:
         """Return the value normalised for this domain or raise FieldError."""
+        if self.kind == "file":
+            if not isinstance(value, str) or not value.strip():
+                raise FieldError(f"must be a path, a folder or a glob (text), got {value!r}", subpath)
+            if value.startswith(BUILTIN):
+                if not self.builtin:
+                    raise FieldError(f"{value!r}: only HDRI fields take Blender's own images (blender:NAME)", subpath)
+                if not fnmatch.filter(BLENDER_WORLDS, value[len(BUILTIN):]):
+                    raise FieldError(f"{value!r} names none of Blender's HDRIs; use blender:NAME with NAME one of "
+                                     f"{', '.join(BLENDER_WORLDS)} (or blender:* for all)", subpath)
+            return value
         if self.kind == "bool":
             if isinstance(value, bool):
                 return value
@@ -398,6 +430,8 @@ def parse_value(data: Any, domain: Domain) -> ValueSpec:
         data = data.to_data()
     if isinstance(data, str):
         match = PARAM_REF.match(data)
+        if match and domain.kind == "file":
+            raise FieldError("a file field takes a path, a folder, a glob or {choice: [...]}, not a parameter")
         if match:
             return ParamRef(match.group(1))
         if "${" in data:
@@ -440,3 +474,69 @@ def check_param_ref(ref: ParamRef, domain: Domain, parameter) -> str | None:
         except FieldError as err:
             return f"parameter {ref.name!r} {end} {value:g}: {err.message}"
     return None
+
+
+# -- file sets ------------------------------------------------------------------------------------------
+BUILTIN = "blender:"
+# The world HDRIs Blender ships (datafiles/studiolights/world, the same names in 5.0 to 5.3).
+BLENDER_WORLDS = ("city", "courtyard", "forest", "interior", "night", "studio", "sunrise", "sunset")
+GLOB_CHARS = frozenset("*?[")
+
+
+def file_options(spec: ValueSpec) -> list[tuple[str, float]]:
+    """The entries of a file set as written, with their weights: a path/folder/glob, or each choice."""
+    if isinstance(spec, Choice):
+        weights = spec.extras.get("weights") or [1.0] * len(spec.values)
+        return list(zip(spec.values, weights))
+    return [(spec.to_data(), 1.0)]
+
+
+def _resolve(entry: str, base_dir: Path | None) -> Path:
+    path = Path(entry).expanduser()
+    return path if path.is_absolute() else (base_dir or Path.cwd()) / path
+
+
+def expand_entry(entry: str, domain: Domain, base_dir: Path | None) -> list[str]:
+    """What one entry of a file set can draw, sorted, written as the entry is (relative stays relative):
+    a file -> itself; a folder -> its files of the field's types (folder fields: its sub-folders, or the
+    folder itself when it has none); a glob -> its matches; ``blender:NAME`` -> the matching names."""
+    if entry.startswith(BUILTIN):
+        return [BUILTIN + name for name in fnmatch.filter(BLENDER_WORLDS, entry[len(BUILTIN):])]
+    path = _resolve(entry, base_dir)
+
+    def fits(p: Path) -> bool:
+        return p.is_dir() if domain.folders else (p.is_file() and p.suffix.lower() in domain.extensions)
+
+    if GLOB_CHARS & set(entry):
+        start = base_dir or Path.cwd()
+        matches = sorted(Path(m) for m in glob.glob(str(path), recursive=True) if fits(Path(m)))
+        if Path(entry).expanduser().is_absolute():
+            return [m.as_posix() for m in matches]
+        return [Path(os.path.relpath(m, start)).as_posix() for m in matches]
+    if path.is_dir() and not (domain.folders and not any(p.is_dir() for p in path.iterdir())):
+        return [(Path(entry) / p.name).as_posix() for p in sorted(path.iterdir()) if fits(p)]
+    return [entry] if fits(path) else []
+
+
+def file_members(spec: ValueSpec, domain: Domain, base_dir: Path | None) -> list[str]:
+    """Every member a file set can draw (the union over its entries, in order, without repeats)."""
+    out: list[str] = []
+    for entry, _ in file_options(spec):
+        out += [m for m in expand_entry(entry, domain, base_dir) if m not in out]
+    return out
+
+
+def draw_file(spec: ValueSpec, domain: Domain, rng: np.random.Generator, base_dir: Path | None) -> str:
+    """One member of a file set: an entry by its weight, then one of its members uniformly."""
+    entry = spec.sample(rng, 0, {})
+    members = expand_entry(entry, domain, base_dir)
+    if not members:
+        raise FileNotFoundError(f"{entry!r} names no {domain.what} (looked under {base_dir or Path.cwd()})")
+    return members[int(rng.integers(len(members)))] if len(members) > 1 else members[0]
+
+
+def resolve_member(member: str, base_dir: Path | None) -> Path:
+    """The path of a drawn member (not for ``blender:`` names, which the engine resolves)."""
+    if member.startswith(BUILTIN):
+        raise ValueError(f"{member!r} is one of Blender's own files; the engine resolves it")
+    return _resolve(member, base_dir)

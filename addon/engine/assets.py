@@ -30,6 +30,20 @@ class AssetError(Exception):
     pass
 
 
+def member_path(member: str, base_dir: Path | None) -> Path:
+    """The file of a drawn file-set member; ``blender:NAME`` is one of the world HDRIs Blender ships."""
+    from ..core.values import BUILTIN, resolve_member
+
+    if member.startswith(BUILTIN):
+        folder = bpy.utils.system_resource("DATAFILES", path="studiolights/world")
+        path = Path(folder or "") / f"{member[len(BUILTIN):]}.exr"
+        if not folder or not path.is_file():
+            raise AssetError(f"{member!r}: this Blender ({bpy.app.version_string}) has no {path.name} in its "
+                             "studio lights; use an HDRI file instead")
+        return path
+    return resolve_member(member, base_dir)
+
+
 def list_assets(directory: Path) -> list[Path]:
     if not directory.is_dir():
         raise AssetError(f"asset folder {str(directory)!r} does not exist")

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import bpy
 
-from ..core.recipe import Recipe, resolve_path
+from ..core.components import FILE_DOMAINS
+from ..core.recipe import Recipe
+from ..core.values import file_members
 from ..core.sampling import Sampler
 from . import assets as asset_lib
 from .materials import new_material, own_materials, set_base_color
@@ -114,10 +116,14 @@ def generate(recipe: Recipe, base_dir: Path | None, sampler: Sampler, collection
             made[gen.name] = objects
             continue
         count = stream.draw("count", gen.count)
-        if gen.kind == "asset_dir":
-            files = asset_lib.list_assets(resolve_path(gen.source, base_dir))
-            weights = [float((gen.weights or {}).get(f.stem, 1.0)) for f in files]
-            total = sum(weights)
+        if gen.kind == "distractors":
+            made[gen.name] = _distractors(gen, count, stream, base_dir, collection, cache, primitives)
+            continue
+        if gen.kind != "primitive":
+            members = file_members(gen.source, FILE_DOMAINS["source"], base_dir)
+            if not members:
+                raise GeneratorError(f"generators.{gen.name}.source: {gen.source.to_data()!r} names no asset file")
+            weights = [float((getattr(gen, "weights", None) or {}).get(Path(m).stem, 1.0)) for m in members]
         for i in range(count):
             item = f"{gen.name}.{i:03d}"
             if gen.kind == "primitive":
@@ -128,12 +134,8 @@ def generate(recipe: Recipe, base_dir: Path | None, sampler: Sampler, collection
                 own_materials(obj)
                 set_base_color(obj.material_slots[0].material, stream.draw("color", gen.color, item))
             else:
-                if gen.kind == "asset":
-                    path = resolve_path(gen.source, base_dir)
-                else:
-                    pick = int(stream.rng.choice(len(files), p=[w / total for w in weights]))
-                    path = files[pick]
-                    stream.record("asset", path.name, item)
+                member = _pick(members, weights, stream, item)
+                path = asset_lib.member_path(member, base_dir)
                 template = cache.get(path, getattr(gen, "object", None))
                 obj = asset_lib.instantiate(template, collection, item)
                 obj[GENERATOR_PROP] = gen.name
@@ -145,6 +147,43 @@ def generate(recipe: Recipe, base_dir: Path | None, sampler: Sampler, collection
             objects.append(obj)
         made[gen.name] = objects
     return made
+
+
+def _pick(members: list[str], weights: list[float], stream, item: str) -> str:
+    """One asset of a set for one object (recorded); a set of one draws nothing."""
+    if len(members) == 1:
+        return members[0]
+    total = sum(weights)
+    pick = members[int(stream.rng.choice(len(members), p=[w / total for w in weights]))]
+    return stream.record("asset", pick, item)
+
+
+def _distractors(gen, count: int, stream, base_dir, collection, cache, primitives) -> list:
+    """Unlabelled clutter: primitives (or assets) scaled to a drawn size, each with a procedural material."""
+    from .procedural import assign_material
+
+    members = file_members(gen.source, FILE_DOMAINS["source"], base_dir) if gen.source is not None else []
+    if gen.source is not None and not members:
+        raise GeneratorError(f"generators.{gen.name}.source: {gen.source.to_data()!r} names no asset file")
+    objects = []
+    for i in range(count):
+        item = f"{gen.name}.{i:03d}"
+        if members:
+            template = cache.get(asset_lib.member_path(_pick(members, [1.0] * len(members), stream, item), base_dir))
+            obj = asset_lib.instantiate(template, collection, item)
+        else:
+            shape = gen.shapes[int(stream.rng.integers(len(gen.shapes)))]
+            stream.record("shape", shape, item)
+            obj = _new_object(item, primitives.mesh(shape), collection, gen.name, None)
+            obj.scale = [float(x) for x in stream.rng.uniform(0.3, 1.0, size=3)]  # unit mesh, random proportions
+        obj[GENERATOR_PROP] = gen.name
+        obj.pop(CLASS_PROP, None)
+        bpy.context.view_layer.update()
+        size = stream.draw("size", gen.size, item)
+        obj.scale = [s * size / max(max(obj.dimensions), 1e-6) for s in obj.scale]
+        assign_material(obj, stream, item, family=stream.draw("family", gen.family, item))
+        objects.append(obj)
+    return objects
 
 
 def _scene_objects(gen) -> list:

@@ -14,8 +14,10 @@ import bpy
 import numpy as np
 from mathutils import Matrix, Quaternion, Vector
 
-from ..core.recipe import Recipe, resolve_path
+from ..core.components import FILE_DOMAINS
+from ..core.recipe import Recipe
 from ..core.sampling import Sampler, Stream
+from .assets import member_path
 
 log = logging.getLogger(__name__)
 FrameUpdate = Callable[[int], None]
@@ -261,14 +263,60 @@ def _world(rnd, made, stream, ctx):
         links.new(remap.outputs["Result"], mix.inputs["Factor"])
         links.new(mix.outputs["Result"], background.inputs["Color"])
     else:
-        path = resolve_path(rnd.hdri, ctx["base_dir"])
+        member = stream.draw_file("hdri", rnd.hdri, FILE_DOMAINS["hdri"], ctx["base_dir"])
         env, mapping, coords = (nodes.new(t) for t in ("ShaderNodeTexEnvironment", "ShaderNodeMapping",
                                                        "ShaderNodeTexCoord"))
-        env.image = bpy.data.images.load(str(path), check_existing=True)
+        env.image = bpy.data.images.load(str(member_path(member, ctx["base_dir"])), check_existing=True)
         mapping.inputs["Rotation"].default_value[2] = math.radians(stream.draw("rotation", rnd.rotation))
         links.new(coords.outputs["Generated"], mapping.inputs["Vector"])
         links.new(mapping.outputs["Vector"], env.inputs["Vector"])
         links.new(env.outputs["Color"], background.inputs["Color"])
+    if rnd.temperature is not None:  # white balance: the light tinted by a blackbody colour
+        tint, multiply = nodes.new("ShaderNodeBlackbody"), nodes.new("ShaderNodeMix")
+        multiply.data_type, multiply.blend_type = "RGBA", "MULTIPLY"
+        multiply.inputs[0].default_value = 1.0
+        tint.inputs["Temperature"].default_value = stream.draw("temperature", rnd.temperature)
+        source = background.inputs["Color"]
+        if source.is_linked:
+            links.new(source.links[0].from_socket, multiply.inputs[6])
+        else:
+            multiply.inputs[6].default_value = source.default_value
+        links.new(tint.outputs["Color"], multiply.inputs[7])
+        links.new(multiply.outputs[2], source)
+    if rnd.background is not None:  # the camera sees a plain colour; everything else sees the world
+        output = next(n for n in nodes if n.type == "OUTPUT_WORLD")
+        path, plain, mix = (nodes.new(t) for t in ("ShaderNodeLightPath", "ShaderNodeBackground",
+                                                   "ShaderNodeMixShader"))
+        plain.inputs["Color"].default_value = (*stream.draw("background", rnd.background), 1.0)
+        links.new(path.outputs["Is Camera Ray"], mix.inputs[0])
+        links.new(background.outputs[0], mix.inputs[1])
+        links.new(plain.outputs[0], mix.inputs[2])
+        links.new(mix.outputs[0], output.inputs["Surface"])
+
+
+def _pose_in_view(rnd, made, stream, ctx):
+    """Each target at a random pixel (inside the margins) and a drawn distance in front of the camera."""
+    cams = _cameras(rnd, ctx)[:1]
+    if not cams:
+        return
+    cam = cams[0]
+    bpy.context.view_layer.update()
+    width, height = cam["synthfarm_resolution"]
+    half_x = cam.data.sensor_width / (2.0 * cam.data.lens)  # tan of half the horizontal view (sensor fit: width)
+    half_y = half_x * height / width
+    margin = stream.draw("margin", rnd.margin)
+    for obj in _targets(rnd, made):
+        u, v = stream.rng.uniform(margin, 1 - margin, size=2)
+        depth = stream.draw("distance", rnd.distance, obj.name)
+        local = Vector(((2 * u - 1) * half_x, (2 * v - 1) * half_y, -1.0)) * depth
+        obj.location = cam.matrix_world @ local
+        _rotate(obj, rnd.rotation, stream.rng, stream)
+        stream.record("position", list(obj.location), obj.name)
+
+
+def _image_stage(rnd, made, stream, ctx):
+    """Backplates and image effects act on the rendered image; the runner draws them per frame."""
+    _cameras(rnd, ctx)  # an unknown sensor is an error now, not after the render
 
 
 def _targets(rnd, made) -> list:
@@ -277,7 +325,8 @@ def _targets(rnd, made) -> list:
 
 APPLY = {"pose_in_volume": _pose_in_volume, "scatter_on_surface": _scatter_on_surface,
          "physics_drop": _physics_drop, "camera_orbit": _camera_orbit, "camera_shell": _camera_shell,
-         "lights": _lights, "world": _world}
+         "lights": _lights, "world": _world, "pose_in_view": _pose_in_view, "backplate": _image_stage,
+         "image_effects": _image_stage}
 
 
 def apply_randomizers(recipe: Recipe, made: dict, sampler: Sampler, *, cameras: dict, collection, base_dir,

@@ -35,15 +35,37 @@ class FramePasses:
     resolution: tuple[int, int]  # (W, H)
 
 
+DEFAULT_VIEW = {"view_transform": "AgX", "look": "None", "exposure": 0.0, "gamma": 1.0}
+
+
+class RenderError(Exception):
+    pass
+
+
+def look_name(view_transform: str, look: str) -> str:
+    """Blender's name of a look for a view transform (AgX's looks carry its name; it calls the middle one
+    Base Contrast)."""
+    if look == "None":
+        return look
+    if view_transform == "AgX":
+        return "AgX - " + ("Base Contrast" if look == "Medium Contrast" else look)
+    if look in ("Punchy", "Greyscale"):
+        raise RenderError(f"look {look!r} exists for the AgX view transform only, not {view_transform!r}")
+    return look
+
+
 def configure(scene, *, resolution: tuple[int, int], samples: int, denoise: bool = False,
-              device: DeviceInfo | None = None, clip: tuple[float, float] | None = None) -> None:
-    """Cycles with the passes synthfarm reads, plain sRGB output, and a fixed noise seed."""
+              device: DeviceInfo | None = None, clip: tuple[float, float] | None = None, view: dict | None = None,
+              transparent: bool = False) -> None:
+    """Cycles with the passes synthfarm reads, the sensor's colour management (``view``: view_transform,
+    look, exposure, gamma; AgX by default), and a fixed noise seed. ``transparent``: the world is not seen
+    (a backplate goes behind), it still lights the scene."""
     render, cycles = scene.render, scene.cycles
     render.engine = "CYCLES"
     render.resolution_x, render.resolution_y = resolution
     render.resolution_percentage = 100
     render.pixel_aspect_x = render.pixel_aspect_y = 1.0
-    render.film_transparent = False
+    render.film_transparent = transparent
     render.use_persistent_data = True  # keeps scene data between renders of one process
     render.use_compositing = False
     render.use_sequencer = False
@@ -58,8 +80,11 @@ def configure(scene, *, resolution: tuple[int, int], samples: int, denoise: bool
     cycles.filter_width = min(cycles.filter_width, MAX_FILTER_WIDTH)
     if device is not None:
         cycles.device = "CPU" if device.kind == "CPU" else "GPU"
-    scene.view_settings.view_transform = "Standard"
-    scene.view_settings.look = "None"
+    view = {**DEFAULT_VIEW, **(view or {})}
+    settings = scene.view_settings
+    settings.view_transform = view["view_transform"]
+    settings.look = look_name(view["view_transform"], view["look"])
+    settings.exposure, settings.gamma = view["exposure"], view["gamma"]
     layer = scene.view_layers[0]
     layer.use_pass_z = layer.use_pass_normal = layer.use_pass_object_index = True
     if clip is not None and scene.camera is not None:
@@ -71,7 +96,7 @@ CHANGED_SETTINGS = {
     "render": ("engine", "resolution_x", "resolution_y", "resolution_percentage", "pixel_aspect_x", "pixel_aspect_y",
                "film_transparent", "use_persistent_data", "use_compositing", "use_sequencer"),
     "cycles": ("samples", "use_denoising", "denoiser", "seed", "use_animated_seed", "filter_width", "device"),
-    "view_settings": ("view_transform", "look"),
+    "view_settings": ("view_transform", "look", "exposure", "gamma"),
     "render.image_settings": ("media_type", "file_format", "color_mode", "color_depth", "compression", "exr_codec"),
     "view_layers[0]": ("use_pass_z", "use_pass_normal", "use_pass_object_index"),
 }
@@ -104,7 +129,7 @@ def _save(image, scene, path: Path, multilayer: bool) -> None:
     else:
         settings.media_type = "IMAGE"
         settings.file_format = "PNG"
-        settings.color_mode = "RGB"
+        settings.color_mode = "RGBA" if scene.render.film_transparent else "RGB"
         settings.color_depth = "8"
         settings.compression = 15
     image.save_render(str(path), scene=scene)

@@ -22,6 +22,7 @@ from ..core.sampling import Sampler
 from . import assets as asset_lib
 from . import devices, render, sensors
 from .generators import Primitives, generate, labelled_objects
+from .image_stages import apply_image_stages, image_stages
 from .labels import GeometryCache, frame_labels
 from .modifiers import apply_modifiers
 from .randomizers import apply_randomizers
@@ -58,6 +59,7 @@ class Runner:
         self.geometry = GeometryCache()
         self.device_preference, self.gpu_index = device, gpu_index
         self.use_current_scene = use_current_scene
+        self.base_dir: Path | None = None
         self.device: devices.DeviceInfo | None = None
         self.classes: list[str] = []
 
@@ -71,6 +73,7 @@ class Runner:
         return self.cache.datablocks() | self.primitives.pointers()
 
     def prepare(self, recipe: Recipe, base_dir: Path | None) -> None:
+        self.base_dir = base_dir
         base = resolve_path(recipe.scene.base, base_dir) if recipe.scene.base else None
         if self.base.prepare(base, self.use_current_scene):
             self.cache.clear()
@@ -137,11 +140,17 @@ class Runner:
         scene.camera = camera
         resolution = sensors.sensor_resolution(sensor, job.preview, recipe.output.preview.scale)
         samples = min(sensor.samples, recipe.output.preview.samples) if job.preview else sensor.samples
+        stages = image_stages(recipe, sensor.name)
         render.configure(scene, resolution=resolution, samples=samples, denoise=sensor.denoise and not job.preview,
-                         device=self.device, clip=tuple(sensor.clip))
+                         device=self.device, clip=tuple(sensor.clip), view=camera.get("synthfarm_view"),
+                         transparent=any(rnd.kind == "backplate" for rnd in stages))
         scratch.mkdir(parents=True, exist_ok=True)
         rgb_tmp = scratch / f"{job.id:010d}-{k:04d}-{sensor.name}.png"
         passes = render.render_frame(scene, rgb_tmp, scratch)
+        t_effects = time.perf_counter()
+        if stages:
+            apply_image_stages(stages, rgb_tmp, sampler, base_dir=self.base_dir, item=f"{sensor.name}/{k:04d}")
+        effects_seconds = time.perf_counter() - t_effects
         t_labels = time.perf_counter()
         class_ids = {name: i for i, name in enumerate(self.classes, start=1)}
         camera_info = sensors.camera_record(camera, scene)
@@ -161,7 +170,8 @@ class Runner:
                     "sampled": sampler.log, "camera": camera_info, "device": self.device.to_dict(),
                     "versions": versions(),
                     "timings": {"setup": report.timings.get("setup"), "render": passes.render_seconds,
-                                "passes_io": passes.write_seconds, "labels": labels_seconds}}
+                                "passes_io": passes.write_seconds, "effects": effects_seconds,
+                                "labels": labels_seconds}}
         t_write = time.perf_counter()
         outputs = set(sensor.outputs)
         writer.write_frame(

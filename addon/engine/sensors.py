@@ -15,6 +15,9 @@ from ..core.recipe import Recipe
 from ..core.sampling import Sampler
 
 
+VIEW_FIELDS = ("view_transform", "look", "exposure", "gamma")  # colour management, drawn per job
+
+
 def build_cameras(recipe: Recipe, sampler: Sampler, collection) -> dict:
     """One camera object per sensor, lens drawn from its stream. Returns {sensor name: object}."""
     cameras = {}
@@ -30,6 +33,8 @@ def build_cameras(recipe: Recipe, sampler: Sampler, collection) -> dict:
         else:
             data.lens = stream.draw("focal_length", sensor.focal_length) if sensor.focal_length else 35.0
         obj = bpy.data.objects.new(f"sensor_{sensor.name}", data)
+        obj["synthfarm_resolution"] = list(sensor.resolution)
+        obj["synthfarm_view"] = {field: stream.draw(field, getattr(sensor, field)) for field in VIEW_FIELDS}
         collection.objects.link(obj)
         obj.location = (0.0, -3.0, 1.5)
         cameras[sensor.name] = obj

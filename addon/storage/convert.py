@@ -287,7 +287,7 @@ def scene_recipe(scene, *, check_files: bool = True) -> Recipe:
 
 def absolute_blender_paths(data: dict, base: Path) -> dict:
     """Blender's ``//`` paths (from its file browser) become paths relative to the recipe folder."""
-    return map_paths(data, lambda p: os.path.relpath(bpy.path.abspath(p), base) if p.startswith("//") else p)
+    return map_paths(data, lambda p, field: os.path.relpath(bpy.path.abspath(p), base) if p.startswith("//") else p)
 
 
 def problems(scene) -> list[tuple[str, str]]:

@@ -122,6 +122,8 @@ class SYNTHFARM_PG_arg(PropertyGroup):
     c: FloatVectorProperty(name="Colour", size=3, subtype="COLOR", min=0.0, soft_max=1.0,
                            description="Red, green, blue in [0, 1] (linear)")
     text: StringProperty(name="Value", description="A word or a name")
+    path: StringProperty(name="Path", subtype="FILE_PATH", options=BLEND_RELATIVE,
+                         description="A file, a folder or a glob; relative paths start at the recipe folder")
     word: _word_enum(_arg_words)
     flag: BoolProperty(name="Value", description="True or false")
     weight: FloatProperty(name="Weight", default=1.0, min=0.0, description="Relative weight of this option")

@@ -127,8 +127,8 @@ def test_import_export_round_trip_rebases_paths(addon, tmp_path):
     exported = load_recipe(target)  # its paths must name the same files from the new folder
     original = load_recipe(ROOT / "assets/recipes/toybox.yaml")
     assert exported.generators[1].source != original.generators[1].source
-    assert (target.parent / exported.generators[1].source).resolve() == (
-        ROOT / "assets/recipes" / original.generators[1].source).resolve()
+    assert (target.parent / exported.generators[1].source.to_data()).resolve() == (
+        ROOT / "assets/recipes" / original.generators[1].source.to_data()).resolve()
     assert exported.model_copy(update={"generators": original.generators}).to_data() == original.to_data()
 
 
