@@ -72,8 +72,8 @@ def test_paths_are_rebased_to_the_blends_folder(tmp_path):
     text, base_dir = recipe_text_from_blend(blend)
     recipe = parse_recipe_text(text, base_dir, str(blend))  # checks that every named file exists
     original = load_recipe(TOYBOX)
-    sources = {g.name: (base_dir / g.source).resolve() for g in recipe.generators if getattr(g, "source", None)}
-    assert sources and sources == {g.name: (TOYBOX.parent / g.source).resolve()
+    sources = {g.name: (base_dir / g.source.to_data()).resolve() for g in recipe.generators if getattr(g, "source", None)}
+    assert sources and sources == {g.name: (TOYBOX.parent / g.source.to_data()).resolve()
                                    for g in original.generators if getattr(g, "source", None)}
 
 
@@ -91,7 +91,7 @@ def test_blender_relative_paths_become_recipe_paths(tmp_path):
     blend.parent.mkdir()
     save_blend(blend, {"Scene": recipe})
     thing = next(g for g in bpy.context.scene.synthfarm.generators if g.name == "thing")
-    next(f for f in thing.fields if f.key == "source").path = "//../assets/thing.obj"  # Blender's file browser
+    next(f for f in thing.fields if f.key == "source").args[0].path = "//../assets/thing.obj"  # Blender's file browser
     bpy.ops.wm.save_mainfile()
     text, base_dir = recipe_text_from_blend(blend)
     source = next(g for g in yaml.safe_load(text)["generators"] if g["name"] == "thing")["source"]
