@@ -135,7 +135,7 @@ def render_on_farm(recipe_path: Path, jobs: int, out: Path, *, seed: int = 0, pr
     summary.seconds = time.perf_counter() - start
     writer = DatasetWriter(out)
     writer.finalize({"jobs": len(writer.completed_jobs()), "jobs_requested": jobs,
-                     "frames_per_job": 1 if preview else recipe.frames, "sensors": [s.name for s in recipe.sensors]})
+                     "frames_per_job": 1 if preview else recipe.frames, "sensors": [v for v, _ in recipe.views()]})
     if not summary.interrupted and not summary.jobs_failed:
         summary.exports = export_for_recipe(recipe, recipe_dir, out)
     return summary

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Iterator, Literal, Optional, Union, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
 
+from . import values as value_specs
 from .values import Domain, ValueSpec, parse_value
 
 
@@ -65,6 +66,8 @@ def FileSet(field: str):  # noqa: N802 - reads as a type
 
 PRIMITIVE_SHAPES = ("cube", "sphere", "cylinder", "cone", "torus", "plane", "monkey")
 Targets = Annotated[list[str], Field(min_length=1)]
+LIST_REFS = ("targets", "must_see")  # fields holding lists of generator names
+CAMERA_MOVERS = ("camera_orbit", "camera_shell", "camera_path", "camera_shake")  # move a rig's root camera
 Point = Union[str, tuple[float, float, float]]  # a generator name or a point [x, y, z]
 
 
@@ -74,11 +77,11 @@ class Component(StrictModel):
     def generator_refs(self) -> dict[str, list[str]]:
         """Fields that name generators: {field: [names]}."""
         refs: dict[str, list[str]] = {}
-        for field in ("targets", "into", "surface", "look_at"):
+        for field in ("targets", "into", "surface", "look_at", "must_see", "focus_on"):
             value = getattr(self, field, None)
             if isinstance(value, str):
                 refs[field] = [value]
-            elif field == "targets" and value:
+            elif field in LIST_REFS and value:
                 refs[field] = list(value)
         return refs
 
@@ -246,11 +249,25 @@ Modifier = Annotated[Union[ColorVariation, ProceduralMaterial, TextureSet, Mater
 
 
 # -- randomizers --------------------------------------------------------------------------------------
-class PoseInVolume(Component):
+class Placement(Component):
+    """What a placement does when an object finds no free pose in ``max_tries`` draws: ``hide`` it (the
+    shortfall is recorded in the metadata) or stop the job with an ``error``."""
+
+    max_tries: int = Field(200, ge=1, le=100000)
+    on_shortfall: Literal["hide", "error"] = "hide"
+
+
+class PoseInVolume(Placement):
+    """Poses drawn in a volume; with ``avoid_collisions`` a pose that touches any object already in the
+    scene (the base .blend, containers, objects other randomizers placed) is drawn again (off by default:
+    poses in a volume may float through things, as they always did)."""
+
     kind: Literal["pose_in_volume"]
     targets: Targets
     position: V(VEC3) = {"uniform": [[-0.5, -0.5, 0.0], [0.5, 0.5, 1.0]]}
     rotation: Literal["uniform", "yaw", "none"] = "uniform"  # uniform = uniform over SO(3)
+    avoid_collisions: bool = False
+    gap: V(NONNEG) = 0.0
 
 
 class PoseInView(Component):
@@ -265,8 +282,9 @@ class PoseInView(Component):
     rotation: Literal["uniform", "yaw", "none"] = "uniform"
 
 
-class ScatterOnSurface(Component):
-    """Places targets on the top of ``surface`` (or the ground plane z=0) without overlaps."""
+class ScatterOnSurface(Placement):
+    """Places targets resting on the upward faces of ``surface``'s meshes (or on the plane z = area[2] within
+    ``area``), clear of every object already in the scene."""
 
     kind: Literal["scatter_on_surface"]
     targets: Targets
@@ -274,7 +292,8 @@ class ScatterOnSurface(Component):
     area: V(Domain("vector", size=3, ge=0)) = [1.0, 1.0, 0.0]  # x, y extent used when no surface is named
     gap: V(NONNEG) = 0.01
     yaw: bool = True
-    max_tries: int = Field(200, ge=1)
+    max_slope: float = Field(30.0, ge=0, le=89)  # degrees: faces steeper than this are not "up"
+    align_to_normal: bool = False  # stand objects along the face normal (sloped surfaces) instead of +Z
 
 
 class PhysicsDrop(Component):
@@ -288,9 +307,25 @@ class PhysicsDrop(Component):
     height: V(NONNEG) = {"uniform": [0.3, 0.8]}
     spread: V(NONNEG) = 0.15
     seconds: float = Field(2.0, gt=0, le=60)
+    mass: V(POSITIVE) = 1.0  # kg, per object
+    friction: V(UNIT) = 0.5
+    restitution: V(UNIT) = 0.0  # bounciness
 
 
-class CameraOrbit(Component):
+class Looking(Component):
+    """A camera randomizer that must see something: with ``must_see``, a pose is drawn again (up to
+    ``max_draws``) until the objects of those generators are in view and visible enough, judged from their
+    geometry (no render). The rejected draws are logged; when none passes, the best one is kept and the
+    shortfall recorded."""
+
+    must_see: list[str] = []
+    min_visible: float = Field(0.5, ge=0, le=1)
+    min_in_frame: float = Field(0.9, ge=0, le=1)
+    min_pixels: int = Field(0, ge=0)
+    see_all: bool = True
+    max_draws: int = Field(20, ge=1, le=1000)
+
+class CameraOrbit(Looking):
     kind: Literal["camera_orbit"]
     sensor: Optional[str] = None  # which camera; all when omitted
     radius: V(POSITIVE) = 2.0
@@ -309,7 +344,7 @@ class OnShell(Component):
     look_at: Point = (0.0, 0.0, 0.0)
 
 
-class CameraShell(OnShell):
+class CameraShell(OnShell, Looking):
     kind: Literal["camera_shell"]
     sensor: Optional[str] = None
 
@@ -380,22 +415,83 @@ class ImageEffects(Component):
     jpeg_quality: Optional[V(Domain("int", ge=1, le=100))] = None
 
 
+class ObjectMotion(Component):
+    """Targets move during a sequence: each at its own drawn velocity (m/s) and spin (degrees/s about
+    x, y, z), from where the randomizers before this one left it."""
+
+    kind: Literal["object_motion"]
+    targets: Targets
+    velocity: V(VEC3) = {"uniform": [[-0.2, -0.2, 0.0], [0.2, 0.2, 0.0]]}
+    spin: V(VEC3) = 0.0
+
+
+class CameraPath(Looking):
+    """The camera travels during a sequence from ``start`` to ``end``: a straight dolly, or a smooth spline
+    through ``via`` as well; it aims at ``look_at`` (left out: along the path)."""
+
+    kind: Literal["camera_path"]
+    sensor: Optional[str] = None
+    start: V(VEC3) = [0.0, -3.0, 1.5]
+    end: V(VEC3) = [1.0, -2.5, 1.5]
+    via: Optional[V(VEC3)] = None
+    look_at: Optional[Point] = (0.0, 0.0, 0.0)
+
+
+class CameraShake(Component):
+    """Hand-held shake on top of the camera's pose in every frame: smooth random offsets (metres) and
+    rotations (degrees) at about ``frequency`` Hz."""
+
+    kind: Literal["camera_shake"]
+    sensor: Optional[str] = None
+    amplitude: V(NONNEG) = 0.01
+    angle: V(NONNEG) = 0.5
+    frequency: V(POSITIVE) = 2.0
+
+
 Randomizer = Annotated[Union[PoseInVolume, PoseInView, ScatterOnSurface, PhysicsDrop, CameraOrbit, CameraShell, Lights,
-                             World, Backplate, ImageEffects], Field(discriminator="kind")]
+                             World, Backplate, ImageEffects, ObjectMotion, CameraPath, CameraShake],
+                       Field(discriminator="kind")]
 
 
 # -- sensors ------------------------------------------------------------------------------------------
 # Image outputs written per frame. The labels (boxes2d, boxes3d, pose6d, keypoints) are always complete in the
-# annotation files; naming them here is allowed, for recipes that list what they use.
+# annotation files; naming them here is allowed, for recipes that list what they use. ``flow`` (forward and
+# backward optical flow), ``disparity`` (stereo sensors: the left view's) and ``video`` (an MP4 per job) are
+# asked for by name.
 OUTPUTS = ("rgb", "depth", "normals", "instance_mask", "semantic_mask", "boxes2d", "boxes3d", "pose6d")
+EXTRA_OUTPUTS = ("flow", "disparity", "video")
+LENS_MODELS = ("pinhole", "brown_conrady", "fisheye")
+COEFFICIENTS = {"pinhole": (), "brown_conrady": ("k1", "k2", "p1", "p2", "k3"), "fisheye": ("k1", "k2", "k3", "k4")}
 
 
 class Camera(Component):
+    """A camera. Lens: pinhole, or OpenCV's Brown-Conrady (k1, k2, k3, p1, p2) or fisheye (Kannala-Brandt
+    k1..k4) distortion; the image and every label follow it. A camera with ``mount`` is fixed to another
+    sensor (a rig) at ``mount_offset`` (metres) and ``mount_rotation`` (degrees, XYZ) in that sensor's
+    OpenCV frame (x right, y down, z forward), and moves with it. ``stereo_baseline`` makes this sensor
+    the left view of a rectified pair; the right view is the sensor ``<name>_right``, offset along x."""
+
     kind: Literal["camera"]
     resolution: tuple[Annotated[int, Field(ge=4, le=16384)], Annotated[int, Field(ge=4, le=16384)]] = (640, 480)
     focal_length: Optional[V(POSITIVE)] = None  # mm
     fov: Optional[V(Domain("float", gt=0, le=179))] = None  # horizontal field of view, degrees
     sensor_width: float = Field(36.0, gt=0)  # mm
+    principal_point: tuple[float, float] = (0.0, 0.0)  # offset from the image centre in pixels, x right, y down
+    lens_model: Literal[LENS_MODELS] = "pinhole"  # type: ignore[valid-type]
+    k1: V(REAL) = 0.0
+    k2: V(REAL) = 0.0
+    k3: V(REAL) = 0.0
+    k4: V(REAL) = 0.0
+    p1: V(REAL) = 0.0
+    p2: V(REAL) = 0.0
+    fstop: Optional[V(POSITIVE)] = None  # depth of field (aperture f-number); none: everything sharp
+    focus_distance: Optional[V(POSITIVE)] = None  # metres
+    focus_on: Optional[str] = None  # a generator whose first object is in focus
+    shutter: float = Field(0.0, ge=0, le=1)  # motion blur: open time in frames (0: none)
+    mount: Optional[str] = None
+    mount_offset: V(VEC3) = 0.0
+    mount_rotation: V(VEC3) = 0.0
+    stereo_baseline: Optional[float] = Field(None, gt=0, le=100)  # metres
     samples: int = Field(32, ge=1, le=65536)
     denoise: bool = True  # OpenImageDenoise at full quality (never at the preview tier)
     view_transform: V(Domain("text", choices=VIEW_TRANSFORMS)) = "AgX"
@@ -403,7 +499,7 @@ class Camera(Component):
     exposure: V(Domain("float", ge=-10, le=10)) = 0.0  # stops
     gamma: V(Domain("float", gt=0, le=5)) = 1.0
     clip: tuple[float, float] = (0.01, 100.0)
-    outputs: list[Literal[OUTPUTS]] = list(OUTPUTS)  # type: ignore[valid-type]
+    outputs: list[Literal[OUTPUTS + EXTRA_OUTPUTS]] = list(OUTPUTS)  # type: ignore[valid-type]
 
     @model_validator(mode="after")
     def _lens(self):
@@ -411,7 +507,27 @@ class Camera(Component):
             raise ValueError("give focal_length or fov, not both")
         if not 0 < self.clip[0] < self.clip[1]:
             raise ValueError(f"clip must be [near, far] with 0 < near < far, got {list(self.clip)}")
+        used = COEFFICIENTS[self.lens_model]
+        for name in ("k1", "k2", "k3", "k4", "p1", "p2"):
+            value = getattr(self, name)
+            if name not in used and not (isinstance(value, value_specs.Literal) and value.value == 0):
+                raise ValueError(f"{name}: a {self.lens_model} lens has no {name} (its coefficients: "
+                                 f"{', '.join(used) or 'none'}); leave it out or choose another lens_model")
+        if self.focus_distance is not None and self.focus_on is not None:
+            raise ValueError("give focus_distance or focus_on, not both")
+        if (self.focus_distance is not None or self.focus_on is not None) and self.fstop is None:
+            raise ValueError("focus_distance/focus_on need fstop (the aperture) for depth of field")
+        if self.stereo_baseline is not None and self.lens_model != "pinhole":
+            raise ValueError("stereo_baseline makes a rectified pair: use lens_model pinhole")
+        if "disparity" in self.outputs and self.stereo_baseline is None:
+            raise ValueError("outputs: disparity needs stereo_baseline (a stereo pair)")
+        if self.mount is not None and self.mount == self.name:
+            raise ValueError("mount: a sensor cannot be mounted on itself")
         return self
+
+    def views(self) -> list[str]:
+        """The images this sensor makes per frame: its own, and ``<name>_right`` for a stereo pair."""
+        return [self.name, f"{self.name}_right"] if self.stereo_baseline else [self.name]
 
 
 Sensor = Annotated[Union[Camera], Field(discriminator="kind")]

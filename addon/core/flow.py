@@ -30,15 +30,11 @@ def flow_through_view(view, flow_render: np.ndarray) -> np.ndarray:
     takes its render pixel's motion, and both ends are projected through the lens."""
     if view.identity:
         return flow_render
-    h, w = view.rows.shape
-    start = np.stack([view.map_x, view.map_y], axis=-1)
-    moved = start + view.nearest(flow_render)
-    xy = view.source.from_pixels(moved)
-    end = view.lens.to_pixels(view.lens.distort(xy))
-    centres = view.lens.pixel_centres()
-    out = (end - centres).astype(np.float32)
+    moved = view.start + view.nearest(flow_render)
+    end = view.lens.to_pixels(view.lens.distort(view.source.from_pixels(moved)))
+    out = (end - view.lens.pixel_centres()).astype(np.float32)
     out[view.rows < 0] = 0.0
-    return out.reshape(h, w, 2)
+    return out
 
 
 def warp(image: np.ndarray, flow: np.ndarray, nearest: bool = False) -> np.ndarray:

@@ -6,12 +6,15 @@ so one pixel at (c, r) has the box [c, r, 1, 1]. Camera convention: OpenCV (x ri
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
 from pycocotools import mask as coco_mask
 
 from .raster import rasterize
+
+if TYPE_CHECKING:
+    from .lens import Lens, View
 
 # Blender cameras look down their local -Z with +Y up; OpenCV cameras look down +Z with +Y down.
 BLENDER_TO_OPENCV = np.diag([1.0, -1.0, -1.0, 1.0])
@@ -104,26 +107,33 @@ def _to_pixels(K: np.ndarray, cam_points: np.ndarray) -> np.ndarray:
 
 
 def geometry_labels(K, world_to_cam, resolution: tuple[int, int], triangles: np.ndarray, matrix_world,
-                    local_lo, local_hi, near: float = 1e-4) -> dict:
+                    local_lo, local_hi, near: float = 1e-4, view: "View | None" = None) -> dict:
     """Labels of one object computed from its evaluated triangles (world space, (T, 3, 3)) and transform.
 
     Triangles with a corner behind the camera's near plane are left out of the amodal area (an object
-    that reaches behind the camera is rare in datasets; its amodal area is then underestimated)."""
+    that reaches behind the camera is rare in datasets; its amodal area is then underestimated).
+    With a distorting ``view`` (see :mod:`.lens`), points go through its lens and the amodal mask is
+    rasterised in its pinhole render and remapped like the rendered ids."""
     K, world_to_cam, matrix_world = (np.asarray(m, dtype=float) for m in (K, world_to_cam, matrix_world))
     width, height = resolution
     cam_tris = _to_camera(world_to_cam, np.asarray(triangles, dtype=float).reshape(-1, 3)).reshape(-1, 3, 3)
     front = (cam_tris[..., 2] > near).all(axis=1)
-    px_tris = _to_pixels(K, cam_tris[front])
+    if view is not None and not view.identity:
+        labels = _distorted_amodal(view, cam_tris[front])
+    else:
+        labels = _amodal(K, cam_tris[front], width, height)
+    return {**labels, **_pose_labels(K, world_to_cam, matrix_world, local_lo, local_hi, near, view)}
+
+
+def _amodal(K, front_tris, width, height) -> dict:
+    px_tris = _to_pixels(K, front_tris)
     labels: dict = {"amodal_pixels": 0, "amodal_bbox": None, "amodal_bbox_unclipped": None,
                     "amodal_segmentation": None, "truncation": 1.0}
     if len(px_tris):
         pts = px_tris.reshape(-1, 2)
         x0, y0 = pts.min(axis=0)
         x1, y1 = pts.max(axis=0)
-        labels["amodal_bbox_unclipped"] = [float(x0), float(y0), float(x1 - x0), float(y1 - y0)]
-        cx0, cy0, cx1, cy1 = max(x0, 0.0), max(y0, 0.0), min(x1, float(width)), min(y1, float(height))
-        if cx1 > cx0 and cy1 > cy0:
-            labels["amodal_bbox"] = [float(cx0), float(cy0), float(cx1 - cx0), float(cy1 - cy0)]
+        labels["amodal_bbox_unclipped"], labels["amodal_bbox"] = _boxes(pts, width, height)
         inside = rasterize(px_tris, width, height)
         labels["amodal_pixels"] = int(inside.sum())
         if labels["amodal_pixels"]:
@@ -136,6 +146,50 @@ def geometry_labels(K, world_to_cam, resolution: tuple[int, int], triangles: np.
             labels["truncation"] = float(1.0 - labels["amodal_pixels"] / max(total, labels["amodal_pixels"]))
         elif labels["amodal_pixels"]:
             labels["truncation"] = 0.0
+    return labels
+
+
+def _boxes(points: np.ndarray, width: int, height: int) -> tuple[list | None, list | None]:
+    """(unclipped, clipped) [x, y, w, h] boxes of pixel points."""
+    if not len(points):
+        return None, None
+    x0, y0 = points.min(axis=0)
+    x1, y1 = points.max(axis=0)
+    cx0, cy0, cx1, cy1 = max(x0, 0.0), max(y0, 0.0), min(x1, float(width)), min(y1, float(height))
+    clipped = [float(cx0), float(cy0), float(cx1 - cx0), float(cy1 - cy0)] if cx1 > cx0 and cy1 > cy0 else None
+    return [float(x0), float(y0), float(x1 - x0), float(y1 - y0)], clipped
+
+
+def _distorted_amodal(view, front_tris) -> dict:
+    """Amodal labels through a distorting lens: the box from the vertices through the lens, the mask
+    rasterised in the pinhole render and remapped (nearest) like the ids, truncation measured in the render
+    against the image's footprint there."""
+    width, height = view.lens.size
+    points, valid = view.lens.project(front_tris.reshape(-1, 3))
+    unclipped, clipped = _boxes(points[valid], width, height)
+    labels: dict = {"amodal_pixels": 0, "amodal_bbox": clipped, "amodal_bbox_unclipped": unclipped,
+                    "amodal_segmentation": None, "truncation": 1.0}
+    if not len(front_tris):
+        return labels
+    Wr, Hr = view.source.size
+    render_tris = _to_pixels(view.source.K, front_tris)
+    inside = np.asfortranarray(view.nearest(rasterize(render_tris, Wr, Hr)))
+    labels["amodal_pixels"] = int(inside.sum())
+    if labels["amodal_pixels"]:
+        labels["amodal_segmentation"] = rle_encode(inside)
+        pts = render_tris.reshape(-1, 2)
+        ox, oy = (int(np.floor(max(v, -2 * s))) for v, s in zip(pts.min(axis=0), (Wr, Hr)))
+        ex, ey = (int(np.ceil(min(v, 3 * s))) for v, s in zip(pts.max(axis=0), (Wr, Hr)))
+        ox, oy, ex, ey = min(ox, 0), min(oy, 0), max(ex, Wr), max(ey, Hr)
+        whole = rasterize(render_tris, ex - ox, ey - oy, origin=(ox, oy))
+        seen = whole[-oy:-oy + Hr, -ox:-ox + Wr] & view.covered()
+        labels["truncation"] = float(1.0 - seen.sum() / max(int(whole.sum()), 1))
+    return labels
+
+
+def _pose_labels(K, world_to_cam, matrix_world, local_lo, local_hi, near, view) -> dict:
+    """Pose (object-to-camera R, t), size, distance and the 3D box in object, camera and image space."""
+    labels: dict = {}
     # pose: object-to-camera rotation (scale removed) and translation, OpenCV camera
     linear = matrix_world[:3, :3]
     scale = np.linalg.norm(linear, axis=0)
@@ -150,9 +204,19 @@ def geometry_labels(K, world_to_cam, resolution: tuple[int, int], triangles: np.
         "size": ((np.asarray(local_hi, float) - np.asarray(local_lo, float)) * scale).tolist(),
         "distance": float(np.linalg.norm(centre_cam)),
         "box3d": {"object": corners_obj.tolist(), "camera": corners_cam.tolist(),
-                  "image": _to_pixels(K, corners_cam).tolist() if (corners_cam[:, 2] > near).all() else None},
+                  "image": _image_points(K, view, corners_cam, near)},
     })
     return labels
+
+
+def _image_points(K, view, cam_points: np.ndarray, near: float) -> list | None:
+    """Pixels of camera points through the view's lens, or None unless every point projects."""
+    if not (cam_points[:, 2] > near).all():
+        return None
+    if view is None or view.identity:
+        return _to_pixels(K, cam_points).tolist()
+    pixels, valid = view.lens.project(cam_points)
+    return pixels.tolist() if valid.all() else None
 
 
 def visibility(visible_pixels: int, amodal_pixels: int) -> float:
@@ -163,7 +227,7 @@ def visibility(visible_pixels: int, amodal_pixels: int) -> float:
 
 
 def keypoint_labels(K, world_to_cam, points: dict[str, list[float]], index: np.ndarray, depth: np.ndarray,
-                    instance_id: int) -> list[dict]:
+                    instance_id: int, lens: "Lens | None" = None) -> list[dict]:
     """COCO-style keypoints: v = 2 visible, 1 in the image but hidden (by another object or the object's
     own surface), 0 outside the image or behind the camera (then x = y = 0)."""
     K, world_to_cam = np.asarray(K, float), np.asarray(world_to_cam, float)
@@ -174,7 +238,13 @@ def keypoint_labels(K, world_to_cam, points: dict[str, list[float]], index: np.n
         if cam[2] <= 0:
             out.append({"name": name, "x": 0.0, "y": 0.0, "v": 0})
             continue
-        x, y = _to_pixels(K, cam[None])[0]
+        if lens is not None and lens.distorted:
+            (x, y), ok = (a[0] for a in lens.project(cam[None]))
+            if not ok:
+                out.append({"name": name, "x": 0.0, "y": 0.0, "v": 0})
+                continue
+        else:
+            x, y = _to_pixels(K, cam[None])[0]
         col, row = int(np.floor(x)), int(np.floor(y))
         if not (0 <= col < width and 0 <= row < height):
             out.append({"name": name, "x": 0.0, "y": 0.0, "v": 0})

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -94,8 +95,10 @@ class Lens:
             rd = np.linalg.norm(xy_d, axis=-1)
             theta = rd.copy()
             for _ in range(NEWTON_STEPS):
-                theta = theta - (_theta_d(theta, self.coeffs) - rd) / _theta_d_slope(theta, self.coeffs)
-                theta = np.clip(theta, 0.0, math.pi / 2)
+                step = (_theta_d(theta, self.coeffs) - rd) / _theta_d_slope(theta, self.coeffs)
+                theta = np.clip(theta - step, 0.0, math.pi / 2)
+                if np.abs(step).max(initial=0.0) < 1e-14:
+                    break
             valid = (np.abs(_theta_d(theta, self.coeffs) - rd) < 1e-9 * np.maximum(1, rd)) & (theta < self._limit) \
                 & (theta < math.pi / 2 - 1e-6)
             scale = np.divide(np.tan(theta), rd, out=np.ones_like(rd), where=rd > 1e-12)
@@ -103,6 +106,8 @@ class Lens:
         xy = xy_d.copy()
         for _ in range(NEWTON_STEPS):
             residual = self.distort(xy) - xy_d
+            if np.abs(residual).max(initial=0.0) < 1e-13:
+                break
             j = self._jacobian(xy)
             det = j[..., 0, 0] * j[..., 1, 1] - j[..., 0, 1] * j[..., 1, 0]
             det = np.where(np.abs(det) < 1e-12, 1e-12, det)
@@ -220,18 +225,64 @@ class View:
         """Ids, masks, depth, normals: every output pixel copies one render pixel (never blended)."""
         if self.identity:
             return image
-        out = image[self.rows.clip(0), self.cols.clip(0)]
-        out[self.rows < 0] = fill
+        flat = image.reshape(-1, *image.shape[2:])
+        out = np.take(flat, self._flat, axis=0).reshape(*self.rows.shape, *image.shape[2:])
+        if self._outside.any():
+            out[self._outside] = fill
         return out
 
+    @cached_property
+    def _flat(self) -> np.ndarray:
+        return (self.rows.clip(0) * self.source.size[0] + self.cols.clip(0)).ravel()
+
+    @cached_property
+    def _outside(self) -> np.ndarray:
+        return self.rows < 0
+
+    @cached_property
+    def start(self) -> np.ndarray:
+        """Each output pixel's exact position in the render, (H, W, 2)."""
+        return np.stack([self.map_x, self.map_y], axis=-1)
+
     def linear(self, image: np.ndarray) -> np.ndarray:
-        """Colour: bilinear resampling (OpenCV's remap; its pixel centres are on integers)."""
+        """Colour: bilinear resampling between the four render pixels around each position, with OpenCV's
+        remap where OpenCV is installed (farm workers, the command), else with numpy (inside Blender)."""
         if self.identity:
             return image
+        try:
+            import cv2
+        except ImportError:
+            return self.linear_numpy(image)
+        return cv2.remap(image, *self._cv_maps, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+    @cached_property
+    def _cv_maps(self):
         import cv2
 
-        return cv2.remap(image, (self.map_x - 0.5).astype(np.float32), (self.map_y - 0.5).astype(np.float32),
-                         cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        return cv2.convertMaps((self.map_x - 0.5).astype(np.float32), (self.map_y - 0.5).astype(np.float32),
+                               cv2.CV_16SC2)
+
+    def linear_numpy(self, image: np.ndarray) -> np.ndarray:
+        index, weights = self._bilinear
+        flat = image.reshape(-1, *image.shape[2:]).astype(np.float32)
+        out = sum(np.take(flat, i, axis=0) * (w if image.ndim == 2 else w[:, None]) for i, w in zip(index, weights))
+        out = out.reshape(*self.rows.shape, *image.shape[2:])
+        if np.issubdtype(image.dtype, np.integer):
+            out = np.clip(np.rint(out), np.iinfo(image.dtype).min, np.iinfo(image.dtype).max)
+        return out.astype(image.dtype)
+
+    @cached_property
+    def _bilinear(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Flat indices and weights of the four neighbours of every output pixel (edges clamped)."""
+        w, h = self.source.size
+        x, y = (self.map_x - 0.5).ravel(), (self.map_y - 0.5).ravel()  # pixel centres on integers
+        x0, y0 = np.floor(x), np.floor(y)
+        fx, fy = (x - x0).astype(np.float32), (y - y0).astype(np.float32)
+        cols = [np.clip(x0 + d, 0, w - 1).astype(np.int64) for d in (0, 1)]
+        rows = [np.clip(y0 + d, 0, h - 1).astype(np.int64) for d in (0, 1)]
+        index = [rows[a] * w + cols[b] for a in (0, 1) for b in (0, 1)]
+        weights = [(1 - fy) * (1 - fx), (1 - fy) * fx, fy * (1 - fx), fy * fx]
+        return index, weights
 
     def covered(self) -> np.ndarray:
         """Render pixels (H_r, W_r) whose centre lands inside the output image (the output's footprint in
@@ -281,3 +332,11 @@ def render_view(lens: Lens, max_pixels: float = MAX_RENDER_PIXELS) -> View:
     outside = (cols < 0) | (cols >= Wr) | (rows < 0) | (rows >= Hr)
     rows[outside], cols[outside] = -1, -1
     return View(lens, source, uv[..., 0], uv[..., 1], rows, cols)
+
+
+def stereo_disparity(fx: float, baseline: float, depth: np.ndarray) -> np.ndarray:
+    """Disparity of a rectified pair's left view in pixels: d = fx * baseline / z (0 where nothing is hit).
+    The point seen at the centre of left pixel (c, r) is seen in the right view at x = c + 0.5 - d."""
+    with np.errstate(divide="ignore"):
+        d = fx * baseline / np.asarray(depth, dtype=np.float64)
+    return np.where(np.isfinite(d), d, 0.0).astype(np.float32)

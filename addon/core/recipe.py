@@ -151,6 +151,7 @@ class Recipe(StrictModel):
     sensors: list[Sensor] = Field(min_length=1)
     output: OutputSpec = OutputSpec()
     frames: int = Field(1, ge=1, le=10000)
+    frame_rate: float = Field(24.0, gt=0, le=1000)  # frames per second of a sequence (physics, motion, video)
 
     @field_validator("parameters")
     @classmethod
@@ -183,6 +184,10 @@ class Recipe(StrictModel):
     @property
     def parameter_info(self) -> dict[str, dict]:
         return {name: p.info() for name, p in self.parameters.items()}
+
+    def views(self) -> list[tuple[str, object]]:
+        """Every image a frame makes: (view name, its sensor); a stereo sensor makes two."""
+        return [(view, sensor) for sensor in self.sensors for view in sensor.views()]
 
     def generator(self, name: str):
         return next(g for g in self.generators if g.name == name)
@@ -272,6 +277,7 @@ def check_recipe(recipe: Recipe, base_dir: Path | None, *, check_files: bool = T
         for i, rule in enumerate(recipe.constraints):
             if not rule.holds(defaults):
                 problems.append((f"constraints[{i}]", f"the defaults break {rule.describe()}"))
+    problems += _sensor_problems(recipe)
     generator_names = [g.name for g in recipe.generators]
     for section in ("generators", "modifiers", "randomizers", "sensors"):
         seen: set[str] = set()
@@ -285,7 +291,7 @@ def check_recipe(recipe: Recipe, base_dir: Path | None, *, check_files: bool = T
             for field, names in comp.generator_refs().items():
                 for j, name in enumerate(names):
                     if name not in generator_names:
-                        path = f"{where}.{field}" + (f"[{j}]" if field == "targets" else "")
+                        path = f"{where}.{field}" + (f"[{j}]" if field in c.LIST_REFS else "")
                         problems.append((path, f"no generator named {name!r}; generators are {generator_names}"))
             for field, value in c.value_fields(comp):
                 if isinstance(value, ParamRef):
@@ -315,6 +321,40 @@ def check_recipe(recipe: Recipe, base_dir: Path | None, *, check_files: bool = T
     if recipe.scene.base and not resolve_path(recipe.scene.base, base_dir).exists():
         problems.append(("scene.base", f"{recipe.scene.base!r} does not exist (looked for "
                          f"{resolve_path(recipe.scene.base, base_dir)})"))
+    return problems
+
+
+def _sensor_problems(recipe: Recipe) -> list[tuple[str, str]]:
+    """Rigs: mounts name sensors and form no loop; view names are unique; randomizers move rig roots."""
+    problems = []
+    sensors = {s.name: s for s in recipe.sensors}
+    views: dict[str, int] = {}
+    for i, sensor in enumerate(recipe.sensors):
+        for view in sensor.views():
+            if view in views and views[view] != i:
+                problems.append((f"sensors[{i}].name", f"{view!r} is also the right view of a stereo sensor; "
+                                 "rename one of them"))
+            views[view] = i
+        if sensor.mount is not None and sensor.mount not in sensors:
+            problems.append((f"sensors[{i}].mount", f"no sensor named {sensor.mount!r}; sensors are {list(sensors)}"))
+            continue
+        seen, at = {sensor.name}, sensor
+        while at.mount is not None and at.mount in sensors:
+            at = sensors[at.mount]
+            if at.name in seen:
+                problems.append((f"sensors[{i}].mount", f"mounts form a loop through {at.name!r}; a rig needs one "
+                                 "sensor that is not mounted"))
+                break
+            seen.add(at.name)
+    for i, rnd in enumerate(recipe.randomizers):
+        name = getattr(rnd, "sensor", None)
+        if name is None:
+            continue
+        if name not in sensors:
+            problems.append((f"randomizers[{i}].sensor", f"no sensor named {name!r}; sensors are {list(sensors)}"))
+        elif sensors[name].mount is not None and rnd.kind in c.CAMERA_MOVERS:
+            problems.append((f"randomizers[{i}].sensor", f"{name!r} is mounted on {sensors[name].mount!r} and moves "
+                             "with it; move the rig's root sensor instead"))
     return problems
 
 

@@ -27,7 +27,8 @@ from .values import DISTRIBUTIONS, Domain
 SECTIONS = ("generators", "modifiers", "randomizers", "sensors")
 PATH_FIELDS = {*c.FILE_FIELDS, *(inner for _, inner in c.RECIPE_FILE_FIELDS)}
 REFS = {"targets": "generator", "into": "generator", "surface": "generator", "look_at": "generator",
-        "sensor": "sensor", "objects": "object", "collection": "collection"}
+        "sensor": "sensor", "objects": "object", "collection": "collection", "mount": "sensor",
+        "focus_on": "generator", "must_see": "generator"}
 
 
 def _kinds(union) -> dict[str, type[BaseModel]]:
@@ -333,6 +334,45 @@ FIELD_HELP = {
     "output.preview.scale": "Image scale of preview renders",
     "output.preview.samples": "Samples of preview renders",
     "frames": "Frames per job (more than 1: a sequence)",
+    "frame_rate": "Frames per second of a sequence: physics, motion speeds and the video use it",
+    "principal_point": "Principal point offset from the image centre in pixels (x right, y down)",
+    "lens_model": "pinhole; brown_conrady (OpenCV k1, k2, k3, p1, p2); fisheye (Kannala-Brandt k1..k4)",
+    "k1": "Radial distortion coefficient k1 (OpenCV)",
+    "k2": "Radial distortion coefficient k2 (OpenCV)",
+    "k3": "Radial distortion coefficient k3 (OpenCV)",
+    "k4": "Fisheye distortion coefficient k4 (OpenCV fisheye)",
+    "p1": "Tangential distortion coefficient p1 (Brown-Conrady)",
+    "p2": "Tangential distortion coefficient p2 (Brown-Conrady)",
+    "fstop": "Aperture f-number for depth of field (left out: everything sharp; labels are never blurred)",
+    "focus_distance": "Distance in focus (m)",
+    "focus_on": "A generator whose first object is kept in focus",
+    "shutter": "Motion blur: how long the shutter is open, in frames (0: none; labels are at the frame's time)",
+    "mount": "Another sensor this camera is fixed to (a rig); camera randomizers move the rig's root",
+    "mount_offset": "Position on the mount in metres, in its camera frame (x right, y down, z forward)",
+    "mount_rotation": "Rotation on the mount in degrees about its x, y, z axes",
+    "stereo_baseline": "Make a rectified stereo pair: the right view <name>_right sits this far (m) along x",
+    "avoid_collisions": "Draw again any pose that touches an object already in the scene",
+    "on_shortfall": "When an object finds no free place: hide it (recorded) or stop with an error",
+    "max_slope": "Steepest face (degrees from flat) that objects may rest on",
+    "align_to_normal": "Stand objects along the face's normal instead of straight up",
+    "mass": "Mass of each object (kg)",
+    "friction": "Friction of each object (0 to 1)",
+    "restitution": "Bounciness of each object (0 to 1)",
+    "must_see": "Generators whose objects this camera must see; poses that do not are drawn again",
+    "min_visible": "Smallest unoccluded fraction of each object's silhouette in the frame",
+    "min_in_frame": "Smallest fraction of each object's silhouette inside the frame",
+    "min_pixels": "Fewest visible pixels per object (estimated)",
+    "see_all": "Every object of must_see must be seen (off: at least one)",
+    "max_draws": "Poses drawn before the best one is kept (and the shortfall recorded)",
+    "velocity": "Speed along X, Y, Z in metres per second (drawn per object)",
+    "spin": "Turning speed about X, Y, Z in degrees per second (drawn per object)",
+    "start": "Where the camera path starts (m)",
+    "end": "Where the camera path ends (m)",
+    "via": "A point the path passes through on the way (a smooth spline); left out: a straight dolly",
+    "camera_path.look_at": "What the camera aims at along the path (left out: along the path)",
+    "amplitude": "Shake of the camera's position (m)",
+    "angle": "Shake of the camera's aim (degrees)",
+    "frequency": "How fast the camera shakes (about this many times a second)",
 }
 
 

@@ -148,7 +148,7 @@ class LocalBatch:
         summary.device = self.runner.device.kind if self.runner.device else ""
         self.writer.finalize({"jobs": len(self.writer.completed_jobs()), "jobs_requested": len(self.batch),
                               "frames_per_job": self.batch[0].frames,
-                              "sensors": [s.name for s in self.recipe.sensors], "classes": self.runner.classes})
+                              "sensors": [v for v, _ in self.recipe.views()], "classes": self.runner.classes})
         if not summary.interrupted:
             summary.exports = export_for_recipe(self.recipe, self.base_dir, self.out)
         return summary

@@ -43,8 +43,10 @@ class GeometryCache:
 
 
 def frame_labels(scene, objects: list, index: np.ndarray, K: np.ndarray, world_to_cam: np.ndarray,
-                 class_ids: dict[str, int], geometry: GeometryCache, depth: np.ndarray | None = None) -> list[dict]:
-    """One record per labelled object (instance ids are 1..N in ``objects`` order)."""
+                 class_ids: dict[str, int], geometry: GeometryCache, depth: np.ndarray | None = None,
+                 view=None) -> list[dict]:
+    """One record per labelled object (instance ids are 1..N in ``objects`` order); ``view`` (a
+    :class:`~..core.lens.View`) projects through a distorting lens."""
     depsgraph = bpy.context.evaluated_depsgraph_get()
     resolution = (index.shape[1], index.shape[0])
     visible = instances_from_mask(index, range(1, len(objects) + 1))
@@ -58,7 +60,7 @@ def frame_labels(scene, objects: list, index: np.ndarray, K: np.ndarray, world_t
         world = local.reshape(-1, 3) @ matrix[:3, :3].T + matrix[:3, 3]
         bounds = np.array([c[:] for c in obj.bound_box])
         geo = geometry_labels(K, world_to_cam, resolution, world.reshape(-1, 3, 3), matrix,
-                              bounds.min(axis=0), bounds.max(axis=0), near=near)
+                              bounds.min(axis=0), bounds.max(axis=0), near=near, view=view)
         pixels = seen.pixels if seen else 0
         records.append({
             "instance_id": iid, "name": obj.name, "generator": obj.get(GENERATOR_PROP), "class": cls,
@@ -69,5 +71,5 @@ def frame_labels(scene, objects: list, index: np.ndarray, K: np.ndarray, world_t
         points = world_keypoints(obj)
         if points and depth is not None:
             records[-1]["keypoints"] = keypoint_labels(K, world_to_cam, {k: list(v) for k, v in points.items()},
-                                                       index, depth, iid)
+                                                       index, depth, iid, lens=view.lens if view else None)
     return records

@@ -17,6 +17,7 @@ from mathutils import Matrix, Quaternion, Vector
 from ..core.components import FILE_DOMAINS
 from ..core.recipe import Recipe
 from ..core.sampling import Sampler, Stream
+from . import placement
 from .assets import member_path
 
 log = logging.getLogger(__name__)
@@ -69,56 +70,110 @@ def spherical(centre: Vector, radius: float, elevation_deg: float, azimuth_deg: 
 def _rotate(obj, mode: str, rng, stream: Stream):
     if mode == "none":
         return
-    if mode == "uniform":
-        q = uniform_rotation(rng)
-    else:
-        q = Quaternion((0, 0, 1), float(rng.uniform(0, 2 * math.pi)))
     obj.rotation_mode = "QUATERNION"
-    obj.rotation_quaternion = q
+    obj.rotation_quaternion = q = _draw_rotation(mode, rng)
     stream.record("rotation", list(q), obj.name)
 
 
 # -- object placement ---------------------------------------------------------------------------------
-def _pose_in_volume(rnd, made, stream, ctx):
-    for obj in _targets(rnd, made):
-        obj.location = stream.draw("position", rnd.position, obj.name)
-        _rotate(obj, rnd.rotation, stream.rng, stream)
-
-
 def _lowest_z(obj) -> float:
     """Lowest point of the object's bounds relative to its origin, in world units (current rotation)."""
     bpy.context.view_layer.update()
     return min((obj.matrix_world @ Vector(c)).z for c in obj.bound_box) - obj.matrix_world.translation.z
 
 
-def _scatter_on_surface(rnd, made, stream, ctx):
-    area = stream.draw("area", rnd.area)
-    if rnd.surface:
-        lo, hi = world_bounds(made[rnd.surface])
-        x0, x1, y0, y1, top = lo.x, hi.x, lo.y, hi.y, hi.z
-    else:
-        x0, x1, y0, y1, top = -area[0] / 2, area[0] / 2, -area[1] / 2, area[1] / 2, area[2]
+def _draw_rotation(mode: str, rng) -> Quaternion:
+    if mode == "uniform":
+        return uniform_rotation(rng)
+    if mode == "yaw":
+        return Quaternion((0, 0, 1), float(rng.uniform(0, 2 * math.pi)))
+    return Quaternion()
+
+
+def _obstacles(rnd, made, ctx) -> placement.Obstacles:
+    """Every rendered mesh except this randomizer's targets and objects a later randomizer will move."""
+    skip = {o.name for o in _targets(rnd, made)} | {o.name for g in ctx["moved_later"] for o in made.get(g, [])}
+    return placement.scene_obstacles(ctx["meshes"], skip)
+
+
+def _place_all(rnd, made, stream, ctx, propose, ground: float | None = None) -> None:
+    """Place each target with poses from ``propose(obj)``, keeping clear of the scene; record the shortfall.
+    The gap is not kept from what objects stand on: the surface's objects, or whatever lies below ``ground``."""
+    obstacles = _obstacles(rnd, made, ctx) if getattr(rnd, "avoid_collisions", True) else None
     gap = stream.draw("gap", rnd.gap)
-    placed: list[tuple[float, float, float]] = []
-    for obj in _targets(rnd, made):
-        if rnd.yaw:
-            _rotate(obj, "yaw", stream.rng, stream)
-        r = 0.5 * math.hypot(obj.dimensions.x, obj.dimensions.y)
-        for _ in range(rnd.max_tries):
-            x = stream.rng.uniform(x0 + r, max(x0 + r, x1 - r))
-            y = stream.rng.uniform(y0 + r, max(y0 + r, y1 - r))
-            if all(math.hypot(x - px, y - py) >= r + pr + gap for px, py, pr in placed):
-                break
+    targets = _targets(rnd, made)
+    rest_on = {o.name for o in made.get(getattr(rnd, "surface", None) or "", [])}
+    if ground is not None and obstacles is not None:
+        rest_on |= {s.name for s in obstacles.shapes if s.hi[2] <= ground + 1e-6}
+    rest_on = frozenset(rest_on)
+    placed, tries_total = 0, 0
+    for obj in targets:
+        if obstacles is None:
+            obj.rotation_mode = "QUATERNION"
+            obj.matrix_world = Matrix(propose(obj).tolist())
+            tries = 1
         else:
-            log.warning("scatter %s: no free place for %s after %d tries; hiding it", rnd.name, obj.name,
-                        rnd.max_tries)
+            tries = placement.place(obj, ctx["meshes"], obstacles, lambda: propose(obj), gap=gap,
+                                    max_tries=rnd.max_tries, rest_on=rest_on)
+        if tries is None:
+            tries_total += rnd.max_tries
+            if rnd.on_shortfall == "error":
+                raise RandomizerError(
+                    f"randomizers.{rnd.name}: no free place for {obj.name} in {rnd.max_tries} tries ({placed} of "
+                    f"{len(targets)} placed); give more room, fewer objects, a smaller gap or more max_tries, or "
+                    f"set on_shortfall: hide")
             obj.hide_render = True
             stream.record("position", None, obj.name)
             continue
-        placed.append((x, y, r))
-        obj.location = (x, y, 0.0)
-        obj.location.z = top - _lowest_z(obj)
-        stream.record("position", list(obj.location), obj.name)
+        tries_total += tries
+        placed += 1
+        stream.record("position", list(obj.matrix_world.translation), obj.name)
+        stream.record("rotation", list(obj.matrix_world.to_quaternion()), obj.name)
+    stream.record("placed", placed)
+    stream.record("requested", len(targets))
+    stream.record("tries", tries_total)
+    if placed < len(targets):
+        log.warning("%s: placed %d of %d objects; the others are hidden (shortfall recorded)", rnd.name, placed,
+                    len(targets))
+
+
+def _pose_in_volume(rnd, made, stream, ctx):
+    def propose(obj):
+        location = stream.draw("position", rnd.position, obj.name)
+        keep = obj.matrix_world.to_quaternion()
+        rotation = keep if rnd.rotation == "none" else _draw_rotation(rnd.rotation, stream.rng)
+        return placement.compose(location, rotation, obj.scale)
+
+    _place_all(rnd, made, stream, ctx, propose)
+
+
+def _scatter_on_surface(rnd, made, stream, ctx):
+    area = stream.draw("area", rnd.area)
+    if rnd.surface:
+        tris, normals, cumulative = placement.upward_faces(made[rnd.surface], rnd.max_slope)
+        if not len(tris):
+            raise RandomizerError(f"randomizers.{rnd.name}.surface: {rnd.surface!r} has no face within max_slope "
+                                  f"{rnd.max_slope:g} degrees of up; raise max_slope or name another surface")
+        support = placement.Support(tris)
+    up_z = np.array([0.0, 0.0, 1.0])
+
+    def propose(obj):
+        if rnd.surface:
+            i, point = placement.sample_on_faces(stream.rng, tris, cumulative)
+            up = normals[i] if rnd.align_to_normal else up_z
+        else:
+            point = np.array([stream.rng.uniform(-area[0] / 2, area[0] / 2),
+                              stream.rng.uniform(-area[1] / 2, area[1] / 2), area[2]])
+            up = up_z
+        rotation = Quaternion((0, 0, 1), float(stream.rng.uniform(0, 2 * math.pi))) if rnd.yaw else Quaternion()
+        rotation = Vector(up_z).rotation_difference(Vector(up)) @ rotation
+        location = placement.resting_location(ctx["meshes"], obj, point, rotation, up)
+        matrix = placement.compose(location, rotation, obj.scale)
+        if rnd.surface and not support.holds(ctx["meshes"], obj, matrix, up):
+            return None  # hangs over an edge: not a pose
+        return matrix
+
+    _place_all(rnd, made, stream, ctx, propose, ground=None if rnd.surface else area[2])
 
 
 def _with_object(obj):
@@ -163,7 +218,11 @@ def _physics_drop(rnd, made, stream, ctx):
         stack = obj.location.z + _lowest_z(obj) + size * 1.05  # no two bodies start inside each other
         with _with_object(obj):
             bpy.ops.rigidbody.object_add(type="ACTIVE")
-        obj.rigid_body.collision_shape = "CONVEX_HULL"
+        body = obj.rigid_body
+        body.collision_shape = "CONVEX_HULL"
+        body.mass = stream.draw("mass", rnd.mass, obj.name)
+        body.friction = stream.draw("friction", rnd.friction, obj.name)
+        body.restitution = stream.draw("restitution", rnd.restitution, obj.name)
     frames = ctx["frames"]
     wanted = sorted({1 + round(k * steps / max(1, frames - 1)) if frames > 1 else steps + 1 for k in range(frames)})
     poses: dict[int, list[Matrix]] = {}
@@ -192,39 +251,53 @@ def _physics_drop(rnd, made, stream, ctx):
 
 # -- cameras, lights, world -----------------------------------------------------------------------------
 def _cameras(rnd, ctx):
+    """The cameras a camera randomizer moves: rig roots only (mounted cameras and stereo right views follow)."""
     cams = ctx["cameras"]
     if rnd.sensor is None:
-        return list(cams.values())
+        return [cam for cam in cams.values() if cam.parent is None]
     if rnd.sensor not in cams:
         raise RandomizerError(f"randomizers.{rnd.name}.sensor: no sensor {rnd.sensor!r}; sensors are {list(cams)}")
     return [cams[rnd.sensor]]
 
 
 def _camera_orbit(rnd, made, stream, ctx):
+    from .looking import looked_pose
+
     target = resolve_point(rnd.look_at, made)
-    radius, height = stream.draw("radius", rnd.radius), stream.draw("height", rnd.height)
-    azimuth, speed = stream.draw("azimuth", rnd.azimuth), stream.draw("speed", rnd.speed)
     cams = _cameras(rnd, ctx)
 
-    def at_frame(k: int):
+    def draw():
+        return (stream.draw("radius", rnd.radius), stream.draw("height", rnd.height),
+                stream.draw("azimuth", rnd.azimuth), stream.draw("speed", rnd.speed))
+
+    def place(pose, k: int):
+        radius, height, azimuth, speed = pose
         az = math.radians(azimuth + speed * k)
         for cam in cams:
             cam.location = target + Vector((radius * math.cos(az), radius * math.sin(az), height))
             bpy.context.view_layer.update()
             point_at(cam, target)
 
-    at_frame(0)
-    return at_frame if speed else None
+    pose = looked_pose(rnd, made, stream, ctx, cams, draw, lambda p: place(p, 0))
+    return (lambda k: place(pose, k)) if pose[3] else None
 
 
 def _camera_shell(rnd, made, stream, ctx):
+    from .looking import looked_pose
+
     target = resolve_point(rnd.look_at, made)
     for cam in _cameras(rnd, ctx):
-        cam.location = spherical(target, stream.draw("radius", rnd.radius, cam.name),
-                                 stream.draw("elevation", rnd.elevation, cam.name),
-                                 stream.draw("azimuth", rnd.azimuth, cam.name))
-        bpy.context.view_layer.update()
-        point_at(cam, target)
+        def draw(cam=cam):
+            return spherical(target, stream.draw("radius", rnd.radius, cam.name),
+                             stream.draw("elevation", rnd.elevation, cam.name),
+                             stream.draw("azimuth", rnd.azimuth, cam.name))
+
+        def place(location, cam=cam):
+            cam.location = location
+            bpy.context.view_layer.update()
+            point_at(cam, target)
+
+        looked_pose(rnd, made, stream, ctx, [cam], draw, place)
 
 
 def _lights(rnd, made, stream, ctx):
@@ -323,6 +396,7 @@ def _targets(rnd, made) -> list:
     return [o for t in rnd.targets for o in made.get(t, [])]
 
 
+MOVERS = ("pose_in_volume", "pose_in_view", "scatter_on_surface", "physics_drop")
 APPLY = {"pose_in_volume": _pose_in_volume, "scatter_on_surface": _scatter_on_surface,
          "physics_drop": _physics_drop, "camera_orbit": _camera_orbit, "camera_shell": _camera_shell,
          "lights": _lights, "world": _world, "pose_in_view": _pose_in_view, "backplate": _image_stage,
@@ -331,10 +405,14 @@ APPLY = {"pose_in_volume": _pose_in_volume, "scatter_on_surface": _scatter_on_su
 
 def apply_randomizers(recipe: Recipe, made: dict, sampler: Sampler, *, cameras: dict, collection, base_dir,
                       frames: int) -> list[FrameUpdate]:
-    ctx = {"cameras": cameras, "collection": collection, "base_dir": base_dir, "frames": frames}
+    from .trajectories import APPLY as MOTION
+
+    ctx = {"cameras": cameras, "collection": collection, "base_dir": base_dir, "frames": frames,
+           "frame_rate": recipe.frame_rate, "meshes": placement.Meshes()}
     updates = []
-    for rnd in recipe.randomizers:
-        update = APPLY[rnd.kind](rnd, made, sampler.stream(f"randomizers/{rnd.name}"), ctx)
+    for i, rnd in enumerate(recipe.randomizers):
+        ctx["moved_later"] = {t for later in recipe.randomizers[i + 1:] if later.kind in MOVERS for t in later.targets}
+        update = {**APPLY, **MOTION}[rnd.kind](rnd, made, sampler.stream(f"randomizers/{rnd.name}"), ctx)
         if update is not None:
             updates.append(update)
     bpy.context.view_layer.update()

@@ -30,6 +30,7 @@ class FramePasses:
     normals: np.ndarray  # float32 (H, W, 3): world space, averaged over samples then renormalised; 0 where
     #                      no sample hit a surface (so edge pixels may have a normal but index 0 and depth inf)
     index: np.ndarray  # int32 (H, W): Object Index (exact integers, one point sample per pixel)
+    vector: np.ndarray | None  # float32 (H, W, 4): the Vector pass X, Y, Z, W when asked for (see core.flow)
     render_seconds: float  # the bpy.ops.render.render() call alone
     write_seconds: float  # saving the EXR and PNG and reading the passes back
     resolution: tuple[int, int]  # (W, H)
@@ -56,10 +57,11 @@ def look_name(view_transform: str, look: str) -> str:
 
 def configure(scene, *, resolution: tuple[int, int], samples: int, denoise: bool = False,
               device: DeviceInfo | None = None, clip: tuple[float, float] | None = None, view: dict | None = None,
-              transparent: bool = False) -> None:
+              transparent: bool = False, shutter: float = 0.0, vector: bool = False) -> None:
     """Cycles with the passes synthfarm reads, the sensor's colour management (``view``: view_transform,
     look, exposure, gamma; AgX by default), and a fixed noise seed. ``transparent``: the world is not seen
-    (a backplate goes behind), it still lights the scene."""
+    (a backplate goes behind), it still lights the scene. Motion blur with a ``shutter`` (in frames) and the
+    Vector pass when asked for."""
     render, cycles = scene.render, scene.cycles
     render.engine = "CYCLES"
     render.resolution_x, render.resolution_y = resolution
@@ -87,6 +89,10 @@ def configure(scene, *, resolution: tuple[int, int], samples: int, denoise: bool
     settings.exposure, settings.gamma = view["exposure"], view["gamma"]
     layer = scene.view_layers[0]
     layer.use_pass_z = layer.use_pass_normal = layer.use_pass_object_index = True
+    layer.use_pass_vector = vector
+    render.use_motion_blur = shutter > 0
+    if shutter > 0:
+        render.motion_blur_shutter = shutter
     if clip is not None and scene.camera is not None:
         scene.camera.data.clip_start, scene.camera.data.clip_end = clip
 
@@ -94,11 +100,12 @@ def configure(scene, *, resolution: tuple[int, int], samples: int, denoise: bool
 # Everything configure() and _save() change, in an order that can be set back (media type before format).
 CHANGED_SETTINGS = {
     "render": ("engine", "resolution_x", "resolution_y", "resolution_percentage", "pixel_aspect_x", "pixel_aspect_y",
-               "film_transparent", "use_persistent_data", "use_compositing", "use_sequencer"),
+               "film_transparent", "use_persistent_data", "use_compositing", "use_sequencer", "use_motion_blur",
+               "motion_blur_shutter"),
     "cycles": ("samples", "use_denoising", "denoiser", "seed", "use_animated_seed", "filter_width", "device"),
     "view_settings": ("view_transform", "look", "exposure", "gamma"),
     "render.image_settings": ("media_type", "file_format", "color_mode", "color_depth", "compression", "exr_codec"),
-    "view_layers[0]": ("use_pass_z", "use_pass_normal", "use_pass_object_index"),
+    "view_layers[0]": ("use_pass_z", "use_pass_normal", "use_pass_object_index", "use_pass_vector"),
 }
 
 
@@ -143,14 +150,36 @@ def _channel(channels: dict[str, np.ndarray], suffix: str) -> np.ndarray:
 
 
 def render_frame(scene, rgb_path: Path, scratch_dir: Path) -> FramePasses:
-    """Render ``scene`` once; write the RGB PNG to ``rgb_path`` and return the passes."""
+    """Render ``scene`` once; write the RGB PNG to ``rgb_path`` and return the passes.
+
+    With motion blur or depth of field, the passes come from a second, sharp render (1 sample): Cycles takes
+    ids and depth from a sample at a random time within the shutter and a random point of the aperture, and
+    leaves the Vector pass empty under motion blur; labels describe the frame's own instant, in focus."""
     start = time.perf_counter()
     bpy.ops.render.render()
-    rendered = time.perf_counter()
     image = bpy.data.images["Render Result"]
     exr_path = Path(scratch_dir) / "passes.exr"
-    _save(image, scene, exr_path, multilayer=True)
-    _save(image, scene, Path(rgb_path), multilayer=False)
+    render_seconds = time.perf_counter() - start
+    dof = scene.camera.data.dof
+    blurred = (scene.render.use_motion_blur, dof.use_dof)
+    if any(blurred):
+        _save(image, scene, Path(rgb_path), multilayer=False)
+        kept = scene.cycles.samples, scene.cycles.use_denoising
+        scene.render.use_motion_blur, dof.use_dof = False, False
+        scene.cycles.samples, scene.cycles.use_denoising = 1, False
+        try:
+            again = time.perf_counter()
+            bpy.ops.render.render()
+            render_seconds += time.perf_counter() - again
+        finally:
+            scene.render.use_motion_blur, dof.use_dof = blurred
+            scene.cycles.samples, scene.cycles.use_denoising = kept
+        rendered = time.perf_counter()
+        _save(image, scene, exr_path, multilayer=True)
+    else:
+        rendered = time.perf_counter()
+        _save(image, scene, exr_path, multilayer=True)
+        _save(image, scene, Path(rgb_path), multilayer=False)
     channels = read_exr(exr_path)
     exr_path.unlink(missing_ok=True)
     depth = _channel(channels, ".Depth.Z").astype(np.float32)
@@ -159,5 +188,8 @@ def render_frame(scene, rgb_path: Path, scratch_dir: Path) -> FramePasses:
     length = np.linalg.norm(normals, axis=-1, keepdims=True)
     normals = np.divide(normals, length, out=np.zeros_like(normals), where=length > 1e-8)
     index = np.rint(_channel(channels, ".Object Index.X")).astype(np.int32)
-    return FramePasses(depth, normals, index, rendered - start, time.perf_counter() - rendered,
+    vector = None
+    if scene.view_layers[0].use_pass_vector:
+        vector = np.stack([_channel(channels, f".Vector.{axis}") for axis in "XYZW"], axis=-1).astype(np.float32)
+    return FramePasses(depth, normals, index, vector, render_seconds, time.perf_counter() - rendered,
                        (scene.render.resolution_x, scene.render.resolution_y))

@@ -20,7 +20,11 @@ from ..core.jobs import JobSpec
 from ..core.recipe import Recipe, resolve_path
 from ..core.sampling import Sampler
 from . import assets as asset_lib
-from . import devices, render, sensors
+from ..core.dataset.native import atomic_path
+from ..core.flow import CONVENTION, flow_from_vector, flow_through_view
+from ..core.lens import stereo_disparity
+from ..core.video import encode_mp4, require_encoder
+from . import devices, motion, render, sensors, views
 from .generators import Primitives, generate, labelled_objects
 from .image_stages import apply_image_stages, image_stages
 from .labels import GeometryCache, frame_labels
@@ -49,6 +53,24 @@ def versions() -> dict:
             "blender_build": bpy.app.build_hash.decode(errors="replace")}
 
 
+def animated(recipe: Recipe, job: JobSpec) -> bool:
+    """Whether a job plays as animation: a sequence, or a frame with motion blur or optical flow."""
+    return job.frames > 1 or any(s.shutter > 0 or "flow" in s.outputs for s in recipe.sensors)
+
+
+def write_videos(recipe: Recipe, job: JobSpec, writer) -> None:
+    """An MP4 of each view that asks for ``video`` (sequences only), beside the job's first frame."""
+    if job.frames < 2:
+        return
+    for view_name, sensor in recipe.views():
+        if "video" in sensor.outputs:
+            frames = [writer.frame_paths(job.id, k, view_name)["image"] for k in range(job.frames)]
+            target = writer.frame_paths(job.id, 0, view_name)["video"]
+            target.parent.mkdir(exist_ok=True)
+            with atomic_path(target) as tmp:
+                encode_mp4(frames, tmp, recipe.frame_rate)
+
+
 class Runner:
     """Renders jobs one after another in this Blender process."""
 
@@ -57,6 +79,7 @@ class Runner:
         self.cache = asset_lib.AssetCache()
         self.primitives = Primitives()
         self.geometry = GeometryCache()
+        self.views = views.Views()
         self.device_preference, self.gpu_index = device, gpu_index
         self.use_current_scene = use_current_scene
         self.base_dir: Path | None = None
@@ -74,6 +97,8 @@ class Runner:
 
     def prepare(self, recipe: Recipe, base_dir: Path | None) -> None:
         self.base_dir = base_dir
+        if any("video" in s.outputs for s in recipe.sensors):
+            require_encoder()
         base = resolve_path(recipe.scene.base, base_dir) if recipe.scene.base else None
         if self.base.prepare(base, self.use_current_scene):
             self.cache.clear()
@@ -94,20 +119,30 @@ class Runner:
         scene = bpy.context.scene
         report = JobReport(job.id)
         with JobScope(keep=self.keep) as scope:
+            motion.set_frame_rate(scene, recipe.frame_rate)
             sampler, cameras, updates = self.build(recipe, base_dir, job, scope.collection)
+            keyed = motion.Keyed(scene, updates, job.frames, recipe.frame_rate) if animated(recipe, job) else None
             report.timings["setup"] = time.perf_counter() - start
-            for k in range(job.frames):
-                if k:
-                    should_stop()
-                for update in updates:
-                    update(k)
-                bpy.context.view_layer.update()
-                objects = self._assign_instance_ids(scene)
-                for sensor in recipe.sensors:
-                    self._render_sensor(recipe, job, k, sensor, cameras[sensor.name], objects, sampler, writer,
-                                        scratch, report)
-                report.frames += 1
-                report.objects = max(report.objects, len(objects))
+            objects = self._assign_instance_ids(scene)  # once per job: an instance id is also its track id
+            try:
+                for k in range(job.frames):
+                    if k:
+                        should_stop()
+                    if keyed is not None:
+                        keyed.frame(k)
+                    else:
+                        for update in updates:
+                            update(k)
+                    bpy.context.view_layer.update()
+                    for view_name, sensor in recipe.views():
+                        self._render_sensor(recipe, job, k, view_name, sensor, cameras[view_name], objects,
+                                            sampler, writer, scratch, report)
+                    report.frames += 1
+                    report.objects = max(report.objects, len(objects))
+            finally:
+                if keyed is not None:
+                    keyed.release()
+            write_videos(recipe, job, writer)
         self.geometry.clear()  # mesh addresses may be reused once the job's data is freed
         report.wall_seconds = time.perf_counter() - start
         return report
@@ -119,7 +154,7 @@ class Runner:
         sampler = Sampler(job.seed, job.id, job.params)
         made = generate(recipe, base_dir, sampler, collection, self.cache, self.primitives)
         apply_modifiers(recipe, made, sampler, cache=self.cache, base_dir=base_dir)
-        cameras = sensors.build_cameras(recipe, sampler, collection)
+        cameras = sensors.build_cameras(recipe, sampler, collection, made)
         updates = apply_randomizers(recipe, made, sampler, cameras=cameras, collection=collection,
                                     base_dir=base_dir, frames=job.frames)
         return sampler, cameras, updates
@@ -135,39 +170,54 @@ class Runner:
             raise RuntimeError("more than 65535 labelled objects in one frame: masks are 16-bit")
         return objects
 
-    def _render_sensor(self, recipe, job, k, sensor, camera, objects, sampler, writer, scratch, report):
+    def _render_sensor(self, recipe, job, k, view_name, sensor, camera, objects, sampler, writer, scratch, report):
         scene = bpy.context.scene
         scene.camera = camera
         resolution = sensors.sensor_resolution(sensor, job.preview, recipe.output.preview.scale)
+        view = self.views.of(camera, resolution)
         samples = min(sensor.samples, recipe.output.preview.samples) if job.preview else sensor.samples
         stages = image_stages(recipe, sensor.name)
-        render.configure(scene, resolution=resolution, samples=samples, denoise=sensor.denoise and not job.preview,
-                         device=self.device, clip=tuple(sensor.clip), view=camera.get("synthfarm_view"),
-                         transparent=any(rnd.kind == "backplate" for rnd in stages))
+        render.configure(scene, resolution=view.source.size, samples=samples,
+                         denoise=sensor.denoise and not job.preview, device=self.device, clip=tuple(sensor.clip),
+                         view=camera.get("synthfarm_view"), transparent=any(rnd.kind == "backplate" for rnd in stages),
+                         shutter=sensor.shutter, vector="flow" in sensor.outputs)
+        sensors.aim_render(camera, view.source)
         scratch.mkdir(parents=True, exist_ok=True)
-        rgb_tmp = scratch / f"{job.id:010d}-{k:04d}-{sensor.name}.png"
-        passes = render.render_frame(scene, rgb_tmp, scratch)
+        rgb_tmp = scratch / f"{job.id:010d}-{k:04d}-{view_name}.png"
+        passes = views.to_image(view, render.render_frame(scene, rgb_tmp, scratch), rgb_tmp)
         t_effects = time.perf_counter()
         if stages:
-            apply_image_stages(stages, rgb_tmp, sampler, base_dir=self.base_dir, item=f"{sensor.name}/{k:04d}")
+            apply_image_stages(stages, rgb_tmp, sampler, base_dir=self.base_dir, item=f"{view_name}/{k:04d}")
         effects_seconds = time.perf_counter() - t_effects
         t_labels = time.perf_counter()
         class_ids = {name: i for i, name in enumerate(self.classes, start=1)}
-        camera_info = sensors.camera_record(camera, scene)
-        annotations = frame_labels(scene, objects, passes.index, np.array(camera_info["K"]),
-                                   np.array(camera_info["world_to_cam"]), class_ids, self.geometry, passes.depth)
+        camera_info = sensors.camera_record(camera, scene, view.lens)
+        annotations = frame_labels(scene, objects, passes.index, view.lens.K, np.array(camera_info["world_to_cam"]),
+                                   class_ids, self.geometry, passes.depth, view=view)
+        flow = None
+        if passes.vector is not None:
+            flow = tuple(flow_through_view(view, f) for f in flow_from_vector(*np.moveaxis(passes.vector, -1, 0)))
+        disparity = None
+        if "disparity" in sensor.outputs and view_name == sensor.name:
+            disparity = stereo_disparity(view.lens.K[0, 0], sensor.stereo_baseline, passes.depth)
         lut = np.zeros(len(objects) + 1, dtype=np.uint16)
         for record in annotations:
             lut[record["instance_id"]] = record["class_id"]
         index = np.clip(passes.index, 0, len(objects))
         semantic = lut[index]
         labels_seconds = time.perf_counter() - t_labels
-        annotation = {"job": job.id, "frame": k, "sensor": sensor.name, "image_size": list(resolution),
-                      "camera": {"K": camera_info["K"], "world_to_cam": camera_info["world_to_cam"]},
+        annotation = {"job": job.id, "frame": k, "sensor": view_name, "image_size": list(resolution),
+                      "frame_rate": recipe.frame_rate,
+                      "camera": {"K": camera_info["K"], "world_to_cam": camera_info["world_to_cam"],
+                                 "lens": camera_info["lens"]},
                       "classes": self.classes, "objects": annotations}
-        metadata = {"job": job.id, "frame": k, "sensor": sensor.name, "seed": job.seed, "params": job.params,
+        metadata = {"job": job.id, "frame": k, "sensor": view_name, "seed": job.seed, "params": job.params,
                     "preview": job.preview, "samples": samples, "denoise": bpy.context.scene.cycles.use_denoising, "recipe": recipe.name, "recipe_hash": recipe.hash(),
                     "sampled": sampler.log, "camera": camera_info, "device": self.device.to_dict(),
+                    "frame_rate": recipe.frame_rate, "scene_frame": scene.frame_current,
+                    **({"flow": CONVENTION} if flow is not None else {}),
+                    **({"disparity": f"pixels, left view: d = fx * {sensor.stereo_baseline} / z; the right view sees "
+                                     "the point at x - d"} if disparity is not None else {}),
                     "versions": versions(),
                     "timings": {"setup": report.timings.get("setup"), "render": passes.render_seconds,
                                 "passes_io": passes.write_seconds, "effects": effects_seconds,
@@ -175,14 +225,14 @@ class Runner:
         t_write = time.perf_counter()
         outputs = set(sensor.outputs)
         writer.write_frame(
-            job.id, k, sensor.name, image_png=rgb_tmp,
+            job.id, k, view_name, image_png=rgb_tmp,
             depth=passes.depth if "depth" in outputs else None,
             normals=passes.normals if "normals" in outputs else None,
             instance_mask=passes.index.astype(np.uint16) if "instance_mask" in outputs else None,
-            semantic_mask=semantic if "semantic_mask" in outputs else None,
+            semantic_mask=semantic if "semantic_mask" in outputs else None, flow=flow, disparity=disparity,
             annotation=annotation, metadata=metadata)
         metadata["timings"]["write"] = time.perf_counter() - t_write
-        report.stems.append(writer.frame_stem(job.id, k, sensor.name))
+        report.stems.append(writer.frame_stem(job.id, k, view_name))
         report.render_seconds += passes.render_seconds
         for key, value in metadata["timings"].items():
             report.timings[key] = report.timings.get(key, 0.0) + (value or 0.0) if key != "setup" else value

@@ -157,6 +157,7 @@ class JobScope:
         self.states = {obj.name: object_state(obj) for obj in scene.objects}
         self.world, self.camera = scene.world, scene.camera
         self.frame = scene.frame_current
+        self.rate = (scene.render.fps, scene.render.fps_base)
         self.collection = bpy.data.collections.new(JOB_COLLECTION)
         scene.collection.children.link(self.collection)
         return self
@@ -165,6 +166,7 @@ class JobScope:
         scene = bpy.context.scene
         remove_rigid_body_world(scene)
         scene.world, scene.camera = self.world, self.camera
+        scene.render.fps, scene.render.fps_base = self.rate
         scene.frame_set(self.frame)
         for obj in scene.objects:
             if obj.name in self.states:

@@ -1,6 +1,5 @@
 """Each generator, modifier and randomizer kind, applied to a real Blender scene and inspected."""
 import math
-from pathlib import Path
 
 import bpy
 import numpy as np
@@ -15,31 +14,7 @@ from synthfarm.addon.engine.randomizers import apply_randomizers, world_bounds
 from synthfarm.addon.engine.scene import JobScope, bpy_data_counts
 from synthfarm.addon.engine.sensors import build_cameras, intrinsics
 
-ROOT = Path(__file__).resolve().parents[2]
-ASSETS = ROOT / "assets"
-CAM = [{"name": "cam", "kind": "camera", "resolution": [64, 48], "samples": 1}]
-
-
-@pytest.fixture()
-def build():
-    """Apply a recipe to an empty scene inside a JobScope; yields a function returning what was made."""
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    cache, prims = AssetCache(), Primitives()
-    scope = JobScope(keep=lambda: cache.datablocks() | prims.pointers())
-    scope.__enter__()
-
-    def run(data, seed=1, frames=1):
-        recipe = recipe_from_data({"name": "t", "sensors": CAM, **data}, base_dir=ASSETS / "recipes")
-        sampler = Sampler(seed)
-        made = generate(recipe, ASSETS / "recipes", sampler, scope.collection, cache, prims)
-        apply_modifiers(recipe, made, sampler, cache=cache, base_dir=ASSETS / "recipes")
-        cams = build_cameras(recipe, sampler, scope.collection)
-        updates = apply_randomizers(recipe, made, sampler, cameras=cams, collection=scope.collection,
-                                    base_dir=ASSETS / "recipes", frames=frames)
-        return made, cams, updates, sampler
-
-    yield run
-    scope.__exit__(None, None, None)
+from scene_build import ASSETS, CAM, bounds, build, overlapping_pairs, world_tree  # noqa: F401 - build: the fixture
 
 
 def test_primitives_have_their_size_and_stand_on_their_location(build):
@@ -116,12 +91,13 @@ def test_scatter_on_surface_without_overlaps(build):
     placed = [o for o in made["t"] if not o.hide_render]
     assert len(placed) == 12
     for obj in placed:
-        lo, hi = world_bounds([obj])
-        assert lo.z == pytest.approx(0.7, abs=1e-4) and -0.6 <= lo.x and hi.x <= 0.6
-    radius = 0.5 * math.hypot(0.1, 0.1)
-    for i, a in enumerate(placed):
+        lo, hi = bounds(obj)
+        assert lo[2] == pytest.approx(0.7, abs=1e-4) and -0.6 <= lo[0] and hi[0] <= 0.6
+    assert overlapping_pairs(placed + made["table"]) == []
+    for i, a in enumerate(placed):  # the gap: no vertex of one within 0.02 of the other's surface
         for b in placed[i + 1:]:
-            assert (a.location.xy - b.location.xy).length >= 2 * radius + 0.02 - 1e-6
+            tree = world_tree(b)
+            assert all(tree.find_nearest(a.matrix_world @ v.co, 0.02 - 1e-6)[0] is None for v in a.data.vertices)
 
 
 def test_physics_drop_into_a_box_settles_inside(build):

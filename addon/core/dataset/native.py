@@ -30,7 +30,10 @@ log = logging.getLogger(__name__)
 
 FOLDERS = {"image": ("images", ".png"), "depth": ("depth", ".exr"), "normals": ("normals", ".exr"),
            "mask": ("masks", ".png"), "semantic": ("semantic", ".png"),
+           "flow_forward": ("flow_forward", ".exr"), "flow_backward": ("flow_backward", ".exr"),
+           "disparity": ("disparity", ".exr"), "video": ("videos", ".mp4"),
            "metadata": ("metadata", "-meta.json"), "annotation": ("annotations", "-ann.json")}
+OPTIONAL = ("flow_forward", "flow_backward", "disparity", "video")  # folders made when a recipe asks for them
 TMP_MARK = ".tmp"
 
 
@@ -146,8 +149,9 @@ class DatasetWriter:
         return set()
 
     def _make_folders(self) -> None:
-        for folder, _ in FOLDERS.values():
-            (self.root / folder).mkdir(parents=True, exist_ok=True)
+        for kind, (folder, _) in FOLDERS.items():
+            if kind not in OPTIONAL:
+                (self.root / folder).mkdir(parents=True, exist_ok=True)
 
     def _foreign_entries(self) -> list[str]:
         """What a folder without dataset.yaml holds beyond the traces of an interrupted ``open``."""
@@ -188,8 +192,10 @@ class DatasetWriter:
     def write_frame(self, job_id: int, frame: int, sensor: str, *, image_png: Path | None = None,
                     depth: np.ndarray | None = None, normals: np.ndarray | None = None,
                     instance_mask: np.ndarray | None = None, semantic_mask: np.ndarray | None = None,
+                    flow: tuple[np.ndarray, np.ndarray] | None = None, disparity: np.ndarray | None = None,
                     annotation: dict, metadata: dict) -> dict[str, Path]:
-        """Write a frame's files; the annotation last (the frame's commit marker)."""
+        """Write a frame's files; the annotation last (the frame's commit marker). ``flow`` is (forward,
+        backward), each (H, W, 2) in pixels (channels X, Y); ``disparity`` (H, W) in pixels (channel Z)."""
         paths = self.frame_paths(job_id, frame, sensor)
         masks = {kind: _id_image(kind, array) for kind, array in (("mask", instance_mask), ("semantic", semantic_mask))
                  if array is not None}
@@ -206,6 +212,16 @@ class DatasetWriter:
         for kind, array in masks.items():
             with atomic_path(paths[kind]) as tmp:
                 write_png(tmp, array)
+        floats = {}
+        if flow is not None:
+            floats.update({kind: {"X": f[..., 0], "Y": f[..., 1]} for kind, f in zip(("flow_forward", "flow_backward"),
+                                                                                      flow)})
+        if disparity is not None:
+            floats["disparity"] = {"Z": disparity}
+        for kind, channels in floats.items():
+            paths[kind].parent.mkdir(exist_ok=True)
+            with atomic_path(paths[kind]) as tmp:
+                write_exr(tmp, channels)
         atomic_write_json(paths["metadata"], metadata)
         atomic_write_json(paths["annotation"], annotation)
         return paths
