@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -48,6 +49,10 @@ def run_task(runner: Runner, task: p.Task, sock) -> dict:
 
 def main(endpoint: str) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s child %(name)s: %(message)s")
+    # the supervisor decides this process's fate: a SIGTERM to the whole group (Slurm's scancel, a time limit,
+    # systemd) must reach the supervisor first, so that it says BYE and the attempt is requeued, not failed
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, signal.SIG_IGN)
     context = zmq.Context.instance()
     sock = context.socket(zmq.PAIR)
     sock.setsockopt(zmq.LINGER, 1000)

@@ -226,6 +226,7 @@ class Coordinator:
                 self._lose(attempt["id"], "worker left")
             self.store.worker_seen(worker_id, status="gone")
             self._known.discard(identity)
+            self._seen.pop(identity, None)  # a worker that said BYE is gone, not lost
 
     def _dispatch(self, identity: bytes, worker_id: str) -> None:
         running = self.store.running_attempt_of(worker_id)

@@ -150,6 +150,8 @@ class Worker:
                 poller.register(sock, zmq.POLLIN)
                 poller.register(self.child.sock, zmq.POLLIN)
                 ready = dict(poller.poll(int(self.heartbeat * 250)))
+                if self.stop_event.is_set():  # a signal arrived while polling: leave, the attempt is requeued
+                    break
                 now = time.monotonic()
                 if sock in ready:
                     heard = now
