@@ -1,4 +1,5 @@
-"""Cluster commands of ``synthfarm``: workers placed by Slurm (the Kubernetes manifests live in deploy/)."""
+"""Cluster commands of ``synthfarm``: workers placed by Slurm, and the liveness check that Kubernetes probes run
+(the manifests live in deploy/kubernetes/)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -58,3 +59,18 @@ def slurm(connect, workers, gpus_per_worker, cpus_per_worker, mem, time_limit, p
     click.echo(job)
     click.echo(f"{workers} workers as array job {job}: `squeue -j {job}` shows them, `scancel {job}` stops them "
                f"(their running jobs are requeued); logs in {fields['log_dir']}", err=True)
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--max-age", type=click.FloatRange(min=0.1), default=60.0, show_default=True,
+              help="Seconds since the last heartbeat after which the process counts as stuck.")
+def health(file, max_age):
+    """Exit 0 when the coordinator or worker writing FILE (--health-file) heartbeat within MAX_AGE seconds,
+    1 otherwise: a liveness probe for Kubernetes or systemd."""
+    from ..farm.health import check
+
+    ok, why = check(Path(file), max_age)
+    click.echo(why)
+    if not ok:
+        raise SystemExit(1)

@@ -18,6 +18,10 @@ keys_option = click.option("--keys", type=click.Path(file_okay=False, exists=Tru
                            help="Keys folder from `synthfarm keys init` (or $SYNTHFARM_KEYS): CURVE encryption "
                                 "and authentication.")
 
+health_option = click.option("--health-file", type=click.Path(dir_okay=False),
+                              help="Rewrite this file at every heartbeat, for a liveness probe: "
+                                   "`synthfarm health FILE --max-age S`.")
+
 
 def connect_option(fn):
     return _connect(keys_option(fn))
@@ -72,11 +76,13 @@ def _stop_on_signals(stop_event) -> None:
               help="Failed attempts after which a job fails.")
 @click.option("--forget-after", type=click.FloatRange(min=0.1), default=86400.0, show_default=True,
               help="Seconds after which a lost or departed worker is forgotten.")
+@health_option
 def coordinator(bind, port, data, insecure, keys, heartbeat, lost_after, hang_after, out_root, any_out, shared_root,
-                max_jobs_per_batch, max_attempts, forget_after):
+                max_jobs_per_batch, max_attempts, forget_after, health_file):
     """Run a coordinator: workers connect to PORT, clients (submit, status, ...) to PORT+1."""
     from ..farm.auth import KeysError
     from ..farm.coordinator import Coordinator
+    from ..farm.health import HealthFile
     from ..farm.store import StoreError
 
     endpoints = [f"tcp://{bind}:{port + i}" for i in range(4)]
@@ -91,6 +97,7 @@ def coordinator(bind, port, data, insecure, keys, heartbeat, lost_after, hang_af
                             forget_workers_after=forget_after)
     except (KeysError, StoreError) as err:
         raise click.ClickException(str(err)) from None
+    coord.health = HealthFile(Path(health_file), every=heartbeat) if health_file else None
     _stop_on_signals(coord.stop_event)
     click.echo(f"coordinator: workers {endpoints[0]}, clients {endpoints[1]}, events {endpoints[2]}, "
                f"transfers {endpoints[3]}; state in {data}; datasets under "
@@ -109,12 +116,15 @@ def coordinator(bind, port, data, insecure, keys, heartbeat, lost_after, hang_af
 @click.option("--name", help="Worker id (default: host-pid-random).")
 @click.option("--work-dir", type=click.Path(file_okay=False), help="Cache of inputs and attempts' files.")
 @keys_option
-def worker(connect, gpu, device, max_jobs, max_rss, blender, name, work_dir, keys):
+@health_option
+def worker(connect, gpu, device, max_jobs, max_rss, blender, name, work_dir, keys, health_file):
     """Run a worker: a supervisor that keeps one Blender process rendering the coordinator's jobs."""
+    from ..farm.health import HealthFile
     from ..farm.worker import Worker
 
     w = Worker(connect, name, blender=blender, gpu=gpu, device=device, max_jobs=max_jobs, max_rss_gb=max_rss,
                work_dir=Path(work_dir) if work_dir else None, keys=Path(keys) if keys else None)
+    w.health = HealthFile(Path(health_file)) if health_file else None
     _stop_on_signals(w.stop_event)
     click.echo(f"worker {w.worker_id} -> {connect}")
     w.run()

@@ -26,6 +26,7 @@ from . import auth
 from . import protocol as p
 from ..addon.core.dataset.native import DatasetError
 from .settings import Settings
+from .health import HealthFile
 from .store import Store, StoreError
 from .transfer import BlobStore, TransferError, TransferServer
 
@@ -54,6 +55,7 @@ class Coordinator:
         self.context = context or zmq.Context.instance()
         self.dropped: Counter = Counter()
         self.stop_event = threading.Event()
+        self.health: HealthFile | None = None  # rewritten every cycle for a liveness probe (synthfarm health)
         self._outbox: list[tuple[zmq.Socket, list[bytes]]] = []
         self._records: dict[str, list[dict]] = {}  # jobs.jsonl lines of this cycle, per dataset
         self._seen: dict[bytes, float] = {}
@@ -94,6 +96,8 @@ class Coordinator:
         try:
             while not self.stop_event.is_set():
                 self.step(poller, timeout_ms=int(self.heartbeat * 1000 / 2))
+                if self.health:
+                    self.health.beat(role="coordinator", workers=len(self._seen))
         finally:
             self.close()
 

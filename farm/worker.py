@@ -23,6 +23,7 @@ import zmq
 
 from . import protocol as p
 from .auth import secure_client
+from .health import HealthFile
 from .transfer import (BlobStore, TransferError, bundle_key, pull_blob, push_file, safe_relative,
                        transfer_socket)
 
@@ -101,6 +102,7 @@ class Worker:
         self.child_env = {"SYNTHFARM_DEVICE": device, **({"SYNTHFARM_GPU": str(gpu)} if gpu is not None else {})}
         self.context = context or zmq.Context.instance()
         self.stop_event = threading.Event()
+        self.health: HealthFile | None = None  # rewritten every loop for a liveness probe (synthfarm health)
         self.heartbeat, self.liveness = 1.0, 3
         self.child: Child | None = None
         self.attempt: str | None = None
@@ -169,6 +171,8 @@ class Worker:
                 elif not self.attempt and not self.child.alive():
                     self._start_child()
                 tick()
+                if self.health:
+                    self.health.beat(role="worker", attempt=self.attempt or "idle")
                 if now - heard > self.heartbeat * self.liveness * 2:
                     log.warning("coordinator silent for %.1f s; reconnecting", now - heard)
                     sock.close(linger=0)
