@@ -77,8 +77,13 @@ def _stop_on_signals(stop_event) -> None:
 @click.option("--forget-after", type=click.FloatRange(min=0.1), default=86400.0, show_default=True,
               help="Seconds after which a lost or departed worker is forgotten.")
 @health_option
+@click.option("--dashboard", "dashboard_port", type=click.IntRange(0, 65535),
+              help="Serve a read-only web page of the farm on this port: on loopback, or with --keys on --bind "
+                   "behind a token.")
+@click.option("--dashboard-token", envvar="SYNTHFARM_DASHBOARD_TOKEN",
+              help="The dashboard's token with --keys (or $SYNTHFARM_DASHBOARD_TOKEN; default: a random one, printed).")
 def coordinator(bind, port, data, insecure, keys, heartbeat, lost_after, hang_after, out_root, any_out, shared_root,
-                max_jobs_per_batch, max_attempts, forget_after, health_file):
+                max_jobs_per_batch, max_attempts, forget_after, health_file, dashboard_port, dashboard_token):
     """Run a coordinator: workers connect to PORT, clients (submit, status, ...) to PORT+1."""
     from ..farm.auth import KeysError
     from ..farm.coordinator import Coordinator
@@ -102,7 +107,25 @@ def coordinator(bind, port, data, insecure, keys, heartbeat, lost_after, hang_af
     click.echo(f"coordinator: workers {endpoints[0]}, clients {endpoints[1]}, events {endpoints[2]}, "
                f"transfers {endpoints[3]}; state in {data}; datasets under "
                f"{'any folder' if any_out else coord.settings.out_root}")
-    coord.serve()
+    page = None
+    if dashboard_port is not None:
+        from ..farm.dashboard import Dashboard
+
+        host = "127.0.0.1" if bind in ("0.0.0.0", "*") else bind  # the coordinator, from its own process
+        try:
+            page = Dashboard(f"tcp://{host}:{port + 1}", f"tcp://{host}:{port + 2}",
+                             bind=bind if keys else "127.0.0.1", port=dashboard_port,
+                             keys=Path(keys) if keys else None, token=dashboard_token).start()
+        except OSError as err:
+            coord.close()
+            raise click.ClickException(f"the dashboard cannot listen on port {dashboard_port}: {err}; choose "
+                                       "another --dashboard port") from None
+        click.echo(f"dashboard: {page.url}")
+    try:
+        coord.serve()
+    finally:
+        if page is not None:
+            page.stop()
 
 
 @main.command()

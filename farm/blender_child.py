@@ -27,7 +27,20 @@ from . import protocol as p
 log = logging.getLogger(__name__)
 
 
-def run_task(runner: Runner, task: p.Task, sock) -> dict:
+def send(sock, message: dict, parent: int) -> None:
+    """Send to the supervisor; a PAIR socket without its peer would block forever, so leave when it is gone."""
+    while True:
+        try:
+            sock.send_json(message, zmq.NOBLOCK)
+            return
+        except zmq.Again:
+            if os.getppid() != parent:  # the supervisor died mid-job (SIGKILL): do not hang as an orphan
+                log.warning("supervisor %d is gone; exiting", parent)
+                raise SystemExit(0) from None
+            time.sleep(0.05)
+
+
+def run_task(runner: Runner, task: p.Task, sock, parent: int) -> dict:
     start = time.perf_counter()
     root = Path(task.bundle_root) if task.bundle_root else None  # a job's inputs: nothing outside them is read
     recipe = parse_recipe_text(task.recipe, Path(task.recipe_dir), root=root)
@@ -38,8 +51,8 @@ def run_task(runner: Runner, task: p.Task, sock) -> dict:
 
     def frame_done():
         done[0] += 1
-        sock.send_json({"progress": {"attempt_id": task.attempt_id, "frames_done": done[0],
-                                     "frames_total": task.frames}})
+        send(sock, {"progress": {"attempt_id": task.attempt_id, "frames_done": done[0],
+                                 "frames_total": task.frames}}, parent)
 
     with tempfile.TemporaryDirectory(prefix="synthfarm-child-") as scratch:
         report = runner.run_job(recipe, Path(task.recipe_dir), job, writer, Path(scratch), should_stop=frame_done)
@@ -71,12 +84,12 @@ def main(endpoint: str) -> None:
             break
         task = p.Task.model_validate(message["task"])
         try:
-            result = run_task(runner, task, sock)
+            result = run_task(runner, task, sock, parent)
         except Exception as err:  # the job failed; the process is fine and takes the next one
             log.error("task %s failed: %s", task.attempt_id, err)
             result = {"attempt_id": task.attempt_id, "ok": False,
                       "error": f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=4)}"[-2000:]}
-        sock.send_json({"done": result})
+        send(sock, {"done": result}, parent)
     sock.close()
 
 

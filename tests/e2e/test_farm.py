@@ -28,10 +28,16 @@ def test_worker_killed_mid_job(farm, slow_recipe, tmp_path):
     out = tmp_path / "out"
     farm.submit(slow_recipe, 6, out)
     farm.wait(lambda s: s["jobs"]["running"] >= 1 and running_on(farm.client.workers(), "w0"), timeout=120)
+    (child,) = psutil.Process(farm.workers[0].pid).children()
     farm.workers[0].kill()  # SIGKILL the supervisor; its Blender child exits on its own
     status = farm.wait(lambda s: s["jobs"]["done"] == 6, timeout=240)
     assert status["jobs"]["failed"] == 0
     check_dataset(out, 6, 3)
+    try:  # mid-render, with nobody left to read its progress: it must not hang as an orphan
+        child.wait(timeout=60)
+    except psutil.TimeoutExpired:
+        child.kill()
+        raise AssertionError("the Blender child of a killed worker was still running a minute later") from None
 
 
 def test_coordinator_killed_and_restarted(farm, slow_recipe, tmp_path):

@@ -1,8 +1,8 @@
 """The farm as separate processes on loopback (coordinator and workers through the `synthfarm` command),
 shared by the end-to-end tests."""
 import json
-import signal
 import random
+import signal
 import socket
 import subprocess
 import sys

@@ -16,6 +16,7 @@ import zmq
 from synthfarm.cli import main
 from synthfarm.farm import auth
 from synthfarm.farm import protocol as p
+from synthfarm.farm.client import FarmClient
 from synthfarm.farm.coordinator import Coordinator
 from synthfarm.farm.health import HealthFile
 
@@ -104,7 +105,7 @@ def secret_layout(pod_spec, keys: Path, target: Path) -> Path:
     return target
 
 
-def test_secret_layout_authenticates_a_worker(tmp_path):
+def test_secret_layout_authenticates_a_worker_and_the_dashboard(tmp_path):
     keys = tmp_path / "keys"
     auth.init_keys(keys)  # what the README tells the user to put in the Secret (--from-file=keys/)
     (coordinator,) = by_kind("StatefulSet")
@@ -125,6 +126,8 @@ def test_secret_layout_authenticates_a_worker(tmp_path):
         kind, _ = p.decode(sock.recv_multipart())
         assert kind == "WELCOME"
         sock.close()
+        # the dashboard, inside the coordinator's pod, is a client holding the same mount
+        assert FarmClient(coord.clients_endpoint, keys=coord_keys, context=context).status()["batches"] == []
     finally:
         coord.stop_event.set()
         thread.join(timeout=10)
