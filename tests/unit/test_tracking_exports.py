@@ -36,7 +36,10 @@ def sequences(tmp_path):
             objects = [{"instance_id": iid, "name": f"o{iid}", "class": ["toy", "car"][iid - 1], "class_id": iid,
                         "generator": "g", "visible_pixels": seen[iid].pixels, "bbox": seen[iid].bbox,
                         "segmentation": seen[iid].rle, "visibility": 1.0, "truncation": 0.0,
-                        "amodal_bbox_unclipped": [float(v) for v in seen[iid].bbox]} for iid in (1, 2)]
+                        "amodal_bbox_unclipped": [float(v) for v in seen[iid].bbox],
+                        "pose": {"R": np.eye(3).tolist(), "t": [0.0, 0.0, 5.0]}, "size": [0.2, 0.2, 0.2],
+                        "box3d": {"camera": (np.indices((2, 2, 2)).reshape(3, -1).T * 0.2 + [0, 0, 5]).tolist()}}
+                       for iid in (1, 2)]
             for obj in objects:
                 truth[(job, k, obj["instance_id"])] = obj["bbox"]
             writer.write_frame(job, k, "cam", image_png=png, instance_mask=index,
@@ -114,3 +117,15 @@ def test_coco_video_read_by_pycocotools(sequences):
         assert coco.annToMask(ann).sum() == ann["area"]
     assert {i["frame_id"] for i in doc["images"]} == set(range(FRAMES))
     assert doc["images"][0]["camera"]["K"][0][0] == 50
+
+
+def test_formats_with_a_pinhole_camera_warn_about_a_distorted_lens(sequences, caplog):
+    root, _ = sequences
+    convert(root, ["kitti"], class_map=ClassMap.default(["toy", "car"]))
+    assert "lens" not in caplog.text
+    path = next((root / "annotations").glob("*-ann.json"))
+    ann = json.loads(path.read_text())
+    ann["camera"]["lens"] = {"model": "fisheye"}
+    path.write_text(json.dumps(ann))
+    convert(root, ["kitti", "coco"], class_map=ClassMap.default(["toy", "car"]))
+    assert "kitti: the images were taken through a fisheye lens" in caplog.text and "coco:" not in caplog.text

@@ -11,6 +11,7 @@ from .frames import Filters, dataset_labels
 
 log = logging.getLogger(__name__)
 
+NO_DISTORTION = ("kitti", "bop")  # formats whose camera model is a pinhole K
 # format name -> (exporter, its options)
 EXPORTERS: dict[str, tuple[Callable, dict]] = {
     "coco": (coco.export, {}),
@@ -39,9 +40,15 @@ def convert(root: Path, formats: list[str], *, class_map: str | Path | ClassMap 
         raise ConvertError(f"unknown format {unknown[0]!r}; choose from {', '.join(FORMATS)}")
     filters = filters or Filters()
     results = {}
+    distorted = _distorted_lens(root) if set(formats) & set(NO_DISTORTION) else None
     for name in formats:
         if name == "native":
             continue
+        if name in NO_DISTORTION and distorted:
+            log.warning("%s: the images were taken through a %s lens, but %s's camera is a pinhole K: its 2D labels "
+                        "are right for the images, projecting its 3D labels with K alone is not; the coefficients "
+                        "are in annotations/*-ann.json (camera.lens) and in the coco-video export", name, distorted,
+                        name)
         if isinstance(class_map, ClassMap):
             cmap = class_map.model_copy(deep=True)
         elif class_map:
@@ -55,6 +62,17 @@ def convert(root: Path, formats: list[str], *, class_map: str | Path | ClassMap 
         results[name] = export(root, target, cmap, filters, **options)
         log.info("%s: %s -> %s", name, results[name], target)
     return results
+
+
+def _distorted_lens(root: Path) -> str | None:
+    """The lens model of the dataset's first distorted frame, if any frame is distorted."""
+    import json
+
+    for path in sorted((Path(root) / "annotations").glob("*-ann.json")):
+        model = (json.loads(path.read_text()).get("camera", {}).get("lens") or {}).get("model", "pinhole")
+        if model != "pinhole":
+            return model
+    return None
 
 
 def export_for_recipe(recipe, base_dir: Path | None, out: Path) -> dict:
