@@ -5,7 +5,7 @@ import bpy
 import numpy as np
 import pytest
 
-from synthfarm.addon.engine.randomizers import RandomizerError, world_bounds
+from synthfarm.addon.engine.randomizers import RandomizerError
 
 from scene_build import bounds as _bounds, build, overlapping_pairs as _overlapping_pairs  # noqa: F401
 
