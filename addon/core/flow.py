@@ -30,9 +30,9 @@ def flow_through_view(view, flow_render: np.ndarray) -> np.ndarray:
     takes its render pixel's motion, and both ends are projected through the lens."""
     if view.identity:
         return flow_render
-    moved = view.start + view.nearest(flow_render)
+    moved = view.start + view.nearest(flow_render.astype(np.float32, copy=False))
     end = view.lens.to_pixels(view.lens.distort(view.source.from_pixels(moved)))
-    out = (end - view.lens.pixel_centres()).astype(np.float32)
+    out = (end - view.centres).astype(np.float32, copy=False)
     out[view.rows < 0] = 0.0
     return out
 

@@ -70,7 +70,8 @@ class Lens:
     # -- normalised image coordinates (x/z, y/z) -----------------------------------------------------------
     def distort(self, xy: np.ndarray) -> np.ndarray:
         """Undistorted normalised coordinates (N, 2) -> distorted normalised coordinates (N, 2)."""
-        xy = np.asarray(xy, dtype=float)
+        xy = np.asarray(xy)
+        xy = xy if xy.dtype in (np.float32, np.float64) else xy.astype(float)
         if self.model == "pinhole":
             return xy.copy()
         x, y = xy[..., 0], xy[..., 1]
@@ -151,15 +152,16 @@ class Lens:
         return self._limit
 
     def to_pixels(self, xy: np.ndarray) -> np.ndarray:
-        K = self.K
-        return np.stack([K[0, 0] * xy[..., 0] + K[0, 1] * xy[..., 1] + K[0, 2], K[1, 1] * xy[..., 1] + K[1, 2]],
-                        axis=-1)
+        """Normalised coordinates -> pixels (float32 input stays float32: the constants are Python floats)."""
+        fx, s, cx, fy, cy = (float(v) for v in self.K[[0, 0, 0, 1, 1], [0, 1, 2, 1, 2]])
+        return np.stack([fx * xy[..., 0] + s * xy[..., 1] + cx, fy * xy[..., 1] + cy], axis=-1)
 
     def from_pixels(self, uv: np.ndarray) -> np.ndarray:
-        K = self.K
-        uv = np.asarray(uv, dtype=float)
-        y = (uv[..., 1] - K[1, 2]) / K[1, 1]
-        x = (uv[..., 0] - K[0, 2] - K[0, 1] * y) / K[0, 0]
+        fx, s, cx, fy, cy = (float(v) for v in self.K[[0, 0, 0, 1, 1], [0, 1, 2, 1, 2]])
+        uv = np.asarray(uv)
+        uv = uv if uv.dtype in (np.float32, np.float64) else uv.astype(float)
+        y = (uv[..., 1] - cy) / fy
+        x = (uv[..., 0] - cx - s * y) / fx
         return np.stack([x, y], axis=-1)
 
     def rays(self, uv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -241,8 +243,13 @@ class View:
 
     @cached_property
     def start(self) -> np.ndarray:
-        """Each output pixel's exact position in the render, (H, W, 2)."""
-        return np.stack([self.map_x, self.map_y], axis=-1)
+        """Each output pixel's exact position in the render, (H, W, 2), float32 (flow's precision)."""
+        return np.stack([self.map_x, self.map_y], axis=-1).astype(np.float32)
+
+    @cached_property
+    def centres(self) -> np.ndarray:
+        """The output's pixel centres, (H, W, 2), float32."""
+        return self.lens.pixel_centres().astype(np.float32)
 
     def linear(self, image: np.ndarray) -> np.ndarray:
         """Colour: bilinear resampling between the four render pixels around each position, with OpenCV's
