@@ -239,6 +239,7 @@ class DatasetWriter:
             for stem in stems:
                 source = staging / folder / f"{stem}{suffix}"
                 if source.exists():
+                    (self.root / folder).mkdir(exist_ok=True)  # the optional folders (flow, videos) come with frames
                     os.replace(source, self.root / folder / source.name)
         for stem in stems:
             os.replace(staging / "annotations" / f"{stem}-ann.json", self.root / "annotations" / f"{stem}-ann.json")
