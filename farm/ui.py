@@ -97,12 +97,9 @@ def start_polling() -> None:
 
 def bundle_scene(scene, folder: Path):
     """The scene as farm inputs in ``folder``: a copy of the .blend (the base the workers start from)
-    and the recipe, with its paths rebased to ``folder``. Returns (recipe, recipe path)."""
-    from ..addon.engine.sample import clear_sample
-
+    and the recipe, with its paths rebased to ``folder``. Returns (recipe, recipe path). The user's scene
+    is not touched: a Randomize sample in it goes into the copy, and the workers take it back on loading."""
     recipe = storage.scene_recipe(scene)
-    if clear_sample(scene):
-        log.info("the Randomize sample was cleared so that it does not go to the farm")
     blend = folder / "scene.blend"
     bpy.ops.wm.save_as_mainfile(filepath=str(blend), copy=True, relative_remap=True, compress=True)
     data = rebase_paths(recipe.to_data(), storage.scene_base_dir(scene), folder)

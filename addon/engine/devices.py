@@ -47,16 +47,33 @@ def _cpu(scene, prefs) -> DeviceInfo:
         prefs.compute_device_type = "NONE"
     except TypeError:
         pass
+    return _cpu_info(scene, prefs.get_devices_for_type("CPU"))
+
+
+def _cpu_info(scene, devices) -> DeviceInfo:
     threads = scene.render.threads if scene.render.threads_mode == "FIXED" else (os.cpu_count() or 1)
-    names = tuple(d.name for d in prefs.get_devices_for_type("CPU")) or (platform.machine(),)
-    return DeviceInfo("CPU", names, threads)
+    return DeviceInfo("CPU", tuple(d.name for d in devices if d.type == "CPU") or (platform.machine(),), threads)
+
+
+def current_device(scene, prefs) -> DeviceInfo:
+    """The device the scene renders on with the user's own Cycles settings (nothing is changed): the add-on
+    renders in the user's Blender as the user set it up."""
+    backend = prefs.compute_device_type
+    if scene.cycles.device == "GPU" and backend != "NONE":
+        used = tuple(d.name for d in prefs.devices if d.type == backend and d.use)
+        if used:
+            return DeviceInfo(backend, used, 0)
+    return _cpu_info(scene, prefs.devices)
 
 
 def select_device(scene, preference: str = "auto", gpu_index: int | None = None) -> DeviceInfo:
-    """Configure Cycles on ``scene`` for the best device allowed by ``preference`` (auto | cpu | gpu)."""
-    if preference not in ("auto", "cpu", "gpu"):
-        raise ValueError(f"device must be auto, cpu or gpu, not {preference!r}")
+    """Configure Cycles on ``scene`` for the best device allowed by ``preference`` (auto | cpu | gpu), or
+    take the scene's and the preferences' as they are (current)."""
+    if preference not in ("auto", "cpu", "gpu", "current"):
+        raise ValueError(f"device must be auto, cpu, gpu or current, not {preference!r}")
     prefs = _cycles_prefs()
+    if preference == "current":
+        return current_device(scene, prefs)
     if preference != "cpu":
         for backend in BACKENDS:
             gpus = _gpus(prefs, backend)

@@ -51,8 +51,17 @@ def apply_sample(scene, runner, recipe: Recipe, base_dir: Path | None, job: JobS
     moved = {name: state for name, state in states.items()
              if name in scene.objects and object_state(scene.objects[name]) != state}
     collection[_STATE] = json.dumps({"made": made, "moved": moved, "world": world.name if world else None,
-                                     "camera": camera.name if camera else None, "seed": job.seed})
+                                     "camera": camera.name if camera else None, "job": job.model_dump()})
     return dict(sampler.log)
+
+
+def sample_job(scene) -> JobSpec | None:
+    """The job whose sample is in the viewport (None when there is none)."""
+    coll = current_sample(scene)
+    if coll is None:
+        return None
+    job = json.loads(coll[_STATE]).get("job")
+    return JobSpec.model_validate(job) if job else None
 
 
 def clear_sample(scene) -> bool:

@@ -45,6 +45,10 @@ class BaseScene:
                 raise SceneError(f"scene.base: {str(base)!r} does not exist")
             # Python auto-execution stays off: scripts inside a .blend from a job never run.
             bpy.ops.wm.open_mainfile(filepath=str(base), load_ui=False, use_scripts=False)
+            from .sample import clear_sample  # sample.py builds on this module
+
+            if clear_sample(bpy.context.scene):  # saved (or submitted) with Randomize's sample in the viewport
+                log.info("%s was saved with a Randomize sample; it is taken back before rendering", base.name)
         self.loaded = key
         log.info("base scene: %s", key)
         return True

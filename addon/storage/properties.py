@@ -224,6 +224,7 @@ class SYNTHFARM_PG_settings(PropertyGroup):
                                   description="Render Locally at the recipe's preview tier (fewer samples, smaller)")
     progress: FloatProperty(name="Progress", min=0, max=1, subtype="FACTOR")
     status: StringProperty(name="Status")
+    last_out: StringProperty(name="Dataset", subtype="DIR_PATH", description="The folder Render Locally wrote last")
 
 
 def arg_slots(spec: FieldSpec, mode: str, use_clip: bool, count: int) -> list[str]:
