@@ -242,7 +242,7 @@ class VIEW3D_PT_synthfarm_farm(SynthfarmPanel, bpy.types.Panel):
         if offline():
             box = layout.box()
             box.alert = True
-            box.label(text="Online access is off", icon="INTERNET_DEACTIVATED")
+            box.label(text="Online access is off", icon="INTERNET_OFFLINE")
             box.label(text="Preferences > System > Network > Allow Online Access")
         col = layout.column()
         col.enabled = not offline()
@@ -258,7 +258,7 @@ class VIEW3D_PT_synthfarm_farm(SynthfarmPanel, bpy.types.Panel):
             box = layout.box()
             box.label(text=f"Batch {farm.batch_id}: {farm.state or 'unknown'}", icon="SEQ_STRIP_DUPLICATE")
             if farm.counts:
-                box.prop(farm, "progress", text=farm.counts, slider=True)
+                box.progress(factor=farm.progress, type="BAR", text=farm.counts)
             row = box.row(align=True)
             row.enabled = not offline()
             row.operator("synthfarm.farm_refresh", icon="FILE_REFRESH")

@@ -27,21 +27,27 @@ def V(domain: Domain):  # noqa: N802 - reads as a type in field declarations
 
 RECIPE_FILE_FIELDS = (("scene", "base"), ("output", "class_map"))  # the recipe's own files (one path each)
 
-# Domains used by several fields.
+# Domains used by several fields (``unit`` is what the panel shows: metres, degrees, kelvin, watts, ...).
 COUNT = Domain("int", ge=0, le=10000)
 POSITIVE = Domain("float", gt=0)
 NONNEG = Domain("float", ge=0)
 UNIT = Domain("float", ge=0, le=1)
-ANGLE = Domain("float")  # degrees
-ELEVATION = Domain("float", ge=-90, le=90)
+ANGLE = Domain("float", unit="deg")
+ELEVATION = Domain("float", ge=-90, le=90, unit="deg")
+DISTANCE = Domain("float", gt=0, unit="m")
+LENGTH = Domain("float", ge=0, unit="m")
+HEIGHT = Domain("float", unit="m")
 REAL = Domain("float")
-VEC3 = Domain("vector", size=3)
-SIZE3 = Domain("vector", size=3, gt=0)
+VEC3 = Domain("vector", size=3, unit="m")  # a position
+ROTATION3 = Domain("vector", size=3, unit="deg")  # XYZ Euler angles
+SIZE3 = Domain("vector", size=3, gt=0, unit="m")
 COLOR = Domain("vector", size=3, ge=0, le=1)
 PROBABILITY = UNIT
 TEXT = Domain("text")
 LIGHT_TYPE = Domain("text", choices=("POINT", "SUN", "SPOT", "AREA"))
-KELVIN = Domain("float", ge=1000, le=40000)
+KELVIN = Domain("float", ge=1000, le=40000, unit="K")
+WATTS = Domain("float", ge=0, unit="W")
+MM = Domain("float", gt=0, unit="mm")
 IMAGE_TYPES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")  # backplates (8-bit photographs)
 # File sets (see values.py): each file field has one domain, whatever component it is in.
 FILE_DOMAINS = {
@@ -58,6 +64,11 @@ FAMILY = Domain("text", choices=FAMILIES)
 VIEW_TRANSFORMS = ("AgX", "Filmic", "Standard", "Khronos PBR Neutral", "ACES 1.3", "ACES 2.0")
 LOOKS = ("None", "Very High Contrast", "High Contrast", "Medium High Contrast", "Medium Contrast",
          "Medium Low Contrast", "Low Contrast", "Very Low Contrast", "Punchy", "Greyscale")
+
+
+def unit(symbol: str) -> dict:
+    """The unit of a plain number field: ``Field(..., json_schema_extra=unit("m"))``."""
+    return {"unit": symbol}
 
 
 def FileSet(field: str):  # noqa: N802 - reads as a type
@@ -172,7 +183,7 @@ class Distractors(Component):
     count: V(COUNT) = {"randint": [3, 10]}
     shapes: list[Literal[PRIMITIVE_SHAPES]] = [s for s in PRIMITIVE_SHAPES if s != "plane"]  # type: ignore[valid-type]
     source: Optional[FileSet("source")] = None  # assets instead of primitives
-    size: V(POSITIVE) = {"uniform": [0.03, 0.2]}  # largest dimension in metres
+    size: V(DISTANCE) = {"uniform": [0.03, 0.2]}  # largest dimension
     family: V(FAMILY) = {"choice": list(FAMILIES)}
 
 
@@ -220,7 +231,7 @@ class TextureSet(Component):
     kind: Literal["texture_set"]
     targets: Targets
     textures: FileSet("textures")  # a folder of set folders, a set folder, a glob or {choice: [...]}
-    scale: V(POSITIVE) = 1.0  # metres per texture tile
+    scale: V(DISTANCE) = 1.0  # the size of one texture tile
     rotation: V(ANGLE) = {"uniform": [0, 360]}
     per: Literal["object", "slot"] = "object"
 
@@ -267,7 +278,7 @@ class PoseInVolume(Placement):
     position: V(VEC3) = {"uniform": [[-0.5, -0.5, 0.0], [0.5, 0.5, 1.0]]}
     rotation: Literal["uniform", "yaw", "none"] = "uniform"  # uniform = uniform over SO(3)
     avoid_collisions: bool = False
-    gap: V(NONNEG) = 0.0
+    gap: V(LENGTH) = 0.0
 
 
 class PoseInView(Component):
@@ -277,7 +288,7 @@ class PoseInView(Component):
     kind: Literal["pose_in_view"]
     targets: Targets
     sensor: Optional[str] = None  # which camera; the first when omitted
-    distance: V(POSITIVE) = {"uniform": [0.3, 1.5]}  # metres along the optical axis
+    distance: V(DISTANCE) = {"uniform": [0.3, 1.5]}  # along the optical axis
     margin: V(Domain("float", ge=0, le=0.45)) = 0.05  # fraction of the image kept free at each border
     rotation: Literal["uniform", "yaw", "none"] = "uniform"
 
@@ -289,8 +300,8 @@ class ScatterOnSurface(Placement):
     kind: Literal["scatter_on_surface"]
     targets: Targets
     surface: Optional[str] = None
-    area: V(Domain("vector", size=3, ge=0)) = [1.0, 1.0, 0.0]  # x, y extent used when no surface is named
-    gap: V(NONNEG) = 0.01
+    area: V(Domain("vector", size=3, ge=0, unit="m")) = [1.0, 1.0, 0.0]  # x, y extent used when no surface is named
+    gap: V(LENGTH) = 0.01
     yaw: bool = True
     max_slope: float = Field(30.0, ge=0, le=89)  # degrees: faces steeper than this are not "up"
     align_to_normal: bool = False  # stand objects along the face normal (sloped surfaces) instead of +Z
@@ -303,10 +314,10 @@ class PhysicsDrop(Component):
     kind: Literal["physics_drop"]
     targets: Targets
     into: Optional[str] = None  # a generator whose objects become passive colliders
-    floor: Optional[float] = 0.0  # height of an invisible ground collider; null for none
-    height: V(NONNEG) = {"uniform": [0.3, 0.8]}
-    spread: V(NONNEG) = 0.15
-    seconds: float = Field(2.0, gt=0, le=60)
+    floor: Optional[float] = Field(0.0, json_schema_extra=unit("m"))  # height of an invisible ground; null: none
+    height: V(LENGTH) = {"uniform": [0.3, 0.8]}
+    spread: V(LENGTH) = 0.15
+    seconds: float = Field(2.0, gt=0, le=60, json_schema_extra=unit("s"))
     mass: V(POSITIVE) = 1.0  # kg, per object
     friction: V(UNIT) = 0.5
     restitution: V(UNIT) = 0.0  # bounciness
@@ -328,17 +339,17 @@ class Looking(Component):
 class CameraOrbit(Looking):
     kind: Literal["camera_orbit"]
     sensor: Optional[str] = None  # which camera; all when omitted
-    radius: V(POSITIVE) = 2.0
-    height: V(REAL) = 1.0
+    radius: V(DISTANCE) = 2.0
+    height: V(HEIGHT) = 1.0
     azimuth: V(ANGLE) = {"uniform": [0, 360]}
-    speed: V(REAL) = 0.0  # degrees per frame for sequences
+    speed: V(ANGLE) = 0.0  # degrees per frame for sequences
     look_at: Point = (0.0, 0.0, 0.0)
 
 
 class OnShell(Component):
     """Placement on a sphere around ``look_at``: distance, elevation and azimuth in degrees."""
 
-    radius: V(POSITIVE) = {"uniform": [1.5, 3.0]}
+    radius: V(DISTANCE) = {"uniform": [1.5, 3.0]}
     elevation: V(ELEVATION) = {"uniform": [15, 70]}
     azimuth: V(ANGLE) = {"uniform": [0, 360]}
     look_at: Point = (0.0, 0.0, 0.0)
@@ -353,9 +364,9 @@ class Lights(OnShell):
     kind: Literal["lights"]
     count: V(COUNT) = 1
     type: V(LIGHT_TYPE) = "POINT"
-    energy: V(NONNEG) = 500.0  # W (W/m2 for SUN)
+    energy: V(WATTS) = 500.0  # W (W/m2 for SUN)
     temperature: V(KELVIN) = 6500.0
-    radius: V(POSITIVE) = {"uniform": [2.0, 4.0]}
+    radius: V(DISTANCE) = {"uniform": [2.0, 4.0]}
     elevation: V(ELEVATION) = {"uniform": [20, 80]}
 
 
@@ -421,8 +432,8 @@ class ObjectMotion(Component):
 
     kind: Literal["object_motion"]
     targets: Targets
-    velocity: V(VEC3) = {"uniform": [[-0.2, -0.2, 0.0], [0.2, 0.2, 0.0]]}
-    spin: V(VEC3) = 0.0
+    velocity: V(Domain("vector", size=3)) = {"uniform": [[-0.2, -0.2, 0.0], [0.2, 0.2, 0.0]]}  # m/s
+    spin: V(ROTATION3) = 0.0  # per second
 
 
 class CameraPath(Looking):
@@ -443,8 +454,8 @@ class CameraShake(Component):
 
     kind: Literal["camera_shake"]
     sensor: Optional[str] = None
-    amplitude: V(NONNEG) = 0.01
-    angle: V(NONNEG) = 0.5
+    amplitude: V(LENGTH) = 0.01
+    angle: V(Domain("float", ge=0, unit="deg")) = 0.5
     frequency: V(POSITIVE) = 2.0
 
 
@@ -473,9 +484,9 @@ class Camera(Component):
 
     kind: Literal["camera"]
     resolution: tuple[Annotated[int, Field(ge=4, le=16384)], Annotated[int, Field(ge=4, le=16384)]] = (640, 480)
-    focal_length: Optional[V(POSITIVE)] = None  # mm
-    fov: Optional[V(Domain("float", gt=0, le=179))] = None  # horizontal field of view, degrees
-    sensor_width: float = Field(36.0, gt=0)  # mm
+    focal_length: Optional[V(MM)] = None
+    fov: Optional[V(Domain("float", gt=0, le=179, unit="deg"))] = None  # horizontal field of view
+    sensor_width: float = Field(36.0, gt=0, json_schema_extra=unit("mm"))
     principal_point: tuple[float, float] = (0.0, 0.0)  # offset from the image centre in pixels, x right, y down
     lens_model: Literal[LENS_MODELS] = "pinhole"  # type: ignore[valid-type]
     k1: V(REAL) = 0.0
@@ -485,20 +496,20 @@ class Camera(Component):
     p1: V(REAL) = 0.0
     p2: V(REAL) = 0.0
     fstop: Optional[V(POSITIVE)] = None  # depth of field (aperture f-number); none: everything sharp
-    focus_distance: Optional[V(POSITIVE)] = None  # metres
+    focus_distance: Optional[V(DISTANCE)] = None
     focus_on: Optional[str] = None  # a generator whose first object is in focus
     shutter: float = Field(0.0, ge=0, le=1)  # motion blur: open time in frames (0: none)
     mount: Optional[str] = None
     mount_offset: V(VEC3) = 0.0
-    mount_rotation: V(VEC3) = 0.0
-    stereo_baseline: Optional[float] = Field(None, gt=0, le=100)  # metres
+    mount_rotation: V(ROTATION3) = 0.0
+    stereo_baseline: Optional[float] = Field(None, gt=0, le=100, json_schema_extra=unit("m"))
     samples: int = Field(32, ge=1, le=65536)
     denoise: bool = True  # OpenImageDenoise at full quality (never at the preview tier)
     view_transform: V(Domain("text", choices=VIEW_TRANSFORMS)) = "AgX"
     look: V(Domain("text", choices=LOOKS)) = "None"  # Punchy and Greyscale are AgX's only
     exposure: V(Domain("float", ge=-10, le=10)) = 0.0  # stops
     gamma: V(Domain("float", gt=0, le=5)) = 1.0
-    clip: tuple[float, float] = (0.01, 100.0)
+    clip: tuple[float, float] = Field((0.01, 100.0), json_schema_extra=unit("m"))
     outputs: list[Literal[OUTPUTS + EXTRA_OUTPUTS]] = list(OUTPUTS)  # type: ignore[valid-type]
 
     @model_validator(mode="after")

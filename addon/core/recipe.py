@@ -168,17 +168,21 @@ class Recipe(StrictModel):
         """Unnamed modifiers/randomizers/sensors are named after their kind (kind, kind_2, ...).
         A component's random stream is keyed by its name, so adding one never changes the others' draws."""
         for section in (self.modifiers, self.randomizers, self.sensors):
-            taken = {comp.name for comp in section if comp.name}
-            for comp in section:
-                if comp.name:
-                    continue
-                name, n = comp.kind, 1
-                while name in taken:
-                    n += 1
-                    name = f"{comp.kind}_{n}"
-                comp.name = name
-                taken.add(name)
+            self._default_names_of(section)
         return self
+
+    @staticmethod
+    def _default_names_of(section: list) -> None:
+        taken = {comp.name for comp in section if comp.name}
+        for comp in section:
+            if comp.name:
+                continue
+            name, n = comp.kind, 1
+            while name in taken:
+                n += 1
+                name = f"{comp.kind}_{n}"
+            comp.name = name
+            taken.add(name)
 
     # -- convenience ---------------------------------------------------------------------------------
     @property
@@ -263,16 +267,18 @@ def _pydantic_problems(err: ValidationError) -> list[tuple[str, str]]:
 
 
 def check_recipe(recipe: Recipe, base_dir: Path | None, *, check_files: bool = True,
-                 root: Path | None = None) -> list[tuple[str, str]]:
+                 root: Path | None = None, unchecked: frozenset[str] = frozenset()) -> list[tuple[str, str]]:
     """The checks between fields: unique names, targets, parameter references, files on disk.
-    With ``root``, no file may lie outside that folder (a farm job's inputs)."""
+    With ``root``, no file may lie outside that folder (a farm job's inputs). ``unchecked``: parameters whose
+    own problems are reported elsewhere (references to them are not checked)."""
     problems: list[tuple[str, str]] = []
+    declared = set(recipe.parameters) | unchecked
     for i, rule in enumerate(recipe.constraints):
         for side in ("left", "right"):
-            name = getattr(rule, side)
-            if isinstance(name, str) and name not in recipe.parameters:
-                problems.append((f"constraints[{i}].{side}", f"no parameter {name!r}; declared: {sorted(recipe.parameters)}"))
-    if not problems and recipe.constraints:
+            name = getattr(rule, side) if rule is not None else None
+            if isinstance(name, str) and name not in declared:
+                problems.append((f"constraints[{i}].{side}", f"no parameter {name!r}; declared: {sorted(declared)}"))
+    if not problems and not unchecked and recipe.constraints and None not in recipe.constraints:
         defaults = {n: p.default for n, p in recipe.parameters.items()}
         for i, rule in enumerate(recipe.constraints):
             if not rule.holds(defaults):
@@ -282,7 +288,7 @@ def check_recipe(recipe: Recipe, base_dir: Path | None, *, check_files: bool = T
     for section in ("generators", "modifiers", "randomizers", "sensors"):
         seen: set[str] = set()
         for i, comp in enumerate(getattr(recipe, section)):
-            if comp.name in seen:
+            if comp.name is not None and comp.name in seen:
                 problems.append((f"{section}[{i}].name", f"{comp.name!r} is used twice; names must be unique"))
             seen.add(comp.name)
     for section in ("generators", "modifiers", "randomizers", "sensors"):
@@ -294,11 +300,11 @@ def check_recipe(recipe: Recipe, base_dir: Path | None, *, check_files: bool = T
                         path = f"{where}.{field}" + (f"[{j}]" if field in c.LIST_REFS else "")
                         problems.append((path, f"no generator named {name!r}; generators are {generator_names}"))
             for field, value in c.value_fields(comp):
-                if isinstance(value, ParamRef):
+                if isinstance(value, ParamRef) and value.name not in unchecked:
                     param = recipe.parameters.get(value.name)
                     if param is None:
                         problems.append((f"{where}.{field}", f"unknown parameter ${{{value.name}}}; declare it "
-                                         f"under parameters: (declared: {sorted(recipe.parameters)})"))
+                                         f"under parameters: (declared: {sorted(declared)})"))
                         continue
                     why = check_param_ref(value, c.domain_of(comp, field), param)
                     if why:
@@ -438,12 +444,49 @@ def recipe_from_data(data: Any, base_dir: Path | None = None, source: str | None
                           source)
     try:
         recipe = Recipe.model_validate(data)
-    except ValidationError as err:
-        raise RecipeError(_pydantic_problems(err), source) from None
+    except ValidationError as err:  # every problem at once: the checks between fields run on the valid parts
+        problems = _pydantic_problems(err)
+        partial, unchecked = _valid_parts(data)
+        problems += [p for p in check_recipe(partial, base_dir, check_files=check_files, root=root,
+                                             unchecked=unchecked) if p not in problems]
+        raise RecipeError(problems, source) from None
     problems = check_recipe(recipe, base_dir, check_files=check_files, root=root)
     if problems:
         raise RecipeError(problems, source)
     return recipe
+
+
+def _valid_parts(data: dict) -> tuple[Recipe, frozenset[str]]:
+    """The parts of recipe ``data`` that are valid on their own, in their places (a component that is not
+    stands in by its name alone), and the names of the parameters that are not valid."""
+    from pydantic import TypeAdapter
+
+    def valid(kind, item):
+        try:
+            return TypeAdapter(kind).validate_python(item)
+        except ValidationError:
+            return None
+
+    def listed(key):
+        return data.get(key) if isinstance(data.get(key), list) else []
+
+    raw = data.get("parameters") if isinstance(data.get("parameters"), dict) else {}
+    parameters = {name: p for name, p in ((n, valid(Parameter, v)) for n, v in raw.items()) if p is not None}
+    parts = {"name": data.get("name") or "", "parameters": parameters,
+             "constraints": [valid(Constraint, item) for item in listed("constraints")],
+             "scene": valid(SceneSpec, data.get("scene", {})) or SceneSpec(),
+             "output": valid(OutputSpec, data.get("output", {})) or OutputSpec()}
+    for section, kind in (("generators", Generator), ("modifiers", Modifier), ("randomizers", Randomizer),
+                          ("sensors", Sensor)):
+        parts[section] = [valid(kind, item) for item in listed(section)]
+    recipe = Recipe.model_construct(**parts)
+    for section in ("modifiers", "randomizers", "sensors"):
+        recipe._default_names_of([comp for comp in getattr(recipe, section) if comp is not None])
+    for section in ("generators", "modifiers", "randomizers", "sensors"):
+        setattr(recipe, section, [comp if comp is not None else c.Component.model_construct(
+            name=item.get("name") if isinstance(item, dict) else None)
+            for comp, item in zip(getattr(recipe, section), listed(section))])
+    return recipe, frozenset(raw) - set(parameters)
 
 
 def parse_recipe_text(text: str, base_dir: Path | None = None, source: str | None = None, *,

@@ -14,6 +14,7 @@ Widgets:
 """
 from __future__ import annotations
 
+import re
 import types
 import typing
 from dataclasses import dataclass
@@ -53,13 +54,14 @@ class FieldSpec:
     part: int | None = None  # gradient[0] / gradient[1]: one value of a pair
     default: Any = None
     description: str = ""
+    unit: str | None = None  # m, mm, deg, K, W, s (UNITS): the panel shows numbers in it
 
     @property
     def label(self) -> str:
-        name = self.key.split(".")[-1].replace("_", " ")
+        name = display_name(self.key.split(".")[-1])
         if self.part is not None:
             name += (" bottom", " top")[self.part]
-        return name[:1].upper() + name[1:]
+        return name
 
     @property
     def id(self) -> str:
@@ -82,11 +84,12 @@ def _spec(key: str, info, annotation, optional: bool, description: str) -> list[
     default = info.get_default(call_default_factory=True) if not info.is_required() else None
     if isinstance(default, BaseModel):
         default = default.model_dump(mode="json")
-    common = dict(optional=optional, description=description, default=default)
+    extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+    common = dict(optional=optional, description=description, default=default, unit=extra.get("unit"))
     base = key.split(".")[-1]
     domain = _domain(annotation)
     if domain is not None:
-        return [FieldSpec(key, "value", domain=domain, **common)]
+        return [FieldSpec(key, "value", domain=domain, **{**common, "unit": domain.unit})]
     origin, args = get_origin(annotation), get_args(annotation)
     if origin is typing.Annotated:
         return _spec(key, info, args[0], optional, description)
@@ -94,12 +97,13 @@ def _spec(key: str, info, annotation, optional: bool, description: str) -> list[
         return [FieldSpec(key, "enum", choices=tuple(args), **common)]
     if origin is tuple:
         if all(_domain(a) for a in args):  # a pair of values (World.gradient)
-            return [FieldSpec(key, "value", domain=_domain(a), part=i, **common) for i, a in enumerate(args)]
+            return [FieldSpec(key, "value", domain=_domain(a), part=i, **{**common, "unit": _domain(a).unit})
+                    for i, a in enumerate(args)]
         inner = _strip_optional(args[0])[0]
         inner = get_args(inner)[0] if get_origin(inner) is typing.Annotated else inner
         return [FieldSpec(key, "int2" if inner is int else "float2", **common)]
     if annotation == c.Point:
-        return [FieldSpec(key, "point", ref="generator", **common)]
+        return [FieldSpec(key, "point", ref="generator", **{**common, "unit": "m"})]
     if origin is list:
         item = args[0]
         if get_origin(item) is Literal:
@@ -197,6 +201,28 @@ def slot(domain: Domain, mode: str, position: int) -> str:
 
 def is_colour(domain: Domain) -> bool:
     return domain.kind == "vector" and domain.size == 3 and domain.ge == 0 and domain.le == 1
+
+
+# -- names as people read them ---------------------------------------------------------------------------------
+UNITS = {"m": "metres", "mm": "millimetres", "deg": "degrees", "K": "kelvin", "W": "watts", "s": "seconds"}
+ACRONYMS = {"rgb": "RGB", "coco": "COCO", "yolo": "YOLO", "kitti": "KITTI", "voc": "VOC", "bop": "BOP", "hdri": "HDRI",
+            "fov": "FOV", "hsv": "HSV", "exr": "EXR", "png": "PNG", "id": "ID", "ids": "IDs", "rle": "RLE",
+            "2d": "2D", "3d": "3D", "6d": "6D", "gpu": "GPU", "cpu": "CPU"}
+
+
+def display_name(word: str) -> str:
+    """A recipe word (key, kind, choice) as a label: ``instance_mask`` -> "Instance mask", ``coco-polygons`` ->
+    "COCO polygons", ``boxes2d`` -> "Boxes 2D", ``hdri`` -> "HDRI". Words already in capitals stay as written."""
+    if not word or word != word.lower():
+        return word
+    parts = []
+    for part in re.split(r"[_\s-]+", word):
+        head, digits = re.fullmatch(r"(.*?)(\d[a-z]?)?", part).groups()
+        for piece in (head, digits):
+            if piece:
+                parts.append(ACRONYMS.get(piece, piece))
+    text = " ".join(parts)
+    return text[:1].upper() + text[1:]
 
 
 # -- the recipe's own fields and scalars stored as text ------------------------------------------------------

@@ -60,6 +60,7 @@ class Domain:
     extensions: tuple[str, ...] = ()  # file: the file types a set may draw (lower case, with the dot)
     folders: bool = False  # file: the set's members are folders (e.g. texture sets), not files
     builtin: bool = False  # file: Blender's own HDRIs (blender:NAME) are accepted
+    unit: str | None = None  # what the numbers measure, for people: m, mm, deg, K, W, s (see schema.UNITS)
 
     @property
     def numeric(self) -> bool:

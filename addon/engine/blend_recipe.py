@@ -18,10 +18,6 @@ from ..core.recipe import RecipeError, rebase_paths
 
 log = logging.getLogger(__name__)
 
-HOW_TO_ADD = ("add one in Blender: the Synthfarm tab of the 3D viewport's sidebar (N), with Import Recipe or by "
-              "adding generators and sensors, then save the .blend")
-
-
 @contextmanager
 def _blender_chatter_to_stderr():
     """Blender reports ``Read blend: ...`` on the process's stdout, which may carry a command's output
@@ -49,27 +45,6 @@ def _blender_chatter_to_stderr():
             os.close(saved)
 
 
-def _scene_with_recipe(bpy, path: Path):
-    """The active scene if it holds a recipe, else the only scene that does; a RecipeError otherwise."""
-    scenes = list(bpy.data.scenes)
-    with_recipe = [s for s in scenes if s.synthfarm.recipe.kind]
-    active = bpy.context.scene
-    if active is not None and active in with_recipe:
-        return active
-    if len(with_recipe) == 1:
-        log.info("%s: the active scene %r holds no recipe; using scene %r", path.name,
-                 active.name if active else None, with_recipe[0].name)
-        return with_recipe[0]
-    names = ", ".join(repr(s.name) for s in scenes)
-    if not with_recipe:
-        msg = f"no synthfarm recipe in {path.name} (scenes: {names}); {HOW_TO_ADD}"
-    else:
-        msg = (f"the active scene {active.name!r} of {path.name} holds no synthfarm recipe and several other scenes "
-               f"do ({', '.join(repr(s.name) for s in with_recipe)}): make the one to render the active scene "
-               "and save the .blend")
-    raise RecipeError([("", msg)], str(path))
-
-
 def recipe_text_from_blend(path: str | Path) -> tuple[str, Path]:
     """(recipe YAML, the .blend's folder) of the recipe stored on a .blend's scene.
 
@@ -89,7 +64,7 @@ def recipe_text_from_blend(path: str | Path) -> tuple[str, Path]:
     except RuntimeError as err:
         raise RecipeError([("", f"cannot open {path.name} as a .blend: {str(err).strip()}")], str(path)) from None
     storage.ensure_registered()
-    scene = _scene_with_recipe(bpy, path)
+    scene = storage.scene_with_recipe(list(bpy.data.scenes), bpy.context.scene, path)
     data = storage.scene_recipe(scene).to_data()  # validated; Blender's // paths already made recipe-relative
     stored_base = (data.get("scene") or {}).get("base")
     if stored_base:

@@ -269,10 +269,12 @@ def recipe_data(settings) -> dict:
 
 
 def scene_base_dir(scene) -> Path:
-    """Where the scene recipe's relative paths start."""
-    settings = scene.synthfarm
+    """Where the scene recipe's relative paths start (for a scene linked from another .blend: that file's)."""
+    settings, library = scene.synthfarm, scene.library
     if settings.base_dir:
-        return Path(bpy.path.abspath(settings.base_dir))
+        return Path(bpy.path.abspath(settings.base_dir, library=library))
+    if library is not None:
+        return Path(bpy.path.abspath(library.filepath)).parent
     if bpy.data.filepath:
         return Path(bpy.data.filepath).parent
     return Path.cwd()
@@ -281,13 +283,14 @@ def scene_base_dir(scene) -> Path:
 def scene_recipe(scene, *, check_files: bool = True) -> Recipe:
     """The scene's recipe, validated (RecipeError lists every problem with its path)."""
     base = scene_base_dir(scene)
-    data = absolute_blender_paths(recipe_data(scene.synthfarm), base)
+    data = absolute_blender_paths(recipe_data(scene.synthfarm), base, scene.library)
     return recipe_from_data(data, base, f"scene {scene.name!r}", check_files=check_files)
 
 
-def absolute_blender_paths(data: dict, base: Path) -> dict:
+def absolute_blender_paths(data: dict, base: Path, library=None) -> dict:
     """Blender's ``//`` paths (from its file browser) become paths relative to the recipe folder."""
-    return map_paths(data, lambda p, field: os.path.relpath(bpy.path.abspath(p), base) if p.startswith("//") else p)
+    return map_paths(data, lambda p, field: os.path.relpath(bpy.path.abspath(p, library=library), base)
+                     if p.startswith("//") else p)
 
 
 def problems(scene) -> list[tuple[str, str]]:

@@ -7,6 +7,8 @@ Both the add-on's UI and the headless engine (a .blend as a job input) use this 
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import bpy
 from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProperty, FloatVectorProperty,
@@ -16,19 +18,59 @@ from bpy.types import PropertyGroup
 from ..core import schema
 from ..core.schema import FieldSpec
 
-MODE_ITEMS = [
-    ("constant", "Constant", "One value for every job"),
-    ("uniform", "Uniform", "Uniform between low and high"),
-    ("normal", "Normal", "Normal with mean and sigma, optionally clipped; draws stay inside the field's bounds"),
-    ("triangular", "Triangular", "Triangular between left and right, peaking at mode"),
-    ("randint", "Random integer", "A whole number between low and high, both included"),
-    ("choice", "Choice", "One of a list of options, optionally weighted"),
-    ("sweep_linspace", "Sweep (count)", "Job i takes the i-th of count evenly spaced values from start to stop"),
-    ("sweep_arange", "Sweep (step)", "Job i takes start + i*step, wrapping before stop"),
-    ("param", "Parameter", "The job's value of a recipe parameter: ${name}"),
-]
+MODE_ITEMS = [(key, name, text, icon, number) for number, (key, name, text, icon) in enumerate([
+    ("constant", "Constant", "One value for every job", "DOT"),
+    ("uniform", "Uniform", "Uniform between low and high", "IPO_LINEAR"),
+    ("normal", "Normal", "Normal with mean and sigma, optionally clipped; draws stay inside the field's bounds",
+     "SMOOTHCURVE"),
+    ("triangular", "Triangular", "Triangular between left and right, peaking at mode", "SHARPCURVE"),
+    ("randint", "Random integer", "A whole number between low and high, both included", "IPO_CONSTANT"),
+    ("choice", "Choice", "One of a list of options, optionally weighted", "PRESET"),
+    ("sweep_linspace", "Sweep (count)", "Job i takes the i-th of count evenly spaced values from start to stop",
+     "LINENUMBERS_ON"),
+    ("sweep_arange", "Sweep (step)", "Job i takes start + i*step, wrapping before stop", "SORTSIZE"),
+    ("param", "Parameter", "The job's value of a recipe parameter: ${name}", "DRIVER"),
+])]
 assert [m[0] for m in MODE_ITEMS] == list(schema.MODES)
 BLEND_RELATIVE = {"PATH_SUPPORTS_BLEND_RELATIVE"}  # path properties accept Blender's // (the .blend's folder)
+
+# How Blender shows each unit of schema.UNITS (it also parses what is typed: "30cm", "45", "2 ft").
+BLENDER_UNITS = {"m": "LENGTH", "mm": "CAMERA", "deg": "ROTATION", "K": "COLOR_TEMPERATURE", "W": "POWER",
+                 "s": "TIME_ABSOLUTE"}
+assert set(BLENDER_UNITS) == set(schema.UNITS)
+
+
+def _unit_view(slot: str, unit: str, size: int = 0):
+    """A property that shows the stored number(s) ``slot`` in ``unit``. The recipe's value stays in ``slot``
+    as written (degrees, not Blender's radians: the view converts, rounded to 1e-4 degree)."""
+    if unit == "deg":
+        def to_ui(x):
+            return math.radians(x)
+
+        def from_ui(x):
+            return round(math.degrees(x), 4)
+    else:
+        to_ui = from_ui = float
+    precision = {"deg": 1, "K": 0, "W": 1}.get(unit, 3)
+    if size:
+        return FloatVectorProperty(name="Value", size=size, unit=BLENDER_UNITS[unit], precision=precision, step=10,
+                                   get=lambda self: [to_ui(x) for x in getattr(self, slot)],
+                                   set=lambda self, value: setattr(self, slot, [from_ui(x) for x in value]))
+    return FloatProperty(name="Value", unit=BLENDER_UNITS[unit], precision=precision, step=10,
+                         get=lambda self: to_ui(getattr(self, slot)),
+                         set=lambda self, value: setattr(self, slot, from_ui(value)))
+
+
+def _add_unit_views(cls, slots: dict[str, int]) -> None:
+    """Give ``cls`` a view ``<slot>_<unit>`` of each number slot (size 0: a scalar) for every unit."""
+    for slot, size in slots.items():
+        for unit in BLENDER_UNITS:
+            cls.__annotations__[f"{slot}_{unit}"] = _unit_view(slot, unit, size)
+
+
+def view_of(record, slot: str, unit: str | None) -> str:
+    """The property to draw for the stored number ``slot`` of a field in ``unit`` (the slot itself without one)."""
+    return f"{slot}_{unit}" if unit and f"{slot}_{unit}" in record.bl_rna.properties else slot
 
 
 def f32(value: float) -> float:
@@ -65,8 +107,7 @@ _ENUM_CACHE: dict[tuple, list] = {}  # Blender needs the strings of dynamic enum
 def _enum_items(words) -> list:
     key = tuple(words)
     if key not in _ENUM_CACHE:
-        _ENUM_CACHE[key] = [(w, w.replace("_", " ").title() if w.islower() else w, "") for w in words] or [
-            ("", "(none)", "")]
+        _ENUM_CACHE[key] = [(w, schema.display_name(w), "") for w in words] or [("", "(none)", "")]
     return _ENUM_CACHE[key]
 
 
@@ -129,6 +170,9 @@ class SYNTHFARM_PG_arg(PropertyGroup):
     weight: FloatProperty(name="Weight", default=1.0, min=0.0, description="Relative weight of this option")
 
 
+_add_unit_views(SYNTHFARM_PG_arg, {"f": 0, "v": 3})
+
+
 def _mode_changed(self, context):
     resize_args(self)
 
@@ -158,6 +202,10 @@ class SYNTHFARM_PG_field(PropertyGroup):
     point: FloatVectorProperty(name="Point", size=3, subtype="XYZ", precision=3)
     items: CollectionProperty(type=SYNTHFARM_PG_arg)
     flags: EnumProperty(name="Value", items=_flags_items, options={"ENUM_FLAG"}, get=_flags_get, set=_flags_set)
+    show_expanded: BoolProperty(name="Show All", description="Show every item of this list (off: a summary)")
+
+
+_add_unit_views(SYNTHFARM_PG_field, {"number": 0, "float2": 2, "point": 3})
 
 
 class SYNTHFARM_PG_component(PropertyGroup):
@@ -187,6 +235,10 @@ class SYNTHFARM_PG_parameter(PropertyGroup):
     max: FloatProperty(name="Max", precision=3, description="Highest value a job may set")
     choices: CollectionProperty(type=SYNTHFARM_PG_arg)
     description: StringProperty(name="Description", description="What this parameter changes")
+    min_i: IntProperty(name="Min", description="Lowest value a job may set", get=lambda self: round(self.min),
+                       set=lambda self, value: setattr(self, "min", value))
+    max_i: IntProperty(name="Max", description="Highest value a job may set", get=lambda self: round(self.max),
+                       set=lambda self, value: setattr(self, "max", value))
 
 
 class SYNTHFARM_PG_constraint(PropertyGroup):

@@ -14,7 +14,7 @@ from bpy_extras.io_utils import ExportHelper, ImportHelper
 
 from ..core import schema
 from ..core.recipe import RecipeError, load_recipe, rebase_paths
-from ..engine.scene import CLASS_PROP
+from ..engine.scene import CLASS_PROP, labelled_class
 from .. import storage
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ class SYNTHFARM_OT_component_add(bpy.types.Operator):
 
         def draw(menu, context):
             for kind in schema.KINDS[section]:
-                op = menu.layout.operator(idname, text=kind.replace("_", " ").title())
+                op = menu.layout.operator(idname, text=schema.display_name(kind))
                 op.section, op.kind = section, kind
 
         context.window_manager.popup_menu(draw, title=f"Add to {section}")
@@ -163,26 +163,56 @@ def _spec_of(section: str, kind: str, key: str):
 
 # -- recipe files -------------------------------------------------------------------------------------------
 class SYNTHFARM_OT_import_recipe(bpy.types.Operator, ImportHelper):
-    """Replace this scene's recipe with a recipe file (YAML)"""
+    """Replace this scene's recipe with a recipe file (YAML) or the recipe saved in another .blend"""
 
     bl_idname = "synthfarm.import_recipe"
     bl_label = "Import Recipe"
     bl_options = {"REGISTER", "UNDO"}
 
     filename_ext = ".yaml"
-    filter_glob: StringProperty(default="*.yaml;*.yml", options={"HIDDEN"})
+    filter_glob: StringProperty(default="*.yaml;*.yml;*.blend", options={"HIDDEN"})
 
     def execute(self, context):
+        path = Path(self.filepath)
         try:
-            recipe = load_recipe(self.filepath)
+            if path.suffix.lower() == ".blend":
+                recipe, folder = storage.recipe_from_blend(path)
+            else:
+                recipe, folder = load_recipe(path), path.resolve().parent
         except (RecipeError, FileNotFoundError) as err:
             return report_error(self, err)
         settings = context.scene.synthfarm
         storage.store_recipe(settings, recipe)
-        folder = str(Path(self.filepath).resolve().parent)
-        settings.base_dir = bpy.path.relpath(folder) if bpy.data.filepath else folder
+        settings.base_dir = bpy.path.relpath(str(folder)) if bpy.data.filepath else str(folder)
         self.report({"INFO"}, f"imported recipe {recipe.name!r} from {self.filepath}")
+        for warning in scene_warnings(context.scene):
+            self.report({"WARNING"}, warning)
         return {"FINISHED"}
+
+
+def default_cube(scene):
+    """Blender's default cube, untouched, when it still renders in ``scene`` (it encloses a recipe's scene)."""
+    cube = scene.objects.get("Cube")
+    if (cube is None or cube.type != "MESH" or cube.hide_render or not cube.visible_get() or labelled_class(cube)
+            or len(cube.data.vertices) != 8 or tuple(cube.dimensions) != (2.0, 2.0, 2.0)
+            or cube.matrix_world.translation.length > 1e-6):
+        return None
+    return cube
+
+
+def scene_warnings(scene) -> list[str]:
+    """What in the open scene will surprise a first Preview (the scene is the base of the runs)."""
+    cube = default_cube(scene)
+    others = [o.name for o in unlabelled_visible(scene) if o is not cube]
+    out = []
+    if cube is not None:
+        out.append("the default cube is still in this scene and renders around the recipe's objects (the "
+                   "camera would see its inside): delete it, or Hide it from renders (Labels or Preview panel)")
+    if others:
+        out.append(f"{len(others)} visible object(s) without a class render in every frame with no labels: "
+                   f"{', '.join(others[:5])}{' ...' if len(others) > 5 else ''} (give them a class in Labels, "
+                   "or hide them from renders)")
+    return out
 
 
 class SYNTHFARM_OT_export_recipe(bpy.types.Operator, ExportHelper):
@@ -236,8 +266,6 @@ class SYNTHFARM_OT_validate(bpy.types.Operator):
 # -- labels -----------------------------------------------------------------------------------------------------
 def unlabelled_visible(scene) -> list:
     """Mesh objects that render but have no class (their own or a collection's)."""
-    from ..engine.scene import labelled_class
-
     return [o for o in scene.objects if o.type == "MESH" and not o.hide_render and o.visible_get()
             and not labelled_class(o) and not o.get("synthfarm_generator")]
 
@@ -282,7 +310,26 @@ class SYNTHFARM_OT_select_unlabelled(bpy.types.Operator):
         return {"FINISHED"}
 
 
+class SYNTHFARM_OT_hide_unlabelled(bpy.types.Operator):
+    """Hide the visible mesh objects without a class from renders (the default cube, a stray floor...);
+    Ctrl-Z or the outliner's camera icon brings them back"""
+
+    bl_idname = "synthfarm.hide_unlabelled"
+    bl_label = "Hide from Render"
+    bl_options = {"REGISTER", "UNDO"}
+
+    names: StringProperty(name="Objects", description="Only these objects (comma separated); empty: every one")
+
+    def execute(self, context):
+        wanted = {n.strip() for n in self.names.split(",") if n.strip()}
+        found = [o for o in unlabelled_visible(context.scene) if not wanted or o.name in wanted]
+        for obj in found:
+            obj.hide_render = True
+        self.report({"INFO"}, f"hidden from renders: {', '.join(o.name for o in found) or 'nothing'}")
+        return {"FINISHED"}
+
+
 classes = (SYNTHFARM_OT_list_edit, SYNTHFARM_OT_component_add, SYNTHFARM_OT_field_help, SYNTHFARM_OT_import_recipe,
            SYNTHFARM_OT_export_recipe, SYNTHFARM_OT_validate, SYNTHFARM_OT_assign_class,
-           SYNTHFARM_OT_select_unlabelled)
+           SYNTHFARM_OT_select_unlabelled, SYNTHFARM_OT_hide_unlabelled)
 register, unregister = bpy.utils.register_classes_factory(classes)

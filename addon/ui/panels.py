@@ -6,13 +6,13 @@ import bpy
 
 from ..core import schema
 from ..engine.scene import labelled_class
-from .. import storage
 from . import widgets
-from .operators import unlabelled_visible
+from .operators import default_cube, unlabelled_visible
+from .runs import OutputFolderError, output_folder
 from .widgets import draw_problems, problems_at, recipe_problems
 
 ICONS = {"generators": "MESH_DATA", "modifiers": "MODIFIER", "randomizers": "FORCE_TURBULENCE",
-         "sensors": "CAMERA_DATA"}
+         "sensors": "CAMERA_DATA", "parameters": "DRIVER"}  # by section: the lists' item icons
 
 
 class SynthfarmPanel:
@@ -34,11 +34,14 @@ class VIEW3D_PT_synthfarm(SynthfarmPanel, bpy.types.Panel):
             layout.label(text="No recipe on this scene yet.", icon="INFO")
             layout.label(text="Import one, or add a generator below.")
             return
-        layout.prop(settings.recipe, "name", text="Recipe")
-        widgets.draw_component(layout, _only(settings.recipe, "description"), context.scene,
-                               recipe_problems(context.scene), "")
-        layout.prop(settings, "base_dir")
         found = recipe_problems(context.scene)
+        name, value = widgets.field_row(layout)
+        name.label(text="Recipe")
+        value.prop(settings.recipe, "name", text="")
+        widgets.draw_component(layout, _only(settings.recipe, "description"), context.scene, found, "")
+        name, value = widgets.field_row(layout)
+        name.label(text="Recipe folder")
+        value.prop(settings, "base_dir", text="")
         row = layout.row()
         row.operator("synthfarm.validate", icon="CHECKMARK")
         if found:
@@ -68,6 +71,8 @@ def _only(record, *keys):
 
 
 class VIEW3D_PT_synthfarm_labels(SynthfarmPanel, bpy.types.Panel):
+    """The same lines whatever is selected, so that no button moves under the pointer."""
+
     bl_label = "Labels"
     bl_parent_id = "VIEW3D_PT_synthfarm"
 
@@ -80,32 +85,37 @@ class VIEW3D_PT_synthfarm_labels(SynthfarmPanel, bpy.types.Panel):
         op.label, op.to_collection = settings.label_class, False
         op = row.operator("synthfarm.assign_class", text="", icon="OUTLINER_COLLECTION")
         op.label, op.to_collection = settings.label_class, True
-        col = layout.column(align=True)
-        for obj in list(context.selected_objects)[:8]:
-            label = labelled_class(obj)
-            col.label(text=f"{obj.name}: {label or 'no class'}", icon="OBJECT_DATA" if label else "DOT")
+        selected = list(context.selected_objects)
+        names = [f"{o.name} ({labelled_class(o) or 'no class'})" for o in selected]
+        layout.label(text=f"Selected: {summary(names, 3)}" if selected else "Nothing selected",
+                     icon="RESTRICT_SELECT_OFF")
         missing = unlabelled_visible(context.scene)
-        if missing:
-            box = layout.box()
-            box.alert = True
-            more = f" and {len(missing) - 6} more" if len(missing) > 6 else ""
-            names = ", ".join(o.name for o in missing[:6]) + more
-            box.label(text=f"{len(missing)} visible object(s) have no class:", icon="ERROR")
-            box.label(text=names)
-            box.label(text="They get no annotations (fine for floors and walls).")
-            box.operator("synthfarm.select_unlabelled", icon="RESTRICT_SELECT_OFF")
+        box = layout.box()
+        line = box.row()
+        line.alert = bool(missing)
+        line.label(text=f"{len(missing)} visible without a class: {summary([o.name for o in missing], 3)}"
+                   if missing else "Every visible mesh has a class", icon="ERROR" if missing else "CHECKMARK")
+        buttons = box.row(align=True)
+        buttons.enabled = bool(missing)
+        buttons.operator("synthfarm.select_unlabelled", icon="RESTRICT_SELECT_OFF")
+        buttons.operator("synthfarm.hide_unlabelled", icon="RESTRICT_RENDER_ON").names = ""
+
+
+def summary(words: list[str], limit: int) -> str:
+    """Some names and how many more."""
+    return ", ".join(words[:limit]) + (f" and {len(words) - limit} more" if len(words) > limit else "")
 
 
 class SYNTHFARM_UL_items(bpy.types.UIList):
     """A list of named records (components, parameters) with their kind and problems."""
 
     def draw_item(self, context, layout, data, item, icon, active_data, active_prop, index=0, flt_flag=0):
-        row = layout.row(align=True)
-        row.prop(item, "name", text="", emboss=False, icon=ICONS.get(getattr(item, "kind", ""), "DOT")
-                 if hasattr(item, "kind") else "DRIVER")
-        row.label(text=getattr(item, "kind", "") or getattr(item, "type", ""))
         section = item.path_from_id().split(".")[-1].split("[")[0]
-        if problems_at(recipe_problems(context.scene), f"{section}[{index}]"):
+        row = layout.row(align=True)
+        row.prop(item, "name", text="", emboss=False, icon=ICONS.get(section, "DOT"))
+        row.label(text=schema.display_name(getattr(item, "kind", "") or getattr(item, "type", "")))
+        where = f"{section}.{item.name}" if section == "parameters" else f"{section}[{index}]"
+        if problems_at(recipe_problems(context.scene), where):
             row.label(text="", icon="ERROR")
 
 
@@ -136,9 +146,9 @@ class SectionPanel(SynthfarmPanel):
         problems = recipe_problems(scene)
         where = f"{self.section}[{index}]"
         box = layout.box()
-        head = box.row()
-        head.prop(record, "name")
-        head.label(text=record.kind)
+        name, value = widgets.field_row(box)
+        name.label(text=schema.display_name(record.kind), icon=ICONS[self.section])
+        value.prop(record, "name", text="")
         draw_problems(box, [m for p, m in problems if p in (where, where + ".name")])
         widgets.draw_component(box, record, scene, problems, where)
 
@@ -175,21 +185,19 @@ class VIEW3D_PT_synthfarm_parameters(SynthfarmPanel, bpy.types.Panel):
             box.prop(param, {"int": "default_i", "float": "default_f", "bool": "default_flag",
                              "choice": "default_text"}[param.type])
             if param.type in ("int", "float"):
+                line = box.row(align=True)
                 for end in ("min", "max"):
-                    line = box.row(align=True)
                     line.prop(param, "use_" + end, text="")
-                    sub = line.row()
+                    sub = line.row(align=True)
                     sub.enabled = getattr(param, "use_" + end)
-                    sub.prop(param, end)
+                    sub.prop(param, end + ("_i" if param.type == "int" else ""))
             if param.type == "choice":
                 path = f"{param.path_from_id()}.choices"
                 for k, item in enumerate(param.choices):
                     line = box.row(align=True)
                     line.prop(item, "text", text=f"choice {k + 1}")
-                    op = line.operator(widgets.LIST_EDIT, text="", icon="X")
-                    op.path, op.action, op.index = path, "REMOVE", k
-                op = box.operator(widgets.LIST_EDIT, text="Add choice", icon="ADD")
-                op.path, op.action, op.index = path, "ADD", len(param.choices) - 1
+                    widgets.item_button(line, path, "REMOVE", k)
+                widgets.item_button(box, path, "ADD", len(param.choices) - 1, text="Add Choice")
             box.prop(param, "description")
             draw_problems(box, problems_at(problems, f"parameters.{param.name}"))
         layout.label(text="Constraints (every job keeps them):")
@@ -198,11 +206,9 @@ class VIEW3D_PT_synthfarm_parameters(SynthfarmPanel, bpy.types.Panel):
             line.prop_search(rule, "left", settings, "parameters", text="")
             line.prop(rule, "op", text="")
             line.prop(rule, "right", text="")
-            op = line.operator(widgets.LIST_EDIT, text="", icon="X")
-            op.path, op.action, op.index = "synthfarm.constraints", "REMOVE", k
+            widgets.item_button(line, "synthfarm.constraints", "REMOVE", k)
             draw_problems(layout, problems_at(problems, f"constraints[{k}]"))
-        op = layout.operator(widgets.LIST_EDIT, text="Add constraint", icon="ADD")
-        op.path, op.action, op.index = "synthfarm.constraints", "ADD", -1
+        widgets.item_button(layout, "synthfarm.constraints", "ADD", -1, text="Add Constraint")
 
 
 class VIEW3D_PT_synthfarm_output(SynthfarmPanel, bpy.types.Panel):
@@ -227,8 +233,9 @@ class VIEW3D_PT_synthfarm_preview(SynthfarmPanel, bpy.types.Panel):
 
     def draw(self, context):
         layout = self.layout
-        settings = context.scene.synthfarm
-        ready = bool(settings.recipe.kind) and not recipe_problems(context.scene)
+        scene = context.scene
+        settings = scene.synthfarm
+        ready = bool(settings.recipe.kind) and not recipe_problems(scene)
         row = layout.row(align=True)
         row.prop(settings, "seed")
         sub = row.row(align=True)
@@ -240,14 +247,29 @@ class VIEW3D_PT_synthfarm_preview(SynthfarmPanel, bpy.types.Panel):
         col.operator("synthfarm.randomize", icon="SHADERFX").next_seed = False
         col.operator("synthfarm.clear_sample", icon="X")
         col.operator("synthfarm.preview", icon="IMAGE_DATA")
+        cube = default_cube(scene)
+        if cube is not None:
+            line = layout.row(align=True)
+            line.alert = True
+            line.label(text="The default cube encloses the scene", icon="ERROR")
+            line.operator("synthfarm.hide_unlabelled", text="Hide", icon="RESTRICT_RENDER_ON").names = cube.name
         box = layout.box()
         box.enabled = ready
         box.prop(settings, "jobs")
         box.prop(settings, "out")
+        try:
+            box.label(text=f"Writes to {output_folder(settings)}", icon="FILE_FOLDER")
+        except OutputFolderError:
+            line = box.row()
+            line.alert = True
+            line.label(text="Unsaved file: Render Locally asks for a folder", icon="ERROR")
         box.prop(settings, "preview_quality")
         box.operator("synthfarm.render_local", icon="RENDER_ANIMATION")
         if settings.status:
-            layout.prop(settings, "progress", text=settings.status, slider=True)
+            line = layout.row(align=True)
+            line.progress(factor=settings.progress, type="BAR", text=settings.status)
+            if settings.last_out:
+                line.operator("wm.path_open", text="Open Folder", icon="FILE_FOLDER").filepath = settings.last_out
         if not ready:
             layout.label(text="Fix the recipe's problems to run it.", icon="INFO")
 

@@ -1,4 +1,5 @@
-"""Drawing a stored recipe field, whatever its widget, with its problems shown in place."""
+"""Drawing a stored recipe field, whatever its widget: one row per field (its name, its value in the field's
+unit, and the value's form as a small dropdown), lists folded to a summary, problems shown in place."""
 from __future__ import annotations
 
 import json
@@ -10,6 +11,8 @@ from ..core.schema import FieldSpec
 from .. import storage
 
 LIST_EDIT = "synthfarm.list_edit"
+NAME_SHARE = 0.4  # of a field row's width, for the field's name
+FOLD_AFTER = 3  # lists longer than this start folded to a summary
 _VALIDATION: dict = {}
 
 
@@ -50,6 +53,12 @@ def list_buttons(layout, path: str, index: int, active: str = "", add: bool = Tr
         op.path, op.action, op.index, op.active = path, action, index, active
 
 
+def item_button(layout, path: str, action: str, index: int, text: str = "") -> None:
+    """One add (after ``index``) or remove (of ``index``) button of an inner list (options, targets...)."""
+    op = layout.operator(LIST_EDIT, text=text, icon="ADD" if action == "ADD" else "REMOVE")
+    op.path, op.action, op.index = path, action, index
+
+
 def _ref_search(layout, data, prop: str, ref: str | None, scene, text: str = ""):
     sources = {"generator": (scene.synthfarm, "generators"), "sensor": (scene.synthfarm, "sensors"),
                "object": (scene, "objects"), "collection": (bpy.data, "collections"),
@@ -60,85 +69,146 @@ def _ref_search(layout, data, prop: str, ref: str | None, scene, text: str = "")
         layout.prop(data, prop, text=text)
 
 
-def draw_value(layout, field, spec: FieldSpec, scene) -> None:
-    """A value field: its form (constant, uniform, ..., parameter) and the arguments of that form."""
-    row = layout.row(align=True)
-    row.prop(field, "mode", text="")
-    if field.mode == "param":
-        _ref_search(row, field, "param", "parameter", scene)
-        return
-    names = schema.ARG_NAMES[field.mode]
-    col = layout.column(align=True)
-    count = len(field.args)
-    if field.mode == "normal":
-        col.prop(field, "use_clip")
-    if field.mode == "choice":
-        col.prop(field, "use_weights")
-    for k, arg in enumerate(field.args):
-        slot = storage.arg_slots(spec, field.mode, field.use_clip, count)[k] if k < count else "f"
-        label = names[k] if k < len(names) else ("clip low", "clip high")[k - 2] if field.mode == "normal" \
-            else f"option {k + 1}"
-        line = col.row(align=True)
-        line.prop(arg, "word" if slot == "text" and spec.domain.choices else slot, text=label)
-        if field.mode == "choice":
-            if field.use_weights:
-                line.prop(arg, "weight", text="")
-            op = line.operator(LIST_EDIT, text="", icon="X")
-            op.path, op.action, op.index = f"{field.path_from_id()}.args", "REMOVE", k
-    if field.mode == "choice":
-        op = col.operator(LIST_EDIT, text="Add option", icon="ADD")
-        op.path, op.action, op.index = f"{field.path_from_id()}.args", "ADD", count - 1
+def field_row(layout, optional_of=None):
+    """A row split into the field's name (and its on/off box) and the part its value goes in."""
+    split = layout.row(align=True).split(factor=NAME_SHARE, align=True)
+    name = split.row(align=True)
+    if optional_of is not None:
+        name.prop(optional_of, "is_set", text="")
+    return name, split.row(align=True)
+
+
+def _arg_prop(layout, arg, spec: FieldSpec, slot: str, text: str = "") -> None:
+    if slot == "text" and spec.domain.choices:
+        slot = "word"
+    layout.prop(arg, storage.view_of(arg, slot, spec.unit), text=text)
+
+
+def _folded(field, count: int) -> bool:
+    return count > FOLD_AFTER and not field.show_expanded
+
+
+def _fold_toggle(layout, field, count: int) -> None:
+    if count > FOLD_AFTER:
+        layout.prop(field, "show_expanded", text="", emboss=False,
+                    icon="DISCLOSURE_TRI_DOWN" if field.show_expanded else "DISCLOSURE_TRI_RIGHT")
+
+
+def draw_value(layout, value, field, spec: FieldSpec, scene) -> None:
+    """A value field: its arguments in ``value`` (the field's row), the form as an icon dropdown at its end;
+    what does not fit one row (vectors of a distribution, clip bounds, choice options) goes below."""
+    mode, args = field.mode, list(field.args)
+    slots = storage.arg_slots(spec, mode, field.use_clip, len(args))
+    names = schema.ARG_NAMES[mode]
+    vector = spec.domain.kind == "vector"
+    below = layout.column(align=True)
+    if mode == "param":
+        _ref_search(value, field, "param", "parameter", scene)
+    elif mode == "choice":
+        value.label(text=f"{len(args)} option{'s' * (len(args) != 1)}" + (", weighted" if field.use_weights else ""))
+        value.prop(field, "use_weights", text="", icon="MOD_VERTEX_WEIGHT")
+        _fold_toggle(value, field, len(args))
+        path = f"{field.path_from_id()}.args"
+        if not _folded(field, len(args)):
+            for k, arg in enumerate(args):
+                _, line = field_row(below)
+                _arg_prop(line, arg, spec, slots[k])
+                if field.use_weights:
+                    line.prop(arg, "weight", text="")
+                item_button(line, path, "REMOVE", k)
+        item_button(value, path, "ADD", len(args) - 1)
+    else:
+        main = args[:len(names)]
+        if vector and len(main) > 1:  # one row per vector argument, named
+            for k, arg in enumerate(main):
+                _, line = field_row(below) if k else (None, value)
+                _arg_prop(line, arg, spec, slots[k])
+                line.label(text=names[k])
+        else:
+            for k, arg in enumerate(main):
+                _arg_prop(value, arg, spec, slots[k], text="" if mode == "constant" else names[k])
+        if mode == "normal":
+            value.prop(field, "use_clip", text="", icon="ARROW_LEFTRIGHT")
+            if field.use_clip:
+                name, line = field_row(below)
+                name.label(text="clipped to")
+                for k, arg in enumerate(args[2:4], start=2):
+                    _arg_prop(line, arg, spec, slots[k])
+    value.prop(field, "mode", text="", icon_only=True)
+
+
+def _summary(words: list[str], limit: int = 4) -> str:
+    if not words:
+        return "(none)"
+    return ", ".join(words[:limit]) + (f" +{len(words) - limit}" if len(words) > limit else "")
+
+
+def draw_list(layout, value, field, spec: FieldSpec, scene) -> None:
+    """A list of names or of weighted file stems: folded to a summary once it is long."""
+    items = list(field.items)
+    path = f"{field.path_from_id()}.items"
+    below = layout.column(align=True)
+    if _folded(field, len(items)):
+        value.label(text=_summary([item.text for item in items]))
+    elif not items:
+        value.label(text="(none)")
+    else:
+        for k, item in enumerate(items):
+            _, line = (None, value) if k == 0 else field_row(below)
+            _ref_search(line, item, "text", spec.ref, scene)
+            if spec.widget == "weights":
+                line.prop(item, "weight", text="")
+            item_button(line, path, "REMOVE", k)
+    _fold_toggle(value, field, len(items))
+    item_button(value, path, "ADD", len(items) - 1)
+
+
+def draw_flags(layout, value, field, spec: FieldSpec) -> None:
+    chosen = [schema.display_name(item.text) for item in field.items]
+    value.label(text=_summary(chosen, limit=3))
+    value.prop(field, "show_expanded", text="", emboss=False,
+               icon="DISCLOSURE_TRI_DOWN" if field.show_expanded else "DISCLOSURE_TRI_RIGHT")
+    if field.show_expanded:
+        layout.grid_flow(columns=2, even_columns=True, align=True).prop(field, "flags")
 
 
 def draw_field(layout, field, spec: FieldSpec, scene, problems: list[str], enabled: bool | None = None,
                owner: tuple[str, str] = ("", "recipe")) -> None:
-    """One field: its name (whose tooltip says what it means and takes), its widget, its problems."""
-    box = layout.column()
-    head = box.row(align=True)
-    if spec.optional and spec.part != 1:
-        head.prop(field, "is_set", text="")
-    op = head.operator("synthfarm.field_help", text=spec.label, emboss=False)
+    """One field: its name (whose tooltip says what it means and takes), its value, its problems."""
+    box = layout.column(align=True)
+    name, value = field_row(box, field if spec.optional and spec.part != 1 else None)
+    op = name.operator("synthfarm.field_help", text=spec.label, emboss=False)
     op.section, op.kind, op.key = owner[0], owner[1], spec.id
-    body = box.column()
-    body.enabled = (field.is_set or not spec.optional) if enabled is None else enabled
+    value.enabled = (field.is_set or not spec.optional) if enabled is None else enabled
     widget = spec.widget
     if widget == "value":
-        draw_value(body, field, spec, scene)
+        draw_value(box, value, field, spec, scene)
     elif widget == "enum":
-        body.prop(field, "word", text="")
+        value.prop(field, "word", text="")
     elif widget == "text":
-        _ref_search(body, field, "text", spec.ref, scene)
+        _ref_search(value, field, "text", spec.ref, scene)
     elif widget == "path":
-        body.prop(field, "path", text="")
+        value.prop(field, "path", text="")
     elif widget == "bool":
-        body.prop(field, "flag", text=spec.label)
+        value.prop(field, "flag", text="")
     elif widget == "int":
-        body.prop(field, "integer", text="")
+        value.prop(field, "integer", text="")
     elif widget == "float":
-        body.prop(field, "number", text="")
+        value.prop(field, storage.view_of(field, "number", spec.unit), text="")
     elif widget == "int2":
-        body.row(align=True).prop(field, "int2", text="")
+        value.prop(field, "int2", text="")
     elif widget == "float2":
-        body.row(align=True).prop(field, "float2", text="")
+        value.prop(field, storage.view_of(field, "float2", spec.unit), text="")
     elif widget == "point":
-        body.prop(field, "use_name")
+        value.prop(field, "use_name", text="", icon="OBJECT_DATA" if field.use_name else "EMPTY_AXIS")
         if field.use_name:
-            _ref_search(body, field, "text", "generator", scene)
+            _ref_search(value, field, "text", "generator", scene)
         else:
-            body.row(align=True).prop(field, "point", text="")
+            value.prop(field, storage.view_of(field, "point", spec.unit), text="")
     elif widget == "flags":
-        body.column(align=True).prop(field, "flags")
+        draw_flags(box, value, field, spec)
     elif widget in ("names", "weights"):
-        path = f"{field.path_from_id()}.items"
-        for k, item in enumerate(field.items):
-            line = body.row(align=True)
-            _ref_search(line, item, "text", spec.ref, scene)
-            if widget == "weights":
-                line.prop(item, "weight", text="")
-            op = line.operator(LIST_EDIT, text="", icon="X")
-            op.path, op.action, op.index = path, "REMOVE", k
-        op = body.operator(LIST_EDIT, text="Add", icon="ADD")
-        op.path, op.action, op.index = path, "ADD", len(field.items) - 1
+        draw_list(box, value, field, spec, scene)
     draw_problems(box, problems)
 
 

@@ -74,7 +74,8 @@ def test_submit_follow_and_cancel(scene, coordinator):
     running = draw(farm_ui.VIEW3D_PT_synthfarm_farm)
     assert any(farm.batch_id in text for text in running.labels())
     assert {"synthfarm.farm_cancel", "synthfarm.farm_refresh", "synthfarm.farm_download"} <= set(running.operators())
-    assert "progress" in running.props(farm)
+    progress = [e for e in running.log if e[0] == "progress"]  # a progress bar, not an editable slider
+    assert progress and progress[0][2] == farm.counts and "progress" not in running.props(farm)
     assert farm_ui.poll_status(scene) == farm_ui.POLL_SECONDS  # still queued: keep polling
     assert bpy.ops.synthfarm.farm_cancel() == {"FINISHED"}
     assert farm.state == "cancelled" and farm_ui.poll_status(scene) is None

@@ -65,5 +65,5 @@ def test_gpu_request_falls_back_to_cpu_and_says_so(scene, caplog):
     else:  # a GPU machine: it is used and named
         assert scene.cycles.device == "GPU" and info.names
     assert devices.select_device(scene, "cpu").kind == "CPU"
-    with pytest.raises(ValueError, match="auto, cpu or gpu"):
+    with pytest.raises(ValueError, match="auto, cpu, gpu or current"):
         devices.select_device(scene, "tpu")
