@@ -1,0 +1,120 @@
+"""Runs inside a real Blender window (started by screenshot_panels.py): opens the Synthfarm sidebar, imports a
+recipe, opens each panel in turn and saves screenshots, then runs Preview. Steps run from a timer so that
+Blender draws between them. Writes <out>/done.txt at the end and quits."""
+import json
+import sys
+import traceback
+from pathlib import Path
+
+import bpy
+
+args = sys.argv[sys.argv.index("--") + 1:]
+OUT = Path(args[args.index("--out") + 1])
+RECIPE = args[args.index("--recipe") + 1]
+ADDON = "bl_ext.user_default.synthfarm"
+
+
+def view3d():
+    for window in bpy.context.window_manager.windows:
+        for area in window.screen.areas:
+            if area.type == "VIEW_3D":
+                return window, area, next(r for r in area.regions if r.type == "UI")
+    raise RuntimeError("no 3D viewport")
+
+
+def panel_classes():
+    module = sys.modules[ADDON]
+    panels = [cls for cls in bpy.types.Panel.__subclasses__() if cls.__module__.startswith(ADDON)]
+    return module, sorted(panels, key=lambda cls: cls.__name__)
+
+
+def open_only(name: str | None) -> None:
+    """Re-register the sub-panels so that only ``name`` (a class name) starts open."""
+    _, panels = panel_classes()
+    for cls in panels:
+        if getattr(cls, "bl_parent_id", ""):
+            options = set(getattr(cls, "bl_options", set()))
+            wanted = (options - {"DEFAULT_CLOSED"}) if cls.__name__ == name or name == "ALL" else (
+                options | {"DEFAULT_CLOSED"})
+            if wanted != options:
+                bpy.utils.unregister_class(cls)
+                cls.bl_options = wanted
+                bpy.utils.register_class(cls)
+
+
+def shot(name: str, whole_window: bool = False, window=None) -> None:
+    main, area, region = view3d()
+    window = window or main
+    bpy.ops.wm.redraw_timer(type="DRAW_WIN_SWAP", iterations=2)
+    path = OUT / f"{name}.png"
+    with bpy.context.temp_override(window=window, area=window.screen.areas[0]):
+        bpy.ops.screen.screenshot(filepath=str(path))
+    meta = {"image": path.name, "window": [window.width, window.height]}
+    if not whole_window:
+        meta["sidebar"] = [region.x, region.y, region.width, region.height]
+    (OUT / f"{name}.json").write_text(json.dumps(meta))
+    print(f"shot {name}")
+
+
+def steps():
+    window, area, region = view3d()
+    area.spaces.active.show_region_ui = True
+    yield
+    _, area, region = view3d()
+    region.active_panel_category = "Synthfarm"
+    open_only(None)
+    yield
+    shot("01-empty-scene")
+    with bpy.context.temp_override(window=window, area=area):
+        bpy.ops.synthfarm.import_recipe(filepath=RECIPE)
+    yield
+    shot("02-recipe-imported")
+    bpy.context.scene.objects["Cube"].hide_render = True
+    for obj in bpy.context.scene.objects:
+        obj.select_set(obj.name in ("Cube", "Camera"))
+    _, panels = panel_classes()
+    settings = bpy.context.scene.synthfarm
+    for cls in panels:
+        if not getattr(cls, "bl_parent_id", "") or cls.__name__.endswith(("_labels", "_preview")):
+            continue
+        section = cls.__name__.rsplit("_", 1)[-1]
+        records = getattr(settings, section, None) if section in ("generators", "modifiers", "randomizers",
+                                                                   "sensors", "parameters") else None
+        for index in range(len(records)) if records else [None]:
+            if index is not None:
+                setattr(settings, f"active_{section[:-1]}", index)
+            open_only(cls.__name__)
+            yield
+            suffix = f"-{index}-{records[index].name}" if index is not None else ""
+            shot(f"10-{section}{suffix}")
+    open_only(None)
+    yield
+    with bpy.context.temp_override(window=window, area=area):
+        bpy.ops.synthfarm.randomize(seed=3)
+    yield
+    shot("20-randomized", whole_window=True)
+    with bpy.context.temp_override(window=window, area=area):
+        bpy.ops.synthfarm.preview()
+    yield
+    yield
+    for k, shown in enumerate(bpy.context.window_manager.windows):
+        shot(f"21-preview-window-{k}", whole_window=True, window=shown)
+
+
+_STEPS = steps()
+
+
+def tick():
+    try:
+        next(_STEPS)
+        return 0.7
+    except StopIteration:
+        (OUT / "done.txt").write_text("ok")
+    except Exception:
+        (OUT / "error.txt").write_text(traceback.format_exc())
+        traceback.print_exc()
+    bpy.ops.wm.quit_blender()
+    return None
+
+
+bpy.app.timers.register(tick, first_interval=2.0)

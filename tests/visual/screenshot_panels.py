@@ -1,0 +1,111 @@
+"""Screenshots of every Synthfarm panel in a real Blender window, for a person to look at after a change.
+Not part of the test suite (pytest does not collect it); run it by hand:
+
+    python tests/visual/screenshot_panels.py --blender /path/to/blender --out shots/ [--zip dist/synthfarm-...zip]
+
+It builds the extension zip (unless --zip is given), installs it into a throw-away Blender user folder with
+Blender's own installer (``blender --command extension install-file --enable``), starts Blender on a virtual
+screen (Xvfb, when no DISPLAY is set), opens the 3D viewport's sidebar on the Synthfarm tab, imports a recipe
+and saves a PNG of the whole window and of the sidebar for each panel, opened one at a time, then runs
+Preview and saves the window with the preview shown. ``blender_driver.py`` is what runs inside Blender.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+log = logging.getLogger("screenshots")
+
+
+def build_zip(folder: Path) -> Path:
+    run = subprocess.run([sys.executable, str(ROOT / "scripts/build_extension.py"), "--out", str(folder)],
+                         capture_output=True, text=True, check=True)
+    return Path(run.stdout.strip().splitlines()[-1])
+
+
+def virtual_screen(size: str):
+    """(DISPLAY, the Xvfb process or None): the current display, else a new Xvfb screen."""
+    if os.environ.get("DISPLAY"):
+        return os.environ["DISPLAY"], None
+    if not shutil.which("Xvfb"):
+        raise SystemExit("no DISPLAY and no Xvfb: install Xvfb (Debian: apt-get install xvfb) or run under a display")
+    for number in range(90, 120):
+        if not Path(f"/tmp/.X11-unix/X{number}").exists():
+            proc = subprocess.Popen(["Xvfb", f":{number}", "-screen", "0", f"{size}x24", "-nolisten", "tcp"],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for _ in range(50):
+                if Path(f"/tmp/.X11-unix/X{number}").exists():
+                    return f":{number}", proc
+                time.sleep(0.1)
+            proc.kill()
+    raise SystemExit("could not start Xvfb")
+
+
+def crop_sidebars(out: Path) -> None:
+    """Next to each window shot, the sidebar alone (its rectangle was written by the driver)."""
+    from PIL import Image
+
+    for meta in sorted(out.glob("*.json")):
+        info = json.loads(meta.read_text())
+        shot = out / info["image"]
+        if not shot.is_file() or "sidebar" not in info:
+            continue
+        x, y, w, h = info["sidebar"]
+        with Image.open(shot) as image:
+            top = image.height - (y + h)  # Blender counts from the bottom
+            image.crop((x, max(top, 0), x + w, top + h)).save(out / f"{shot.stem}-sidebar.png")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--blender", required=True, help="a Blender executable (5.0 or later)")
+    parser.add_argument("--out", type=Path, default=Path("panel-screenshots"))
+    parser.add_argument("--zip", type=Path, help="the extension zip (default: build it now)")
+    parser.add_argument("--recipe", type=Path, default=ROOT / "assets/recipes/toybox.yaml")
+    parser.add_argument("--size", default="1600x1000", help="screen size, WxH")
+    parser.add_argument("--timeout", type=float, default=600)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="synthfarm-shots-", dir="/tmp") as tmp:
+        tmp = Path(tmp)
+        zip_path = (args.zip or build_zip(tmp)).resolve()
+        env = {**os.environ, **{var: str(tmp / var.lower()) for var in (
+            "BLENDER_USER_RESOURCES", "BLENDER_USER_CONFIG", "BLENDER_USER_SCRIPTS", "BLENDER_USER_DATAFILES",
+            "BLENDER_USER_EXTENSIONS")}}
+        install = subprocess.run([args.blender, "--background", "--command", "extension", "install-file", "--repo",
+                                  "user_default", "--enable", str(zip_path)], env=env, capture_output=True, text=True)
+        log.info("install: %s", (install.stdout + install.stderr).strip().splitlines()[-1:])
+        if install.returncode:
+            raise SystemExit(f"Blender's installer failed:\n{install.stdout}\n{install.stderr}")
+        display, xvfb = virtual_screen(args.size)
+        try:
+            width, height = args.size.split("x")
+            run = subprocess.run([args.blender, "--window-geometry", "0", "0", width, height, "--no-window-focus",
+                                  "--python", str(Path(__file__).with_name("blender_driver.py")), "--",
+                                  "--out", str(out), "--recipe", str(args.recipe.resolve())],
+                                 env={**env, "DISPLAY": display}, capture_output=True, text=True,
+                                 timeout=args.timeout)
+        finally:
+            if xvfb is not None:
+                xvfb.terminate()
+        (out / "blender.log").write_text(run.stdout + "\n" + run.stderr)
+        if run.returncode or not (out / "done.txt").is_file():
+            raise SystemExit(f"Blender did not finish the screenshots (exit {run.returncode}); see {out}/blender.log")
+    crop_sidebars(out)
+    log.info("screenshots in %s:\n  %s", out, "\n  ".join(sorted(p.name for p in out.glob("*.png"))))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
