@@ -34,9 +34,9 @@ SKIP_WHEELS = ("numpy-",)  # Blender's own
 PYTHONS = ("3.11", "3.13")  # Blender 5.0 runs 3.11; 5.1 to 5.3 run 3.13
 
 
-def download_wheels(platform: str, target: Path) -> list[Path]:
+def download_wheels(platform: str, target: Path, pythons=PYTHONS) -> list[Path]:
     tags = [arg for tag in PLATFORMS[platform] for arg in ("--platform", tag)]
-    for python in PYTHONS:
+    for python in pythons:
         subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "--dest",
                         str(target), *tags, "--python-version", python, "--implementation", "cp", *REQUIREMENTS],
                        check=True)
@@ -61,12 +61,12 @@ def package_files() -> list[Path]:
     return files
 
 
-def build(platform: str, out: Path) -> Path:
+def build(platform: str, out: Path, pythons=PYTHONS) -> Path:
     text = (ROOT / "blender_manifest.toml").read_text()
     version = tomllib.loads(text)["version"]
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        wheels = download_wheels(platform, Path(tmp))
+        wheels = download_wheels(platform, Path(tmp), pythons)
         listing = ", ".join(f'"./wheels/{w.name}"' for w in wheels)
         manifest = re.sub(r"(?m)^\[permissions\]", f'platforms = ["{platform}"]\nwheels = [{listing}]\n\n[permissions]',
                           text, count=1)
@@ -85,8 +85,11 @@ def main(argv=None) -> Path:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--platform", choices=sorted(PLATFORMS), default="linux-x64")
     parser.add_argument("--out", type=Path, default=ROOT / "dist")
+    parser.add_argument("--python", action="append", metavar="X.Y",
+                        help=f"also carry wheels for this Python (a distribution's Blender built on another one, e.g. "
+                             f"Debian's Blender 5.2 on 3.14); repeatable; always: {', '.join(PYTHONS)}")
     args = parser.parse_args(argv)
-    target = build(args.platform, args.out)
+    target = build(args.platform, args.out, tuple(dict.fromkeys([*PYTHONS, *(args.python or ())])))
     print(target)
     return target
 

@@ -42,17 +42,18 @@ def open_only(name: str | None) -> None:
                 bpy.utils.register_class(cls)
 
 
-def shot(name: str, whole_window: bool = False, window=None) -> None:
-    main, area, region = view3d()
-    window = window or main
-    bpy.ops.wm.redraw_timer(type="DRAW_WIN_SWAP", iterations=2)
-    path = OUT / f"{name}.png"
-    with bpy.context.temp_override(window=window, area=window.screen.areas[0]):
-        bpy.ops.screen.screenshot(filepath=str(path))
-    meta = {"image": path.name, "window": [window.width, window.height]}
+def shot(name: str, whole_window: bool = False):
+    """Ask the host for a picture of the screen (Blender's own screenshot reads back black under Xvfb's
+    software GL) and wait until it is there."""
+    window, area, region = view3d()
+    bpy.ops.wm.redraw_timer(type="DRAW_WIN_SWAP", iterations=1)
+    meta = {"image": f"{name}.png", "window": [window.width, window.height]}
     if not whole_window:
         meta["sidebar"] = [region.x, region.y, region.width, region.height]
     (OUT / f"{name}.json").write_text(json.dumps(meta))
+    (OUT / f"{name}.request").write_text("")
+    while (OUT / f"{name}.request").exists():
+        yield
     print(f"shot {name}")
 
 
@@ -64,11 +65,11 @@ def steps():
     region.active_panel_category = "Synthfarm"
     open_only(None)
     yield
-    shot("01-empty-scene")
+    yield from shot("01-empty-scene")
     with bpy.context.temp_override(window=window, area=area):
         bpy.ops.synthfarm.import_recipe(filepath=RECIPE)
     yield
-    shot("02-recipe-imported")
+    yield from shot("02-recipe-imported")
     bpy.context.scene.objects["Cube"].hide_render = True
     for obj in bpy.context.scene.objects:
         obj.select_set(obj.name in ("Cube", "Camera"))
@@ -86,19 +87,18 @@ def steps():
             open_only(cls.__name__)
             yield
             suffix = f"-{index}-{records[index].name}" if index is not None else ""
-            shot(f"10-{section}{suffix}")
+            yield from shot(f"10-{section}{suffix}")
     open_only(None)
     yield
     with bpy.context.temp_override(window=window, area=area):
         bpy.ops.synthfarm.randomize(seed=3)
     yield
-    shot("20-randomized", whole_window=True)
+    yield from shot("20-randomized", whole_window=True)
     with bpy.context.temp_override(window=window, area=area):
         bpy.ops.synthfarm.preview()
     yield
     yield
-    for k, shown in enumerate(bpy.context.window_manager.windows):
-        shot(f"21-preview-window-{k}", whole_window=True, window=shown)
+    yield from shot("21-preview", whole_window=True)
 
 
 _STEPS = steps()

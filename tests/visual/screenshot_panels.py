@@ -26,9 +26,17 @@ ROOT = Path(__file__).resolve().parents[2]
 log = logging.getLogger("screenshots")
 
 
-def build_zip(folder: Path) -> Path:
-    run = subprocess.run([sys.executable, str(ROOT / "scripts/build_extension.py"), "--out", str(folder)],
-                         capture_output=True, text=True, check=True)
+def blender_python(blender: str, env: dict) -> str:
+    """The X.Y of the Python a Blender runs (a distribution's build may run another than blender.org's)."""
+    run = subprocess.run([blender, "--background", "--factory-startup", "--python-expr",
+                          "import sys; print('PYTHON', '%d.%d' % sys.version_info[:2])"],
+                         capture_output=True, text=True, env=env, check=True)
+    return next(line.split()[1] for line in run.stdout.splitlines() if line.startswith("PYTHON "))
+
+
+def build_zip(folder: Path, python: str) -> Path:
+    run = subprocess.run([sys.executable, str(ROOT / "scripts/build_extension.py"), "--out", str(folder),
+                          "--python", python], capture_output=True, text=True, check=True)
     return Path(run.stdout.strip().splitlines()[-1])
 
 
@@ -48,6 +56,21 @@ def virtual_screen(size: str):
                 time.sleep(0.1)
             proc.kill()
     raise SystemExit("could not start Xvfb")
+
+
+def serve_screenshots(blender: subprocess.Popen, out: Path, display: str, deadline: float) -> None:
+    """Grab the screen for every ``<name>.request`` the driver writes, until Blender exits."""
+    from PIL import ImageGrab
+
+    while blender.poll() is None:
+        if time.monotonic() > deadline:
+            blender.kill()
+            raise SystemExit("Blender took too long; see blender.log")
+        for request in sorted(out.glob("*.request")):
+            time.sleep(0.5)  # let the window finish drawing
+            ImageGrab.grab(xdisplay=display).save(out / f"{request.stem}.png")
+            request.unlink()
+        time.sleep(0.2)
 
 
 def crop_sidebars(out: Path) -> None:
@@ -79,10 +102,10 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="synthfarm-shots-", dir="/tmp") as tmp:
         tmp = Path(tmp)
-        zip_path = (args.zip or build_zip(tmp)).resolve()
         env = {**os.environ, **{var: str(tmp / var.lower()) for var in (
             "BLENDER_USER_RESOURCES", "BLENDER_USER_CONFIG", "BLENDER_USER_SCRIPTS", "BLENDER_USER_DATAFILES",
             "BLENDER_USER_EXTENSIONS")}}
+        zip_path = (args.zip or build_zip(tmp, blender_python(args.blender, env))).resolve()
         install = subprocess.run([args.blender, "--background", "--command", "extension", "install-file", "--repo",
                                   "user_default", "--enable", str(zip_path)], env=env, capture_output=True, text=True)
         log.info("install: %s", (install.stdout + install.stderr).strip().splitlines()[-1:])
@@ -91,17 +114,20 @@ def main(argv=None) -> int:
         display, xvfb = virtual_screen(args.size)
         try:
             width, height = args.size.split("x")
-            run = subprocess.run([args.blender, "--window-geometry", "0", "0", width, height, "--no-window-focus",
-                                  "--python", str(Path(__file__).with_name("blender_driver.py")), "--",
-                                  "--out", str(out), "--recipe", str(args.recipe.resolve())],
-                                 env={**env, "DISPLAY": display}, capture_output=True, text=True,
-                                 timeout=args.timeout)
+            with open(out / "blender.log", "w") as blender_log:
+                blender = subprocess.Popen([args.blender, "--window-geometry", "0", "0", width, height,
+                                            "--no-window-focus", "--python",
+                                            str(Path(__file__).with_name("blender_driver.py")), "--", "--out",
+                                            str(out), "--recipe", str(args.recipe.resolve())],
+                                           env={**env, "DISPLAY": display}, stdout=blender_log,
+                                           stderr=subprocess.STDOUT)
+                serve_screenshots(blender, out, display, time.monotonic() + args.timeout)
         finally:
             if xvfb is not None:
                 xvfb.terminate()
-        (out / "blender.log").write_text(run.stdout + "\n" + run.stderr)
-        if run.returncode or not (out / "done.txt").is_file():
-            raise SystemExit(f"Blender did not finish the screenshots (exit {run.returncode}); see {out}/blender.log")
+        if blender.returncode or not (out / "done.txt").is_file():
+            raise SystemExit(f"Blender did not finish the screenshots (exit {blender.returncode}); see "
+                             f"{out}/blender.log and {out}/error.txt")
     crop_sidebars(out)
     log.info("screenshots in %s:\n  %s", out, "\n  ".join(sorted(p.name for p in out.glob("*.png"))))
     return 0
