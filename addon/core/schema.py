@@ -43,6 +43,9 @@ KINDS: dict[str, dict[str, type[BaseModel]]] = {
     "randomizers": _kinds(c.Randomizer), "sensors": _kinds(c.Sensor)}
 
 
+QUALIFIED_BY_PARENT = ("scene", "preview")  # nested fields whose own name says too little ("base", "samples")
+
+
 @dataclass(frozen=True)
 class FieldSpec:
     key: str  # the recipe key (alias), dotted for nested models: "filters.min_visibility"
@@ -58,7 +61,12 @@ class FieldSpec:
 
     @property
     def label(self) -> str:
-        name = display_name(self.key.split(".")[-1])
+        """The field's name for people; a nested field says where it belongs (Preview samples, Scene base)."""
+        *parents, last = self.key.split(".")
+        words = last.replace("_", " ")
+        if parents and parents[-1] in QUALIFIED_BY_PARENT:
+            words = f"{parents[-1]} {words}"
+        name = display_name(words)
         if self.part is not None:
             name += (" bottom", " top")[self.part]
         return name

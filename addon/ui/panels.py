@@ -97,8 +97,8 @@ class VIEW3D_PT_synthfarm_labels(SynthfarmPanel, bpy.types.Panel):
                    if missing else "Every visible mesh has a class", icon="ERROR" if missing else "CHECKMARK")
         buttons = box.row(align=True)
         buttons.enabled = bool(missing)
-        buttons.operator("synthfarm.select_unlabelled", icon="RESTRICT_SELECT_OFF")
-        buttons.operator("synthfarm.hide_unlabelled", icon="RESTRICT_RENDER_ON").names = ""
+        buttons.operator("synthfarm.select_unlabelled", text="Select", icon="RESTRICT_SELECT_OFF")
+        buttons.operator("synthfarm.hide_unlabelled", text="Hide", icon="RESTRICT_RENDER_ON").names = ""
 
 
 def summary(words: list[str], limit: int) -> str:
@@ -248,11 +248,10 @@ class VIEW3D_PT_synthfarm_preview(SynthfarmPanel, bpy.types.Panel):
         col.operator("synthfarm.clear_sample", icon="X")
         col.operator("synthfarm.preview", icon="IMAGE_DATA")
         cube = default_cube(scene)
-        if cube is not None:
-            line = layout.row(align=True)
+        if cube is not None:  # it would enclose the recipe's objects: the first preview sees its inside
+            line = layout.row()
             line.alert = True
-            line.label(text="The default cube encloses the scene", icon="ERROR")
-            line.operator("synthfarm.hide_unlabelled", text="Hide", icon="RESTRICT_RENDER_ON").names = cube.name
+            line.operator("synthfarm.hide_unlabelled", text="Hide the Default Cube", icon="ERROR").names = cube.name
         box = layout.box()
         box.enabled = ready
         box.prop(settings, "jobs")
@@ -262,7 +261,7 @@ class VIEW3D_PT_synthfarm_preview(SynthfarmPanel, bpy.types.Panel):
         except OutputFolderError:
             line = box.row()
             line.alert = True
-            line.label(text="Unsaved file: Render Locally asks for a folder", icon="ERROR")
+            line.label(text="Unsaved file: asks for a folder", icon="ERROR")
         box.prop(settings, "preview_quality")
         box.operator("synthfarm.render_local", icon="RENDER_ANIMATION")
         if settings.status:

@@ -11,7 +11,8 @@ from ..core.schema import FieldSpec
 from .. import storage
 
 LIST_EDIT = "synthfarm.list_edit"
-NAME_SHARE = 0.4  # of a field row's width, for the field's name
+NAME_SHARE = 0.37  # of a field row's width, for the field's name (the rest for the value: numbers need it)
+FORM_WIDTH = 1.3  # UI units of the form dropdown (an icon and its arrow)
 FOLD_AFTER = 3  # lists longer than this start folded to a summary
 _VALIDATION: dict = {}
 
@@ -134,7 +135,9 @@ def draw_value(layout, value, field, spec: FieldSpec, scene) -> None:
                 name.label(text="clipped to")
                 for k, arg in enumerate(args[2:4], start=2):
                     _arg_prop(line, arg, spec, slots[k])
-    value.prop(field, "mode", text="", icon_only=True)
+    form = value.row(align=True)
+    form.ui_units_x = FORM_WIDTH
+    form.prop(field, "mode", text="", icon_only=True)
 
 
 def _summary(words: list[str], limit: int = 4) -> str:

@@ -1,7 +1,6 @@
 """The Farm sub-panel against a real coordinator on loopback (and a real worker with a Blender child)."""
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
@@ -12,7 +11,6 @@ import zmq
 import synthfarm
 from synthfarm.addon.engine.scene import CLASS_PROP
 from synthfarm.farm import ui as farm_ui
-from synthfarm.farm.coordinator import Coordinator
 from synthfarm.farm.embedded import EmbeddedFarm
 
 from layout_recorder import draw
@@ -38,19 +36,6 @@ def scene(tmp_path):
     yield scene
     prefs.use_online_access = was
     synthfarm.unregister()
-
-
-@pytest.fixture
-def coordinator(tmp_path):
-    context = zmq.Context()
-    coord = Coordinator(tmp_path / "state", *["tcp://127.0.0.1:0"] * 4, context=context, heartbeat=0.3,
-                        any_out=True)  # a coordinator of this machine's user
-    thread = threading.Thread(target=coord.serve, daemon=True)
-    thread.start()
-    yield coord
-    coord.stop_event.set()
-    thread.join(10)
-    context.term()
 
 
 def test_offline_opens_no_socket(scene, monkeypatch):

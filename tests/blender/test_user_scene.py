@@ -8,13 +8,11 @@ exactly and every setting by value (tests/support/scene_state.py)."""
 from __future__ import annotations
 
 import re
-import threading
 from pathlib import Path
 
 import bpy
 import pytest
 import yaml
-import zmq
 
 import synthfarm
 from synthfarm.addon import storage
@@ -151,20 +149,6 @@ def test_render_locally_finished_and_cancelled(scene, tmp_path):
     summary = run.finish(bpy.context, cancelled=True)
     assert summary.interrupted and summary.jobs_rendered == 1
     same(before)
-
-
-@pytest.fixture
-def coordinator(tmp_path):
-    from synthfarm.farm.coordinator import Coordinator
-
-    context = zmq.Context()
-    coord = Coordinator(tmp_path / "state", *["tcp://127.0.0.1:0"] * 4, context=context, heartbeat=0.3)
-    thread = threading.Thread(target=coord.serve, daemon=True)
-    thread.start()
-    yield coord
-    coord.stop_event.set()
-    thread.join(10)
-    context.term()
 
 
 def test_submit_failed_and_succeeded_keep_the_sample_and_the_scene(scene, coordinator, tmp_path):

@@ -22,24 +22,33 @@ def view3d():
     raise RuntimeError("no 3D viewport")
 
 
-def panel_classes():
-    module = sys.modules[ADDON]
-    panels = [cls for cls in bpy.types.Panel.__subclasses__() if cls.__module__.startswith(ADDON)]
-    return module, sorted(panels, key=lambda cls: cls.__name__)
+def sub_panels():
+    """The add-on's sub-panels in their order in the sidebar."""
+    return [cls for name in (".addon.ui.panels", ".farm.ui") for cls in sys.modules[ADDON + name].classes
+            if issubclass(cls, bpy.types.Panel) and getattr(cls, "bl_parent_id", "")]
 
 
-def open_only(name: str | None) -> None:
-    """Re-register the sub-panels so that only ``name`` (a class name) starts open."""
-    _, panels = panel_classes()
-    for cls in panels:
-        if getattr(cls, "bl_parent_id", ""):
-            options = set(getattr(cls, "bl_options", set()))
-            wanted = (options - {"DEFAULT_CLOSED"}) if cls.__name__ == name or name == "ALL" else (
-                options | {"DEFAULT_CLOSED"})
-            if wanted != options:
-                bpy.utils.unregister_class(cls)
-                cls.bl_options = wanted
-                bpy.utils.register_class(cls)
+_SHOWN = []  # the copy of a panel registered for a shot
+
+
+def show_only(cls) -> None:
+    """Only ``cls`` under the main panel, open: a fresh copy of it under a new name (Blender remembers the
+    open or closed state of every panel it has drawn, so the original may stay closed); None: as installed."""
+    while _SHOWN:
+        bpy.utils.unregister_class(_SHOWN.pop())
+    originals = sub_panels()
+    for panel in originals:
+        if panel.is_registered:
+            bpy.utils.unregister_class(panel)
+    if cls is None:
+        for panel in originals:
+            bpy.utils.register_class(panel)
+        return
+    copy = type(f"{cls.__name__}_shot{len(_SHOWN)}{id(cls) % 997}", (cls,), {
+        "bl_idname": f"{cls.__name__}_shot_{bpy.context.scene.frame_current}_{len(_SHOWN)}_{id(cls) % 997}",
+        "bl_options": set(getattr(cls, "bl_options", set())) - {"DEFAULT_CLOSED"}})
+    bpy.utils.register_class(copy)
+    _SHOWN.append(copy)
 
 
 def shot(name: str, whole_window: bool = False):
@@ -63,7 +72,6 @@ def steps():
     yield
     _, area, region = view3d()
     region.active_panel_category = "Synthfarm"
-    open_only(None)
     yield
     yield from shot("01-empty-scene")
     with bpy.context.temp_override(window=window, area=area):
@@ -73,22 +81,19 @@ def steps():
     bpy.context.scene.objects["Cube"].hide_render = True
     for obj in bpy.context.scene.objects:
         obj.select_set(obj.name in ("Cube", "Camera"))
-    _, panels = panel_classes()
     settings = bpy.context.scene.synthfarm
-    for cls in panels:
-        if not getattr(cls, "bl_parent_id", "") or cls.__name__.endswith(("_labels", "_preview")):
-            continue
+    for cls in sub_panels():
         section = cls.__name__.rsplit("_", 1)[-1]
-        records = getattr(settings, section, None) if section in ("generators", "modifiers", "randomizers",
-                                                                   "sensors", "parameters") else None
+        records = getattr(settings, section) if section in ("generators", "modifiers", "randomizers", "sensors",
+                                                            "parameters") else None
         for index in range(len(records)) if records else [None]:
             if index is not None:
                 setattr(settings, f"active_{section[:-1]}", index)
-            open_only(cls.__name__)
+            show_only(cls)
             yield
             suffix = f"-{index}-{records[index].name}" if index is not None else ""
             yield from shot(f"10-{section}{suffix}")
-    open_only(None)
+    show_only(None)
     yield
     with bpy.context.temp_override(window=window, area=area):
         bpy.ops.synthfarm.randomize(seed=3)

@@ -111,6 +111,9 @@ def main(argv=None) -> int:
         log.info("install: %s", (install.stdout + install.stderr).strip().splitlines()[-1:])
         if install.returncode:
             raise SystemExit(f"Blender's installer failed:\n{install.stdout}\n{install.stderr}")
+        subprocess.run([args.blender, "--background", "--python-expr", "import bpy; "
+                        "bpy.context.preferences.view.show_splash = False; bpy.ops.wm.save_userpref()"],
+                       env=env, capture_output=True, check=True)  # no splash screen over the panels
         display, xvfb = virtual_screen(args.size)
         try:
             width, height = args.size.split("x")
