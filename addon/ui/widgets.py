@@ -11,7 +11,7 @@ from ..core.schema import FieldSpec
 from .. import storage
 
 LIST_EDIT = "synthfarm.list_edit"
-NAME_SHARE = 0.37  # of a field row's width, for the field's name (the rest for the value: numbers need it)
+NAME_SHARE = 0.33  # of a field row's width, for the field's name (the rest for the value: numbers need it)
 FORM_WIDTH = 1.3  # UI units of the form dropdown (an icon and its arrow)
 FOLD_AFTER = 3  # lists longer than this start folded to a summary
 _VALIDATION: dict = {}
@@ -126,8 +126,8 @@ def draw_value(layout, value, field, spec: FieldSpec, scene) -> None:
                 _arg_prop(line, arg, spec, slots[k])
                 line.label(text=names[k])
         else:
-            for k, arg in enumerate(main):
-                _arg_prop(value, arg, spec, slots[k], text="" if mode == "constant" else names[k])
+            for k, arg in enumerate(main):  # in the form's order (its tooltip names them): no room for labels
+                _arg_prop(value, arg, spec, slots[k])
         if mode == "normal":
             value.prop(field, "use_clip", text="", icon="ARROW_LEFTRIGHT")
             if field.use_clip:
