@@ -58,18 +58,22 @@ def virtual_screen(size: str):
     raise SystemExit("could not start Xvfb")
 
 
-def serve_screenshots(blender: subprocess.Popen, out: Path, display: str, deadline: float) -> None:
+def serve_screenshots(blender: subprocess.Popen, out: Path, display: str, deadline: float,
+                      stall: float = 180) -> None:
     """Grab the screen for every ``<name>.request`` the driver writes, until Blender exits."""
     from PIL import ImageGrab
 
+    last = time.monotonic()
     while blender.poll() is None:
-        if time.monotonic() > deadline:
+        if time.monotonic() > min(deadline, last + stall):
+            ImageGrab.grab(xdisplay=display).save(out / "stalled.png")
             blender.kill()
-            raise SystemExit("Blender took too long; see blender.log")
+            raise SystemExit(f"Blender stopped asking for screenshots; see {out}/blender.log and stalled.png")
         for request in sorted(out.glob("*.request")):
             time.sleep(0.5)  # let the window finish drawing
             ImageGrab.grab(xdisplay=display).save(out / f"{request.stem}.png")
             request.unlink()
+            last = time.monotonic()
         time.sleep(0.2)
 
 
@@ -122,7 +126,8 @@ def main(argv=None) -> int:
                                             "--no-window-focus", "--python",
                                             str(Path(__file__).with_name("blender_driver.py")), "--", "--out",
                                             str(out), "--recipe", str(args.recipe.resolve())],
-                                           env={**env, "DISPLAY": display}, stdout=blender_log,
+                                           env={**env, "DISPLAY": display, "PYTHONUNBUFFERED": "1"},
+                                           stdout=blender_log,
                                            stderr=subprocess.STDOUT)
                 serve_screenshots(blender, out, display, time.monotonic() + args.timeout)
         finally:
