@@ -243,7 +243,8 @@ class VIEW3D_PT_synthfarm_farm(SynthfarmPanel, bpy.types.Panel):
             box = layout.box()
             box.alert = True
             box.label(text="Online access is off", icon="INTERNET_OFFLINE")
-            box.label(text="Preferences > System > Network > Allow Online Access")
+            box.label(text="Allow it in Preferences > System")
+            box.operator("screen.userpref_show", text="Open Preferences", icon="PREFERENCES").section = "SYSTEM"
         col = layout.column()
         col.enabled = not offline()
         col.prop(farm, "address")

@@ -6,6 +6,19 @@ import zmq
 
 
 @pytest.fixture
+def addon():
+    """The default scene with the add-on registered (the scene is what the fixture gives)."""
+    import bpy
+
+    import synthfarm
+
+    bpy.ops.wm.read_factory_settings(use_empty=False)
+    synthfarm.register()
+    yield bpy.context.scene
+    synthfarm.unregister()
+
+
+@pytest.fixture
 def coordinator(tmp_path):
     """A real coordinator on loopback in a thread, as a machine's user runs it (datasets anywhere)."""
     from synthfarm.farm.coordinator import Coordinator

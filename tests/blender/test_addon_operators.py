@@ -8,7 +8,6 @@ import bpy
 import numpy as np
 import pytest
 
-import synthfarm
 from synthfarm.addon import storage
 from synthfarm.addon.core.recipe import load_recipe
 from synthfarm.addon.ui import panels
@@ -19,14 +18,6 @@ from scene_state import differences, user_state
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "tests/data/tiny.yaml"
 TOYBOX = ROOT / "assets/recipes/toybox.yaml"
-
-
-@pytest.fixture
-def addon():
-    bpy.ops.wm.read_factory_settings(use_empty=False)
-    synthfarm.register()
-    yield bpy.context.scene
-    synthfarm.unregister()
 
 
 def test_import_recipe_offers_and_reads_a_blend_without_touching_the_open_file(addon, tmp_path):

@@ -10,7 +10,6 @@ from pathlib import Path
 import bpy
 import pytest
 
-import synthfarm
 from synthfarm.addon import storage
 from synthfarm.addon.core import schema
 from synthfarm.addon.core.recipe import parse_recipe_text
@@ -24,14 +23,6 @@ EXAMPLES = sorted(ROOT.glob("assets/recipes/*.yaml")) + sorted(ROOT.glob("tests/
 TINY = ROOT / "tests/data/tiny.yaml"
 BLENDER_UNIT = {"m": "LENGTH", "mm": "CAMERA", "deg": "ROTATION", "K": "COLOR_TEMPERATURE", "W": "POWER",
                 "s": "TIME_ABSOLUTE"}
-
-
-@pytest.fixture
-def addon():
-    bpy.ops.wm.read_factory_settings(use_empty=False)
-    synthfarm.register()
-    yield bpy.context.scene
-    synthfarm.unregister()
 
 
 def _store(scene, path: Path):
@@ -67,10 +58,8 @@ def _one_line_forms(field, spec) -> bool:
     return spec.widget != "flags" or not field.show_expanded
 
 
-@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
-def test_one_line_per_field(addon, path):
-    _store(addon, path)
-    settings, checked = addon.synthfarm, 0
+def drawn_fields(settings):
+    """(layout, record, field, spec) for every field of every component, each drawn as the active one."""
     for section in schema.SECTIONS:
         panel = getattr(panels, f"VIEW3D_PT_synthfarm_{section}")
         for i, record in enumerate(getattr(settings, section)):
@@ -78,12 +67,19 @@ def test_one_line_per_field(addon, path):
             layout = draw(panel)
             specs = storage.specs_of(record)
             for field in record.fields:
-                if not _one_line_forms(field, specs[field.key]):
-                    continue
-                entries = _field_entries(layout, field)
-                lines = {layout.line_key(k) for k in entries}
-                assert len(lines) == 1, (section, record.kind, field.key, layout.lines(entries))
-                checked += 1
+                yield layout, record, field, specs[field.key]
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_one_line_per_field(addon, path):
+    _store(addon, path)
+    checked = 0
+    for layout, record, field, spec in drawn_fields(addon.synthfarm):
+        if _one_line_forms(field, spec):
+            entries = _field_entries(layout, field)
+            lines = {layout.line_key(k) for k in entries}
+            assert len(lines) == 1, (record.kind, field.key, layout.lines(entries))
+            checked += 1
     assert checked > 10
 
 
@@ -100,26 +96,19 @@ def test_the_lights_randomizer_fits_a_screen(addon):
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
 def test_numbers_show_their_unit_and_integers_are_integers(addon, path):
     _store(addon, path)
-    settings, units = addon.synthfarm, set()
-    for section in schema.SECTIONS:
-        panel = getattr(panels, f"VIEW3D_PT_synthfarm_{section}")
-        for i, record in enumerate(getattr(settings, section)):
-            setattr(settings, f"active_{section[:-1]}", i)
-            layout = draw(panel)
-            specs = storage.specs_of(record)
-            for field in record.fields:
-                spec = specs[field.key]
-                for k in _field_entries(layout, field):
-                    data, prop = layout.log[k][1:3]
-                    rna = data.bl_rna.properties[prop] if layout.log[k][0] == "prop" else None
-                    if rna is None or rna.type not in ("FLOAT", "INT"):
-                        continue
-                    if prop != "weight" and (spec.widget == "int" or (spec.domain and spec.domain.kind == "int"
-                                                                      and field.mode in ("constant", "randint", "choice"))):
-                        assert rna.type == "INT", (record.kind, field.key, prop)
-                    if spec.unit and rna.type == "FLOAT" and prop not in ("weight",):
-                        assert rna.unit == BLENDER_UNIT[spec.unit], (record.kind, field.key, prop, rna.unit)
-                        units.add(spec.unit)
+    units = set()
+    for layout, record, field, spec in drawn_fields(addon.synthfarm):
+        for k in _field_entries(layout, field):
+            data, prop = layout.log[k][1:3]
+            rna = data.bl_rna.properties[prop] if layout.log[k][0] == "prop" else None
+            if rna is None or rna.type not in ("FLOAT", "INT") or prop == "weight":
+                continue
+            if spec.widget == "int" or (spec.domain and spec.domain.kind == "int"
+                                        and field.mode in ("constant", "randint", "choice")):
+                assert rna.type == "INT", (record.kind, field.key, prop)
+            if spec.unit and rna.type == "FLOAT":
+                assert rna.unit == BLENDER_UNIT[spec.unit], (record.kind, field.key, prop, rna.unit)
+                units.add(spec.unit)
     if path == TINY:
         assert {"m", "deg", "K", "W"} <= units
 

@@ -29,14 +29,6 @@ def _read(path: Path):
     return parse_recipe_text(path.read_text(), path.parent, str(path), check_files=False)
 
 
-@pytest.fixture
-def addon():
-    bpy.ops.wm.read_factory_settings(use_empty=False)
-    synthfarm.register()
-    yield bpy.context.scene
-    synthfarm.unregister()
-
-
 def stored(record) -> object:
     """Everything a record stores (deep), to compare two records."""
     out = {}
