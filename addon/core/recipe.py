@@ -483,10 +483,22 @@ def _valid_parts(data: dict) -> tuple[Recipe, frozenset[str]]:
     for section in ("modifiers", "randomizers", "sensors"):
         recipe._default_names_of([comp for comp in getattr(recipe, section) if comp is not None])
     for section in ("generators", "modifiers", "randomizers", "sensors"):
-        setattr(recipe, section, [comp if comp is not None else c.Component.model_construct(
+        setattr(recipe, section, [comp if comp is not None else _Unchecked.model_construct(
             name=item.get("name") if isinstance(item, dict) else None)
             for comp, item in zip(getattr(recipe, section), listed(section))])
     return recipe, frozenset(raw) - set(parameters)
+
+
+class _Unchecked(c.Component):
+    """Stands in for a component that is not valid on its own (pydantic reports why): it is known by its name
+    alone, so that the checks between fields neither chase it nor call references to it dangling."""
+
+    kind: Optional[str] = None
+    sensor: Optional[str] = None
+    mount: Optional[str] = None
+
+    def views(self) -> list[str]:
+        return []
 
 
 def parse_recipe_text(text: str, base_dir: Path | None = None, source: str | None = None, *,

@@ -154,3 +154,18 @@ def test_explicit_null_survives_to_data():
     assert recipe.to_data()["randomizers"][0]["floor"] is None
     assert recipe_from_data(recipe.to_data(), None).randomizers[0].floor is None
     assert "class" not in recipe.to_data()["generators"][0]  # nulls by default stay out
+
+
+def test_every_problem_at_once_a_wrong_value_and_dangling_names():
+    """A field problem no longer hides the problems between fields (they used to come one stage later)."""
+    text = ("name: t\ngenerators: [{name: g, kind: primitive, shape: cube, count: {uniform: [1, 2]}}]\n"
+            "modifiers: [{kind: scale_jitter, targets: [nope]}]\nrandomizers: [{kind: camera_orbit, sensor: zz}]\n"
+            "sensors: [{name: c, kind: camera, resolution: [64]}, {name: d, kind: camera}]\n")
+    with pytest.raises(RecipeError) as err:
+        parse_recipe_text(text, None)
+    found = dict(err.value.problems)
+    assert "use randint" in found["generators[0].count.uniform"]
+    assert "Field required" in found["sensors[0].resolution[1]"]
+    assert "no generator named 'nope'" in found["modifiers[0].targets[0]"]
+    assert "no sensor named 'zz'" in found["randomizers[0].sensor"]
+    assert len(err.value.problems) == 4
