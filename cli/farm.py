@@ -166,18 +166,23 @@ def worker(connect, gpu, device, max_jobs, max_rss, blender, name, work_dir, key
 @click.option("--batch-id", help="Idempotency key: submitting the same id twice creates one batch.")
 @click.option("--shared", is_flag=True, help="Workers read the recipe's files from the same paths (a shared file "
               "system the coordinator allows with --shared-root) instead of receiving them by content hash.")
+@click.option("--require", "requires", multiple=True, metavar="CAPABILITY[=VALUE]",
+              help="Only workers with this capability take the batch: gpu, min_vram_gb=N, min_memory_gb=N, "
+                   "gpu_model=GLOB (repeatable).")
 @connect_option
-def submit(recipe, jobs, out, preview, seed, priority, name, batch_id, shared, connect, keys):
+def submit(recipe, jobs, out, preview, seed, priority, name, batch_id, shared, requires, connect, keys):
     """Submit a batch of JOBS jobs of RECIPE (a recipe file, or a .blend with a recipe on its scene); prints the
     batch id. The recipe and every file it names are uploaded (only what the coordinator lacks); OUT is a
     folder on the coordinator's machine."""
     from ..addon.core.recipe import RecipeError
     from ..addon.engine.api import load_source  # a .blend is read with the bpy module
+    from ..farm.capabilities import parse_requirements
     from ..farm.transfer import make_bundle
 
     try:
+        needs = parse_requirements(list(requires))
         model, recipe_dir, text = load_source(recipe)
-    except (RecipeError, FileNotFoundError) as err:
+    except (RecipeError, FileNotFoundError, ValueError) as err:
         raise click.ClickException(str(err)) from None
     path = Path(recipe).resolve()
     client = _client(connect, keys)
@@ -188,8 +193,10 @@ def submit(recipe, jobs, out, preview, seed, priority, name, batch_id, shared, c
         click.echo(f"inputs: {len(inputs)} files, {sent} uploaded", err=True)
     data = _call(client.submit, batch_id=batch_id or uuid.uuid4().hex[:16], name=name, recipe=text,
                  recipe_dir=str(recipe_dir), out=out, count=jobs, seed=seed, preview=preview,
-                 priority=priority, inputs=inputs, recipe_path=recipe_path)
+                 priority=priority, inputs=inputs, recipe_path=recipe_path, requires=needs)
     click.echo(data["id"])
+    if data.get("waiting_for"):
+        click.echo(f"note: {data['waiting_for']}", err=True)
 
 
 @main.command()
@@ -206,6 +213,8 @@ def status(batch, as_json, connect, keys):
         jobs = b["jobs"]
         click.echo(f"{b['id']} {b['name'] or '-'} [{b['status']}, priority {b['priority']}] "
                    + " ".join(f"{k} {v}" for k, v in jobs.items()) + f" -> {b['out']}")
+        if b.get("waiting_for"):
+            click.echo(f"  {b['waiting_for']}")
         for error in b.get("errors", []):
             click.echo(f"  job {error['job_id']} failed: {error['error'].splitlines()[0] if error['error'] else ''}")
 
@@ -276,11 +285,28 @@ def download(batch, directory, connect, keys):
 
 
 @main.command()
+@click.argument("batch")
+@click.argument("job", type=click.IntRange(min=0))
+@connect_option
+def logs(batch, job, connect, keys):
+    """Show every attempt of job JOB of BATCH: its worker, outcome, error, and the end of its Blender log."""
+    attempts = _call(_client(connect, keys).logs, batch, job)
+    if not attempts:
+        click.echo(f"job {job} of {batch} has not been attempted yet")
+    for a in attempts:
+        click.echo(f"== attempt {a['id']} on {a['worker_id']}: {a['status']}"
+                   + (f" ({a['error'].splitlines()[0]})" if a["error"] else ""))
+        click.echo(a["log"].rstrip() or "(no output)")
+
+
+@main.command()
 @connect_option
 def workers(connect, keys):
     """List the workers the coordinator knows."""
     for w in _call(_client(connect, keys).workers):
-        click.echo(f"{w['id']} {w['status']} {w['device'] or '-'} on {w['host'] or '-'} "
+        gpu = f" {w['gpu_model']} ({w['vram_bytes'] / 2**30:.0f} GiB)" if w.get("gpu_model") else ""
+        job = f", job {w['current_job']} of {w['current_batch']}" if w.get("current_batch") else ""
+        click.echo(f"{w['id']} {w['status']} {w['device'] or '-'}{gpu} on {w['host'] or '-'}{job} "
                    f"(seen {time.time() - w['last_seen']:.0f} s ago)")
 
 

@@ -79,6 +79,10 @@ class FarmClient:
     def set_priority(self, batch_id: str, priority: int) -> dict:
         return self.request("SET_PRIORITY", p.SetPriority(batch_id=batch_id, priority=priority))
 
+    def logs(self, batch_id: str, job_id: int) -> list[dict]:
+        """Every attempt of a job: worker, outcome, error and the end of its Blender log."""
+        return self.request("LOGS", p.JobRef(batch_id=batch_id, job_id=job_id))["attempts"]
+
     def workers(self) -> list[dict]:
         return self.request("WORKERS", p.BatchRef())["workers"]
 

@@ -26,6 +26,7 @@ from . import auth
 from . import protocol as p
 from ..addon.core.dataset.native import DatasetError
 from .settings import Settings
+from .fleet import Fleet
 from .health import HealthFile
 from .store import Store, StoreError
 from .transfer import BlobStore, TransferError, TransferServer
@@ -50,6 +51,7 @@ class Coordinator:
         if self.settings.out_root is None:
             self.settings.out_root = (Path(data_dir) / "datasets").resolve()
         self.store = Store(Path(data_dir) / "farm.sqlite")
+        self.fleet = Fleet(self.store)  # capabilities, requirements, and the views of workers and jobs
         self.heartbeat, self.liveness = self.settings.heartbeat, self.settings.liveness
         self.lost_after, self.hang_after = self.settings.lost_after, self.settings.hang_after
         self.context = context or zmq.Context.instance()
@@ -204,6 +206,7 @@ class Coordinator:
         if kind == "HELLO":
             self._known.add(identity)
             self.store.worker_seen(worker_id, msg.host, msg.device, "busy" if msg.running else "idle")
+            self.fleet.hello(worker_id, msg.capabilities)
             self._send("workers", identity, "WELCOME", p.Welcome(
                 heartbeat_seconds=self.heartbeat, liveness=self.liveness,
                 transfer_port=int(self.transfer_endpoint.rsplit(":", 1)[1])))
@@ -236,7 +239,7 @@ class Coordinator:
         running = self.store.running_attempt_of(worker_id)
         if running:  # a worker asks only when idle: what it ran is over
             self._lose(running, "worker asked for new work")
-        leased = self.store.next_task(worker_id)
+        leased = self.store.next_task(worker_id, self.fleet.accepts(worker_id))
         if leased is None:
             self._send("workers", identity, "NO_TASK", p.NoTask(retry_seconds=self.heartbeat))
             return
@@ -261,6 +264,8 @@ class Coordinator:
             self._records.setdefault(batch["out"], []).append(job_record(
                 attempt["job_id"], params, seed, "done",
                 frames=msg.frames, stems=stems, seconds=round(msg.seconds, 3), device=msg.device))
+        if attempt and attempt["worker_id"] == worker_id:
+            self.store.save_log(msg.attempt_id, msg.log_tail)
         outcome = self.store.finish(msg.attempt_id, worker_id, msg.ok, msg.error, msg.seconds, attempt)
         if staging is not None and staging.exists():
             shutil.rmtree(staging, ignore_errors=True)  # a stale or failed attempt's files
@@ -271,6 +276,9 @@ class Coordinator:
         self._event(attempt["batch_id"], kind="job", job=attempt["job_id"], outcome=outcome, error=msg.error)
         if self.store.batch_finished(attempt["batch_id"]):
             self._finish_batch(batch)
+
+    def _live_workers(self) -> list[str]:
+        return [identity.decode(errors="replace") for identity in self._seen]
 
     def _lose(self, attempt_id: str, why: str) -> None:
         """Requeue an attempt's job and drop whatever files it staged."""
@@ -334,18 +342,21 @@ class Coordinator:
         if kind == "SUBMIT":
             return self._submit(msg)
         if kind == "STATUS":
+            live = self._live_workers()
             if msg.batch_id:
-                return self.store.summary(msg.batch_id)
-            return {"batches": self.store.batches(), "dropped": dict(self.dropped),
+                return self.fleet.status(self.store.summary(msg.batch_id), live)
+            return {"batches": [self.fleet.status(b, live) for b in self.store.batches()], "dropped": dict(self.dropped),
                     "transfer_port": int(self.transfer_endpoint.rsplit(":", 1)[1])}
         if kind == "LIST":
             return {"batches": self.store.batches()}
         if kind == "WORKERS":
-            return {"workers": self.store.workers()}
+            return {"workers": self.fleet.workers()}
         if kind == "JOBS":
             limit = min(msg.limit, self.settings.page_size)
-            jobs = self.store.jobs(msg.batch_id, msg.offset, limit)
+            jobs = self.fleet.jobs(msg.batch_id, self.store.jobs(msg.batch_id, msg.offset, limit))
             return {"jobs": jobs, "next": jobs[-1]["job_id"] + 1 if len(jobs) == limit else None}
+        if kind == "LOGS":
+            return {"attempts": self.store.attempts_of(msg.batch_id, msg.job_id)}
         if kind == "ESTIMATE":
             found = self.store.seconds_per_frame(msg.recipe_hash, msg.preview)
             return {"seconds_per_frame": found[0], "jobs_measured": found[1]} if found else {}
@@ -428,6 +439,8 @@ class Coordinator:
                                            params=params, frames=frames, preview=msg.preview,
                                            priority=msg.priority, inputs=msg.inputs, recipe_path=msg.recipe_path,
                                            recipe_hash=recipe.hash(), jobs=jobs)
+        if created:
+            self.fleet.set_requires(msg.batch_id, msg.requires)
         if created and done:  # resuming into a dataset: its complete jobs are not rendered again
             self.store.db.executemany("UPDATE jobs SET status='done' WHERE batch_id=? AND job_id=?",
                                       ((msg.batch_id, j) for j in done if j < count))

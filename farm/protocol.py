@@ -11,6 +11,8 @@ from typing import Annotated, Any, Optional
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from .capabilities import Capabilities, Requirements
+
 VERSION = b"SF1"
 MAX_FRAME = 64 * 1024 * 1024  # bytes; larger frames are dropped unread
 # limits of single fields, checked when a message is decoded (the coordinator's own limits are in settings.py)
@@ -21,6 +23,7 @@ MAX_ERROR = 4000  # a job's error text is cut to this
 MAX_SEED = 2 ** 63 - 1  # seeds and counts are stored as SQLite integers
 MAX_INPUTS = 100_000  # files in one bundle
 MAX_VALUE_TEXT = 10_000  # a string parameter value
+MAX_LOG = 16 * 1024  # the end of an attempt's Blender output that travels with its result
 SHA256 = r"^[0-9a-f]{64}$"
 
 
@@ -80,6 +83,7 @@ class Hello(Payload):
     host: str = Field("", max_length=255)
     device: str = Field("CPU", max_length=64)
     running: Optional[Name] = None  # an attempt the worker is still running (after a coordinator restart)
+    capabilities: Optional[Capabilities] = None  # device, GPU model and memory (farm/capabilities.py)
 
 
 class Request(Payload):
@@ -105,6 +109,7 @@ class Done(Payload):
     frames: int = Field(0, ge=0, le=1_000_000)
     seconds: float = Field(0.0, ge=0, allow_inf_nan=False)
     device: str = Field("", max_length=64)
+    log_tail: Annotated[str, BeforeValidator(lambda v: v[-MAX_LOG:] if isinstance(v, str) else v)] = ""
 
 
 class Bye(Payload):
@@ -158,6 +163,7 @@ class Submit(Payload):
     inputs: dict[PathText, Annotated[str, Field(pattern=SHA256)]] = Field({}, max_length=MAX_INPUTS)
     recipe_path: PathText = ""
     jobs: list[JobInput] = []  # per-job parameters and seeds (the batch API); empty: count jobs of `params`
+    requires: Requirements = Requirements()  # what a worker needs to take this batch's jobs
 
 
 class JobInput(Payload):
@@ -180,6 +186,11 @@ class JobsPage(Payload):
     limit: int = Field(1000, ge=1, le=100_000)  # at most the coordinator's page size is returned
 
 
+class JobRef(Payload):
+    batch_id: Name
+    job_id: int = Field(ge=0, le=MAX_SEED)
+
+
 class SetPriority(Payload):
     batch_id: Name
     priority: int = Field(ge=0, le=100)
@@ -196,9 +207,10 @@ MESSAGES: dict[str, type[Payload]] = {
     "WELCOME": Welcome, "TASK": Task, "NO_TASK": NoTask, "CANCEL": Cancel,
     "SUBMIT": Submit, "STATUS": BatchRef, "LIST": BatchRef, "CANCEL_BATCH": BatchRef, "RETRY": BatchRef,
     "SET_PRIORITY": SetPriority, "WORKERS": BatchRef, "JOBS": JobsPage, "ESTIMATE": Estimate, "REPLY": Reply,
+    "LOGS": JobRef,
 }
 WORKER_TYPES = {"HELLO", "REQUEST", "HEARTBEAT", "PROGRESS", "DONE", "BYE"}
-CLIENT_TYPES = {"SUBMIT", "STATUS", "LIST", "CANCEL_BATCH", "RETRY", "SET_PRIORITY", "WORKERS", "JOBS", "ESTIMATE"}
+CLIENT_TYPES = {"SUBMIT", "STATUS", "LIST", "CANCEL_BATCH", "RETRY", "SET_PRIORITY", "WORKERS", "JOBS", "ESTIMATE", "LOGS"}
 
 
 def encode(kind: str, payload: Payload) -> list[bytes]:

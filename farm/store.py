@@ -34,6 +34,10 @@ CREATE TABLE IF NOT EXISTS workers (id TEXT PRIMARY KEY, host TEXT, device TEXT,
 CREATE TABLE IF NOT EXISTS failures (batch_id TEXT, job_id INTEGER, worker_id TEXT,
   PRIMARY KEY (batch_id, job_id, worker_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS blocks (batch_id TEXT, worker_id TEXT, PRIMARY KEY (batch_id, worker_id)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS attempts_job ON attempts (batch_id, job_id);
+CREATE TABLE IF NOT EXISTS requirements (batch_id TEXT PRIMARY KEY, requires TEXT);
+CREATE TABLE IF NOT EXISTS capabilities (worker_id TEXT PRIMARY KEY, caps TEXT);
+CREATE TABLE IF NOT EXISTS attempt_logs (attempt_id TEXT PRIMARY KEY, log TEXT);
 """
 FAIL_WORKERS = 3  # a job fails after this many distinct workers failed it
 BLOCK_AFTER = 3  # a worker that failed this many jobs of a batch is blocked from it
@@ -222,13 +226,16 @@ class Store:
                               "j.seconds > 0", (recipe_hash, int(preview))).fetchone()
         return (float(row[0]), int(row[1])) if row and row[1] else None
 
-    def next_task(self, worker_id: str) -> tuple[dict, int, str] | None:
+    def next_task(self, worker_id: str, accepts=None) -> tuple[dict, int, str] | None:
         """Lease the next job for ``worker_id``: (batch, job id, attempt id), or None when nothing fits.
-        Highest priority first, then oldest batch, then job order; blocked batches are skipped."""
+        Highest priority first, then oldest batch, then job order; blocked batches, and those ``accepts(batch
+        id)`` refuses (requirements the worker does not meet), are skipped."""
         if self._active is None:
             self._active = [r[0] for r in self.db.execute(
                 "SELECT id FROM batches WHERE status='active' ORDER BY priority DESC, created, id")]
         for batch_id in self._active:
+            if accepts is not None and not accepts(batch_id):
+                continue
             failed: set[int] = set()
             if batch_id in self._with_failures:  # blocks and failures only exist once something failed
                 if self.db.execute("SELECT 1 FROM blocks WHERE batch_id=? AND worker_id=?",
@@ -380,3 +387,44 @@ class Store:
     def job_seed(self, batch: dict, job_id: int) -> int:
         return job_seed(batch["seed"], job_id)
 
+    # -- requirements, capabilities and task logs ------------------------------------------------------------
+    def set_requires(self, batch_id: str, requires: dict) -> None:
+        self.db.execute("INSERT OR REPLACE INTO requirements VALUES (?,?)", (batch_id, json.dumps(requires)))
+
+    def requires(self, batch_id: str) -> dict:
+        row = self.db.execute("SELECT requires FROM requirements WHERE batch_id=?", (batch_id,)).fetchone()
+        return json.loads(row[0]) if row else {}
+
+    def set_capabilities(self, worker_id: str, caps: dict) -> None:
+        self.db.execute("INSERT OR REPLACE INTO capabilities VALUES (?,?)", (worker_id, json.dumps(caps)))
+
+    def capabilities(self) -> dict[str, dict]:
+        return {w: json.loads(c) for w, c in self.db.execute("SELECT worker_id, caps FROM capabilities")}
+
+    def save_log(self, attempt_id: str, text: str) -> None:
+        if text:
+            self.db.execute("INSERT OR REPLACE INTO attempt_logs VALUES (?,?)", (attempt_id, text))
+
+    def attempts_of(self, batch_id: str, job_id: int) -> list[dict]:
+        """Every attempt of a job, oldest first, with its worker, outcome, error and the end of its log."""
+        self._require(batch_id)
+        rows = self.db.execute("SELECT a.id, a.worker_id, a.status, a.started, a.finished, a.error, l.log FROM "
+                               "attempts a LEFT JOIN attempt_logs l ON l.attempt_id = a.id WHERE a.batch_id=? AND "
+                               "a.job_id=? ORDER BY a.started", (batch_id, job_id))
+        keys = ("id", "worker_id", "status", "started", "finished", "error", "log")
+        return [dict(zip(keys, (*r[:6], r[6] or ""))) for r in rows]
+
+    def last_attempts(self, batch_id: str, first: int, last: int, log_chars: int = 2000) -> dict[int, dict]:
+        """For jobs ``first``..``last`` of a batch: how many attempts, the latest one's worker and its log's end."""
+        out: dict[int, dict] = {}
+        for job_id, worker_id, log in self.db.execute(
+                "SELECT a.job_id, a.worker_id, l.log FROM attempts a LEFT JOIN attempt_logs l ON l.attempt_id = a.id "
+                "WHERE a.batch_id=? AND a.job_id BETWEEN ? AND ? ORDER BY a.started", (batch_id, first, last)):
+            entry = out.setdefault(job_id, {"attempts": 0})
+            entry.update(attempts=entry["attempts"] + 1, worker=worker_id, log_tail=(log or "")[-log_chars:])
+        return out
+
+    def running_jobs(self) -> dict[str, tuple[str, int]]:
+        """worker id -> (batch id, job id) of the attempt it runs."""
+        return {w: (b, j) for w, b, j in self.db.execute(
+            "SELECT worker_id, batch_id, job_id FROM attempts WHERE status='running'")}

@@ -23,7 +23,9 @@ import zmq
 
 from . import protocol as p
 from .auth import secure_client
+from .capabilities import detect
 from .health import HealthFile
+from .tasklog import OutputTail
 from .transfer import (BlobStore, TransferError, bundle_key, pull_blob, push_file, safe_relative,
                        transfer_socket)
 
@@ -49,8 +51,10 @@ class Child:
         else:
             cmd = [sys.executable, "-m", "synthfarm.farm.blender_child", endpoint]
         # its own session: a Ctrl-C at the terminal reaches the supervisor, which decides the child's fate
-        self.process = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL,
-                                        start_new_session=True)
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}  # its lines reach the task log as printed
+        self.process = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        self.output = OutputTail(self.process.stdout)  # echoed to our stderr; each attempt's end is kept
         deadline = time.monotonic() + start_timeout
         while time.monotonic() < deadline:
             if self.sock.poll(200):
@@ -100,6 +104,7 @@ class Worker:
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.blender, self.max_jobs, self.max_rss = blender, max_jobs, max_rss_gb * 1e9
         self.child_env = {"SYNTHFARM_DEVICE": device, **({"SYNTHFARM_GPU": str(gpu)} if gpu is not None else {})}
+        self.capabilities = detect(device, gpu)
         self.context = context or zmq.Context.instance()
         self.stop_event = threading.Event()
         self.health: HealthFile | None = None  # rewritten every loop for a liveness probe (synthfarm health)
@@ -120,7 +125,7 @@ class Worker:
         sock.connect(self.connect)
         sock.send_multipart(p.encode("HELLO", p.Hello(worker_id=self.worker_id, host=socket.gethostname(),
                                                          device=self.child_env["SYNTHFARM_DEVICE"],
-                                                         running=self.attempt)))
+                                                         running=self.attempt, capabilities=self.capabilities)))
         return sock
 
     def _start_child(self) -> None:
@@ -163,8 +168,10 @@ class Worker:
                 if self.attempt and not self.child.alive():
                     code = self.child.process.poll()
                     log.error("Blender child died (exit code %s) during attempt %s; restarting it", code, self.attempt)
+                    self.child.output.wait(1.0)  # its last words, which say why
                     self._send(sock, "DONE", p.Done(attempt_id=self.attempt, ok=False,
-                                                    error=f"the Blender process died (exit code {code})"))
+                                                    error=f"the Blender process died (exit code {code})",
+                                                    log_tail=self.child.output.text()))
                     shutil.rmtree(self._local.pop(self.attempt, self.work_dir / "none"), ignore_errors=True)
                     self.attempt = None
                     self._start_child()
@@ -241,6 +248,7 @@ class Worker:
                     self._send(sock, "DONE", p.Done(attempt_id=msg.attempt_id, ok=False, error=f"inputs: {err}"))
                     self.attempt = None
                     return False, time.monotonic()
+                self.child.output.restart()  # the attempt's log starts here
                 self.child.sock.send_json({"task": task.model_dump()})
             return False, time.monotonic()  # ask for the next task as soon as this one is done
         elif kind == "NO_TASK":
@@ -269,7 +277,7 @@ class Worker:
                 except TransferError as err:
                     result = {"attempt_id": self.attempt, "ok": False, "error": f"upload: {err}"}
             shutil.rmtree(local, ignore_errors=True)
-        self._send(sock, "DONE", p.Done(**result))
+        self._send(sock, "DONE", p.Done(**result, log_tail=self.child.output.text()))
         self.attempt = None
         self.jobs_done += 1
         self.jobs_in_child += 1

@@ -63,7 +63,11 @@ def test_page_shows_a_running_batch_and_follows_its_events(browser, slow_recipe,
         assert page.evaluate("window.__same_page") is True
         done = int(row.locator(".progress").text_content().split("/")[0])
         assert 1 <= done <= 4
-        assert page.locator('#jobs tr[data-job="0"] td').nth(1).text_content() in ("done", "running")
+        job0 = page.locator('#jobs tr[data-job="0"] td')
+        assert job0.nth(1).text_content() in ("done", "running")
+        assert job0.nth(2).text_content() == "1" and job0.nth(3).text_content() == "w0"  # attempts, worker
+        worker = page.locator('#workers tr[data-worker="w0"] td')
+        assert worker.nth(2).text_content() == "CPU"  # its capabilities: device (no GPU here)
         assert row.locator("td").nth(5).text_content().endswith("jobs/min")
         page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
         farm.wait(lambda s: s["jobs"]["done"] == 4, timeout=240)
