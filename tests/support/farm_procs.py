@@ -59,9 +59,17 @@ class Farm:
                    stdout=subprocess.DEVNULL)
 
     def submit(self, recipe: Path, jobs: int, out: Path) -> str:
-        data = self.client.submit(batch_id="batch", recipe=recipe.read_text(), recipe_dir=str(recipe.parent),
-                                  out=str(out), count=jobs)
-        return data["id"]
+        """Submit batch "batch" (again, while a coordinator slow to start under load does not answer yet)."""
+        from synthfarm.farm.client import FarmError
+
+        deadline = time.time() + 120
+        while True:
+            try:
+                return self.client.submit(batch_id="batch", recipe=recipe.read_text(), recipe_dir=str(recipe.parent),
+                                          out=str(out), count=jobs)["id"]
+            except FarmError as err:
+                if "no answer" not in str(err) or time.time() > deadline:
+                    raise
 
     def wait(self, predicate, timeout=180):
         deadline = time.time() + timeout
