@@ -156,11 +156,16 @@ def _bare_metal(g, coords, color, rough, metal, bump, rng):
 
 
 def _wood(g, coords, color, rough, metal, bump, rng):
-    wave = g.node("ShaderNodeTexWave", {"Vector": coords(0.08, (1.0, 1.0, 0.15)), "Distortion": rng.uniform(3, 8),
-                                        "Detail": 3.0, "Detail Scale": 1.5}, wave_type="RINGS", rings_direction="Z")
+    """Flat-sawn boards: growth rings about an axis in the surface's plane, seen far from the pith, so
+    the grain runs in long stripes (rings about the vertical axis looked like a target from above)."""
+    vector = coords(0.25, (0.1, 1.0, 1.0))
+    g.mapping.inputs["Location"].default_value = (0.0, rng.uniform(-4, 4), rng.uniform(4, 10))  # ring periods
+    g.mapping.inputs["Rotation"].default_value = (0.0, 0.0, rng.uniform(0, 2 * math.pi))
+    wave = g.node("ShaderNodeTexWave", {"Vector": vector, "Distortion": rng.uniform(4, 8), "Detail": 4.0,
+                                        "Detail Scale": 2.5}, wave_type="RINGS", rings_direction="X")
     grain = g.ramp(wave.outputs["Fac"], [_shade(color, 0.55), color, _shade(color, 1.25)], [0.0, 0.55, 1.0])
     g.out(Base_Color=grain, Roughness=rough, Metallic=metal)
-    g.bump(wave.outputs["Fac"], 0.2 * bump)
+    g.bump(wave.outputs["Fac"], 0.05 * bump)  # grain is seen more than felt
 
 
 def _stone(g, coords, color, rough, metal, bump, rng):
