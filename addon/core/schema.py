@@ -225,7 +225,7 @@ def display_name(word: str) -> str:
         return word
     parts = []
     for part in re.split(r"[_\s-]+", word):
-        head, digits = re.fullmatch(r"(.*?)(\d[a-z]?)?", part).groups()
+        head, digits = re.fullmatch(r"(.*?)(\d[a-z])?", part).groups()  # boxes2d -> boxes 2D; k1 stays k1
         for piece in (head, digits):
             if piece:
                 parts.append(ACRONYMS.get(piece, piece))

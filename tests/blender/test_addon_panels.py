@@ -150,6 +150,7 @@ def test_acronyms_as_written(addon):
     assert "FOV" in texts and fov is not None
     assert not any(re.search(r"\b(Rgb|Coco|Yolo|Kitti|Fov|Hdri)\b", text) for text in texts), texts
     assert schema.display_name("boxes2d") == "Boxes 2D" and schema.display_name("coco-polygons") == "COCO polygons"
+    assert schema.display_name("k1") == "K1" and schema.display_name("pose6d") == "Pose 6D"
 
 
 def test_long_lists_fold_to_a_summary(addon):
