@@ -86,6 +86,9 @@ def render(recipe, jobs, out, preview, seed, sets, device, workers, in_process):
                                          workers=workers, device=device, progress=bar)
             rendered, skipped, interrupted = summary.jobs_done, summary.jobs_skipped, summary.interrupted
             failed, errors = summary.jobs_failed, summary.errors or []
+            if summary.stopped:
+                raise click.ClickException(f"stopped: {summary.stopped}; free some space and run the same command "
+                                           "again")
     except (BatchMismatchError, DatasetError, JobError, RecipeError) as err:
         raise click.ClickException(str(err)) from None
     click.echo(f"{rendered + skipped}/{jobs} jobs in {out} ({rendered} rendered, {skipped} already there"

@@ -27,10 +27,23 @@ def connect_option(fn):
     return _connect(keys_option(fn))
 
 
+def _keys(keys: str | None, role: str) -> Path | None:
+    """The keys folder, checked for what ``role`` needs (a clear error instead of a traceback)."""
+    from ..farm.auth import KeysError, check_keys
+
+    if not keys:
+        return None
+    try:
+        check_keys(Path(keys), role)
+    except KeysError as err:
+        raise click.ClickException(str(err)) from None
+    return Path(keys)
+
+
 def _client(connect: str, keys: str | None = None):
     from ..farm.client import FarmClient
 
-    return FarmClient(connect, keys=Path(keys) if keys else None)
+    return FarmClient(connect, keys=_keys(keys, "client"))
 
 
 def _call(fn, *args, **kw):
@@ -82,8 +95,15 @@ def _stop_on_signals(stop_event) -> None:
                    "behind a token.")
 @click.option("--dashboard-token", envvar="SYNTHFARM_DASHBOARD_TOKEN",
               help="The dashboard's token with --keys (or $SYNTHFARM_DASHBOARD_TOKEN; default: a random one, printed).")
+@click.option("--min-free-mb", type=click.FloatRange(min=0), default=64.0, show_default=True,
+              help="A batch paused because its disk filled up resumes once this much is free.")
+@click.option("--upload-idle", type=click.FloatRange(min=0.1), default=3600.0, show_default=True,
+              help="Seconds after which a half-uploaded file nobody adds to is deleted.")
+@click.option("--recover", is_flag=True, help="Rebuild a damaged state first: the file is moved aside, what is "
+              "readable kept, finished jobs taken from the datasets on disk.")
 def coordinator(bind, port, data, insecure, keys, heartbeat, lost_after, hang_after, out_root, any_out, shared_root,
-                max_jobs_per_batch, max_attempts, forget_after, health_file, dashboard_port, dashboard_token):
+                max_jobs_per_batch, max_attempts, forget_after, health_file, dashboard_port, dashboard_token,
+                min_free_mb, upload_idle, recover):
     """Run a coordinator: workers connect to PORT, clients (submit, status, ...) to PORT+1."""
     from ..farm.auth import KeysError
     from ..farm.coordinator import Coordinator
@@ -94,12 +114,17 @@ def coordinator(bind, port, data, insecure, keys, heartbeat, lost_after, hang_af
     if not keys and not all(_loopback(e) for e in endpoints) and not insecure:
         raise click.ClickException(f"refusing to listen on {bind} without keys: anyone who can reach it could submit "
                                    "work; bind to 127.0.0.1, or pass --insecure on a trusted network")
+    if recover:
+        from ..farm.recovery import recover as recover_state
+
+        click.echo(recover_state(Path(data)), err=True)
     try:
         coord = Coordinator(Path(data), *endpoints, heartbeat=heartbeat, lost_after=lost_after, hang_after=hang_after,
                             keys=Path(keys) if keys else None, out_root=Path(out_root) if out_root else None,
                             any_out=any_out, shared_roots=tuple(map(Path, shared_root)),
                             max_jobs_per_batch=max_jobs_per_batch, max_attempts=max_attempts,
-                            forget_workers_after=forget_after)
+                            forget_workers_after=forget_after, min_free_bytes=int(min_free_mb * 1e6),
+                            upload_idle_seconds=upload_idle)
     except (KeysError, StoreError) as err:
         raise click.ClickException(str(err)) from None
     coord.health = HealthFile(Path(health_file), every=heartbeat) if health_file else None
@@ -146,7 +171,7 @@ def worker(connect, gpu, device, max_jobs, max_rss, blender, name, work_dir, key
     from ..farm.worker import Worker
 
     w = Worker(connect, name, blender=blender, gpu=gpu, device=device, max_jobs=max_jobs, max_rss_gb=max_rss,
-               work_dir=Path(work_dir) if work_dir else None, keys=Path(keys) if keys else None)
+               work_dir=Path(work_dir) if work_dir else None, keys=_keys(keys, "worker"))
     w.health = HealthFile(Path(health_file)) if health_file else None
     _stop_on_signals(w.stop_event)
     click.echo(f"worker {w.worker_id} -> {connect}")
@@ -213,8 +238,7 @@ def status(batch, as_json, connect, keys):
         jobs = b["jobs"]
         click.echo(f"{b['id']} {b['name'] or '-'} [{b['status']}, priority {b['priority']}] "
                    + " ".join(f"{k} {v}" for k, v in jobs.items()) + f" -> {b['out']}")
-        if b.get("waiting_for"):
-            click.echo(f"  {b['waiting_for']}")
+        click.echo(f"  {b['reason']}")
         for error in b.get("errors", []):
             click.echo(f"  job {error['job_id']} failed: {error['error'].splitlines()[0] if error['error'] else ''}")
 

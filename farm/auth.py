@@ -50,9 +50,22 @@ def init_keys(directory: Path) -> list[Path]:
 
 def _pair(path: Path) -> tuple[bytes, bytes]:
     if not path.is_file():
-        raise KeysError(f"key file {path} not found (make keys with: synthfarm keys init DIR)")
-    public, secret = zmq.auth.load_certificate(str(path))
+        role = path.name.split(".")[0]
+        raise KeysError(f"{path} not found: a {role} needs {role}.key_secret (and coordinator.key) from the folder "
+                        "made by `synthfarm keys init DIR` on the coordinator's machine; copy those two files here")
+    try:
+        public, secret = zmq.auth.load_certificate(str(path))
+    except (OSError, ValueError) as err:
+        raise KeysError(f"{path} is not a key file made by `synthfarm keys init` ({err})") from None
+    if secret is None and path.name.endswith("_secret"):
+        raise KeysError(f"{path} holds no secret key; use the .key_secret file from `synthfarm keys init`")
     return public, secret
+
+
+def check_keys(keys: Path, role: str) -> None:
+    """Raise KeysError (saying which file is missing and where it comes from) unless ``role`` can use ``keys``."""
+    _pair(Path(keys) / f"{role}.key_secret")
+    _pair(Path(keys) / "coordinator.key")
 
 
 def secure_server(sock: zmq.Socket, keys: Path, domain: str) -> None:
@@ -64,8 +77,18 @@ def secure_server(sock: zmq.Socket, keys: Path, domain: str) -> None:
 def secure_client(sock: zmq.Socket, keys: Path, role: str) -> None:
     """A worker's or client's socket: its own pair, and the coordinator's public key."""
     public, secret = _pair(Path(keys) / f"{role}.key_secret")
-    server_public, _ = zmq.auth.load_certificate(str(Path(keys) / "coordinator.key"))
+    server_public, _ = _pair(Path(keys) / "coordinator.key")
     sock.curve_secretkey, sock.curve_publickey, sock.curve_serverkey = secret, public, server_public
+
+
+def authorized_roles(keys: Path) -> dict[str, set[str]]:
+    """Public key (Z85 text, as ZAP reports it in User-Id) -> the roles it is authorized for."""
+    roles: dict[str, set[str]] = {}
+    for role, folder in (("worker", "workers"), ("client", "clients")):
+        for path in sorted((Path(keys) / "authorized" / folder).glob("*.key")):
+            public, _ = zmq.auth.load_certificate(str(path))
+            roles.setdefault(public.decode("ascii"), set()).add(role)
+    return roles
 
 
 def start_authenticator(context: zmq.Context, keys: Path) -> ThreadAuthenticator:

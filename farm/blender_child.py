@@ -7,8 +7,10 @@ Runner (base scene, asset cache) between tasks; the supervisor restarts it when 
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -54,10 +56,19 @@ def run_task(runner: Runner, task: p.Task, sock, parent: int) -> dict:
         send(sock, {"progress": {"attempt_id": task.attempt_id, "frames_done": done[0],
                                  "frames_total": task.frames}}, parent)
 
-    with tempfile.TemporaryDirectory(prefix="synthfarm-child-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="job-") as scratch:  # inside the child's own temp folder
         report = runner.run_job(recipe, Path(task.recipe_dir), job, writer, Path(scratch), should_stop=frame_done)
     return {"attempt_id": task.attempt_id, "ok": True, "frames": report.frames,
             "seconds": time.perf_counter() - start, "device": runner.device.kind if runner.device else ""}
+
+
+def no_space(err: BaseException | None) -> bool:
+    """Whether an error (or one it came from) is a full disk."""
+    while err is not None:
+        if (isinstance(err, OSError) and err.errno == errno.ENOSPC) or "No space left on device" in str(err):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
 
 
 def main(endpoint: str) -> None:
@@ -78,6 +89,8 @@ def main(endpoint: str) -> None:
         while not sock.poll(1000):
             if os.getppid() != parent:  # the supervisor died (SIGKILL): do not linger as an orphan
                 log.warning("supervisor %d is gone; exiting", parent)
+                if os.environ.get("SYNTHFARM_SCRATCH"):
+                    shutil.rmtree(os.environ["SYNTHFARM_SCRATCH"], ignore_errors=True)
                 return
         message = sock.recv_json()
         if message.get("quit"):
@@ -87,7 +100,7 @@ def main(endpoint: str) -> None:
             result = run_task(runner, task, sock, parent)
         except Exception as err:  # the job failed; the process is fine and takes the next one
             log.error("task %s failed: %s", task.attempt_id, err)
-            result = {"attempt_id": task.attempt_id, "ok": False,
+            result = {"attempt_id": task.attempt_id, "ok": False, "reason": "no_space" if no_space(err) else "",
                       "error": f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=4)}"[-2000:]}
         send(sock, {"done": result}, parent)
     sock.close()

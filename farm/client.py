@@ -5,8 +5,13 @@ from __future__ import annotations
 import uuid
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from . import protocol as p
+
+
+HANDSHAKE_FAILED = (zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+                    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL)
 
 
 class FarmError(Exception):
@@ -28,18 +33,37 @@ class FarmClient:
             from .auth import secure_client
 
             secure_client(sock, self.keys, "client")
+        monitor = sock.get_monitor_socket(HANDSHAKE_FAILED)  # a refused handshake is said at once, not timed out
         try:
             sock.connect(self.endpoint)
             sock.send_multipart(p.encode(kind, payload))
-            if not sock.poll(int(self.timeout * 1000)):
+            poller = zmq.Poller()
+            poller.register(sock, zmq.POLLIN)
+            poller.register(monitor, zmq.POLLIN)
+            ready = dict(poller.poll(int(self.timeout * 1000)))
+            if sock not in ready and monitor in ready:
+                raise FarmError(self._refused(recv_monitor_message(monitor)["event"]))
+            if sock not in ready:
                 raise FarmError(f"no answer from the coordinator at {self.endpoint} within {self.timeout:g} s; "
-                                "is it running (synthfarm coordinator), and do its keys accept ours?")
+                                "is it running (synthfarm coordinator)?")
             _, reply = p.decode(sock.recv_multipart(), {"REPLY"})
         finally:
+            sock.disable_monitor()
+            monitor.close(linger=0)
             sock.close()
         if not reply.ok:
             raise FarmError(reply.error)
         return reply.data
+
+    def _refused(self, event: int) -> str:
+        if not self.keys:
+            why = "it uses keys and we do not; pass --keys with the folder from its `synthfarm keys init`"
+        elif event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+            why = f"it does not authorize our client key; use client.key_secret from its keys folder (not {self.keys})"
+        else:
+            why = (f"our coordinator.key ({self.keys}) is not its key, or it uses no keys; use coordinator.key and "
+                   "client.key_secret from its keys folder")
+        return f"the coordinator at {self.endpoint} refused the connection: {why}"
 
     def submit(self, **fields) -> dict:
         return self.request("SUBMIT", p.Submit(**fields))

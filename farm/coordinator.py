@@ -8,10 +8,11 @@ their jobs requeued. Results of an attempt that is no longer the running one are
 """
 from __future__ import annotations
 
+import errno
 import json
 import logging
-import os
 import shutil
+import sqlite3
 import threading
 import time
 from collections import Counter
@@ -20,29 +21,31 @@ from pathlib import Path
 import zmq
 
 from ..addon.core.dataset.native import DatasetWriter, job_record
-from ..addon.core.jobs import resolve_params
-from ..addon.core.recipe import RecipeError, parse_recipe_text
 from . import auth
 from . import protocol as p
-from ..addon.core.dataset.native import DatasetError
-from .settings import Settings
 from .fleet import Fleet
 from .health import HealthFile
-from .store import Store, StoreError
-from .transfer import BlobStore, TransferError, TransferServer
+from .jobs_log import JobsLog
+from .paths import shared_root, vet_staging
+from .requests import ClientRequests
+from .settings import Settings
+from .store import Store
+from .transfer import AttemptFiles, BlobStore, TransferServer
 
 log = logging.getLogger(__name__)
+
+
+def disk_error(err: BaseException) -> bool:
+    """Whether a database error is the state's disk failing (full, or an I/O error), not a fault of one request."""
+    return isinstance(err, sqlite3.OperationalError) and getattr(err, "sqlite_errorcode", 0) & 0xFF in (
+        sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR)
 
 
 def staging_dir(out: str, attempt_id: str) -> Path:
     return Path(out) / ".staging" / attempt_id
 
 
-class RequestError(ValueError):
-    """A request the coordinator refuses; the message says why and what to do."""
-
-
-class Coordinator:
+class Coordinator(ClientRequests):
     def __init__(self, data_dir: Path, workers: str = "tcp://127.0.0.1:5555", clients: str = "tcp://127.0.0.1:5556",
                  events: str = "tcp://127.0.0.1:5557", transfer: str = "tcp://127.0.0.1:5558", *,
                  context: zmq.Context | None = None, keys: Path | None = None, **settings):
@@ -52,6 +55,8 @@ class Coordinator:
             self.settings.out_root = (Path(data_dir) / "datasets").resolve()
         self.store = Store(Path(data_dir) / "farm.sqlite")
         self.fleet = Fleet(self.store)  # capabilities, requirements, and the views of workers and jobs
+        self.store.max_attempts, self.store.distinct_workers, self.store.block_after = (
+            self.settings.max_attempts, self.settings.distinct_workers, self.settings.block_after)
         self.heartbeat, self.liveness = self.settings.heartbeat, self.settings.liveness
         self.lost_after, self.hang_after = self.settings.lost_after, self.settings.hang_after
         self.context = context or zmq.Context.instance()
@@ -59,12 +64,18 @@ class Coordinator:
         self.stop_event = threading.Event()
         self.health: HealthFile | None = None  # rewritten every cycle for a liveness probe (synthfarm health)
         self._outbox: list[tuple[zmq.Socket, list[bytes]]] = []
-        self._records: dict[str, list[dict]] = {}  # jobs.jsonl lines of this cycle, per dataset
+        self.jobs_log = JobsLog(self.store)  # jobs.jsonl lines, written after each commit
+        self.jobs_log.check_all()
+        self.state_error = ""  # why the state cannot be written (its disk is full); dispatch waits meanwhile
         self._seen: dict[bytes, float] = {}
         self._known = {w["id"].encode() for w in self.store.workers() if w["status"] != "gone"}
+        for attempt in self.store.running_attempts():  # workers that ran something: heard from now, or lost
+            self._seen[attempt["worker_id"].encode()] = time.monotonic()
         self.sockets = {}
-        self.transfer = TransferServer(BlobStore(Path(data_dir) / "blobs"), self._staging_of_running, self._dataset_of)
+        self.transfer = TransferServer(BlobStore(Path(data_dir) / "blobs"), self._attempt_files, self._dataset_of,
+                                       max_uploads=self.settings.max_uploads_per_sender)
         self.authenticator = auth.start_authenticator(self.context, keys) if keys else None
+        self._roles = auth.authorized_roles(keys) if keys else None  # public key -> roles, for file transfers
         for name, kind, endpoint in (("workers", zmq.ROUTER, workers), ("clients", zmq.ROUTER, clients),
                                      ("events", zmq.PUB, events), ("transfer", zmq.ROUTER, transfer)):
             sock = self.context.socket(kind)
@@ -72,12 +83,15 @@ class Coordinator:
             sock.setsockopt(zmq.MAXMSGSIZE, p.MAX_FRAME)
             if kind == zmq.ROUTER:
                 sock.setsockopt(zmq.ROUTER_MANDATORY, 0)
+            if name == "transfer":  # a worker reconnecting with its id takes over from its old connection
+                sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
             if keys:
                 auth.secure_server(sock, keys, name)
             endpoint = self._bind(sock, endpoint)
             self.sockets[name] = sock
             setattr(self, f"{name}_endpoint", endpoint)
-        self._last_check = time.monotonic()
+        self._last_check = self._last_sweep = time.monotonic()
+        self._sweep(start=True)
 
     @staticmethod
     def _bind(sock, endpoint: str) -> str:
@@ -118,11 +132,16 @@ class Coordinator:
                     break
                 self._guarded(name, frames, handle)
         if time.monotonic() - self._last_check >= self.heartbeat:
-            self._guarded("liveness", [], lambda _: self._check_liveness())
-        for out, records in self._records.items():  # one write and fsync per dataset and cycle
-            DatasetWriter(Path(out)).record_jobs(records)
-        self._records.clear()
-        self.store.commit()
+            if self.state_error:
+                self._last_check = time.monotonic()
+                self._probe_state()
+            else:
+                self._guarded("liveness", [], lambda _: self._check_liveness())
+        try:
+            self.store.commit()
+        except sqlite3.Error as err:  # nothing of this cycle is kept, so nothing of it is announced
+            self._state_failed(err)
+        self.jobs_log.flush()  # one write and fsync per dataset and cycle, after the commit
         for sock, frames in self._outbox:
             try:
                 sock.send_multipart(frames, zmq.NOBLOCK)
@@ -133,20 +152,51 @@ class Coordinator:
     def _guarded(self, source: str, frames: list[bytes], handle) -> None:
         """Handle one message in a savepoint: if it raises, its transitions, replies and records are undone,
         the error is logged, and a client gets an error reply. Nothing a peer sends ends the loop."""
-        outbox, records = len(self._outbox), {out: len(r) for out, r in self._records.items()}
+        outbox = len(self._outbox)
+        records = {out: len(r) for out, r in self.jobs_log.pending.items()}
         try:
             with self.store.request():
                 handle(frames)
         except Exception as err:
-            log.exception("error while handling a message from %s", source)
-            self.dropped["internal_error"] += 1
-            del self._outbox[outbox:]
-            for out in list(self._records):
-                del self._records[out][records.get(out, 0):]
+            if disk_error(err):
+                self._state_failed(err)  # the state's disk failed: nothing of this cycle is kept
+            else:
+                log.exception("error while handling a message from %s", source)
+                self.dropped["internal_error"] += 1
+                del self._outbox[outbox:]
+                for out in list(self.jobs_log.pending):
+                    del self.jobs_log.pending[out][records.get(out, 0):]
             if source == "clients" and frames:
-                self._send("clients", frames[0], "REPLY", p.Reply(
-                    ok=False, error=f"the coordinator failed on this request ({type(err).__name__}: "
-                                    f"{str(err)[:300]}); it is logged and nothing of it was kept"))
+                self._send("clients", frames[0], "REPLY", p.Reply(ok=False, error=self.state_error or (
+                    f"the coordinator failed on this request ({type(err).__name__}: {str(err)[:300]}); it is logged "
+                    "and nothing of it was kept")))
+
+    def _state_failed(self, err: Exception) -> None:
+        """The state cannot be written: undo the cycle, announce none of it, and stop dispatching until a probe
+        write succeeds again (status says why meanwhile)."""
+        try:
+            self.store.db.rollback()
+        except sqlite3.Error:
+            pass
+        self.store.reset_caches()
+        self._outbox = [(sock, frames) for sock, frames in self._outbox if sock is self.sockets["clients"]
+                        and b'"ok":false' in frames[-1]]  # refusals may still go out; nothing else happened
+        self.jobs_log.pending.clear()
+        if not self.state_error:
+            log.error("the farm's state cannot be written (%s); dispatch stops until it can", err)
+        self.state_error = (f"the farm's state cannot be written ({err}): free space on the disk of "
+                            f"{self.store.path.parent}; dispatch resumes by itself")
+
+    def _probe_state(self) -> None:
+        try:
+            if shutil.disk_usage(self.store.path.parent).free < self.settings.min_free_bytes:
+                return
+            self.store.probe()
+        except (sqlite3.Error, OSError):
+            self.store.db.rollback()
+            return
+        log.info("the farm's state is writable again; dispatch resumes")
+        self.state_error = ""
 
     def close(self) -> None:
         for sock in self.sockets.values():
@@ -159,22 +209,25 @@ class Coordinator:
         sock = self.sockets["transfer"]
         for _ in range(256):
             try:
-                frames = sock.recv_multipart(zmq.NOBLOCK)
+                frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
             if len(frames) < 2:
                 self.dropped["malformed"] += 1
                 continue
-            reply = self.transfer.handle(frames[1:])
+            roles = None if self._roles is None else self._roles.get(frames[1].get("User-Id"), set())
+            reply = self.transfer.handle([f.bytes for f in frames[1:]], frames[0].bytes, roles)
             if reply[1] == b"ERROR":
                 self.dropped["transfer_refused"] += 1
-            sock.send_multipart([frames[0], *reply])
+            sock.send_multipart([frames[0].bytes, *reply])
 
-    def _staging_of_running(self, attempt_id: str) -> Path | None:
+    def _attempt_files(self, attempt_id: str) -> AttemptFiles | None:
         attempt = self.store.attempt(attempt_id)
         if attempt is None or attempt["status"] != "running":
             return None
-        return staging_dir(self.store.batch(attempt["batch_id"])["out"], attempt_id)
+        batch = self.store.batch(attempt["batch_id"])
+        return AttemptFiles(staging_dir(batch["out"], attempt_id), attempt["job_id"], batch["frames"],
+                            attempt["worker_id"])
 
     def _dataset_of(self, batch_id: str) -> Path | None:
         batch = self.store.batch(batch_id)
@@ -203,6 +256,8 @@ class Coordinator:
             self.dropped["unknown_identity"] += 1
             return
         self._seen[identity] = time.monotonic()
+        if self.state_error:  # nothing can be recorded: keep workers connected and idle, write nothing
+            return self._while_state_fails(identity, kind, msg)
         if kind == "HELLO":
             self._known.add(identity)
             self.store.worker_seen(worker_id, msg.host, msg.device, "busy" if msg.running else "idle")
@@ -235,11 +290,22 @@ class Coordinator:
             self._known.discard(identity)
             self._seen.pop(identity, None)  # a worker that said BYE is gone, not lost
 
+    def _while_state_fails(self, identity: bytes, kind: str, msg) -> None:
+        if kind == "HELLO":
+            self._known.add(identity)
+            self._send("workers", identity, "WELCOME", p.Welcome(
+                heartbeat_seconds=self.heartbeat, liveness=self.liveness,
+                transfer_port=int(self.transfer_endpoint.rsplit(":", 1)[1])))
+        elif kind == "REQUEST":
+            self._send("workers", identity, "NO_TASK", p.NoTask(retry_seconds=self.heartbeat * 2))
+        elif kind == "HEARTBEAT":
+            self._send("workers", identity, "HEARTBEAT", p.Heartbeat(worker_id=msg.worker_id))
+
     def _dispatch(self, identity: bytes, worker_id: str) -> None:
         running = self.store.running_attempt_of(worker_id)
         if running:  # a worker asks only when idle: what it ran is over
             self._lose(running, "worker asked for new work")
-        leased = self.store.next_task(worker_id, self.fleet.accepts(worker_id))
+        leased = self.store.next_task(worker_id, self._live(), self.fleet.accepts(worker_id))
         if leased is None:
             self._send("workers", identity, "NO_TASK", p.NoTask(retry_seconds=self.heartbeat))
             return
@@ -250,23 +316,49 @@ class Coordinator:
             attempt_id=attempt_id, batch_id=batch["id"], job_id=job_id, recipe=batch["recipe"],
             recipe_dir=batch["recipe_dir"], params=params, seed=seed,
             frames=batch["frames"], preview=batch["preview"], staging=str(staging_dir(batch["out"], attempt_id)),
-            inputs=batch["inputs"], recipe_path=batch["recipe_path"],
-            bundle_root="" if batch["inputs"] else str(self._shared_root(batch["recipe_dir"]) or "/nonexistent")))
+            inputs=batch["inputs"], recipe_path=batch["recipe_path"], bundle_root=self._task_root(batch)))
+
+    def _task_root(self, batch: dict) -> str:
+        """The folder a task may read from: '' for a bundle (the worker lays it out), else the allowed shared root
+        (one no longer allowed leaves the worker no folder to read)."""
+        if batch["inputs"]:
+            return ""
+        return str(shared_root(self.settings, batch["recipe_dir"]) or "/nonexistent")
+
+    def _live(self) -> set[str]:
+        """The workers heard from within ``lost_after``."""
+        return {identity.decode(errors="replace") for identity in self._seen}
 
     def _on_done(self, worker_id: str, msg: p.Done) -> None:
         attempt = self.store.attempt(msg.attempt_id)
         batch = self.store.batch(attempt["batch_id"]) if attempt else None
         staging = staging_dir(batch["out"], msg.attempt_id) if batch else None
-        if msg.ok and attempt and attempt["status"] == "running" and attempt["worker_id"] == worker_id:
+        current = bool(attempt and attempt["status"] == "running" and attempt["worker_id"] == worker_id)
+        if current and not msg.ok and msg.reason == "no_space":
+            self.store.worker_seen(worker_id, status="idle")
+            return self._out_of_space(batch, msg.attempt_id, msg.error)
+        if msg.ok and current:
+            refused = vet_staging(staging, Path(batch["out"]), attempt["job_id"], batch["frames"])
+            if refused:  # a failed attempt, with the reason
+                log.warning("attempt %s of worker %s refused: %s", msg.attempt_id, worker_id, refused)
+                msg = msg.model_copy(update={"ok": False, "error": refused})
+        if msg.ok and current:
             # files first: a crash after this re-runs the job, whose identical files overwrite these
-            stems = DatasetWriter(Path(batch["out"])).commit_staging(staging)
+            try:
+                stems = DatasetWriter(Path(batch["out"])).commit_staging(staging)
+            except OSError as err:
+                if err.errno != errno.ENOSPC:
+                    raise
+                self.store.worker_seen(worker_id, status="idle")
+                return self._out_of_space(batch, msg.attempt_id, str(err))
             params, seed = self.store.job_input(batch, attempt["job_id"])
-            self._records.setdefault(batch["out"], []).append(job_record(
+            self.jobs_log.add(batch["out"], job_record(
                 attempt["job_id"], params, seed, "done",
                 frames=msg.frames, stems=stems, seconds=round(msg.seconds, 3), device=msg.device))
         if attempt and attempt["worker_id"] == worker_id:
             self.store.save_log(msg.attempt_id, msg.log_tail)
-        outcome = self.store.finish(msg.attempt_id, worker_id, msg.ok, msg.error, msg.seconds, attempt)
+        outcome = self.store.finish(msg.attempt_id, worker_id, msg.ok, msg.error, msg.seconds, attempt,
+                                    self._live())
         if staging is not None and staging.exists():
             shutil.rmtree(staging, ignore_errors=True)  # a stale or failed attempt's files
         self.store.worker_seen(worker_id, status="idle")
@@ -277,9 +369,6 @@ class Coordinator:
         if self.store.batch_finished(attempt["batch_id"]):
             self._finish_batch(batch)
 
-    def _live_workers(self) -> list[str]:
-        return [identity.decode(errors="replace") for identity in self._seen]
-
     def _lose(self, attempt_id: str, why: str) -> None:
         """Requeue an attempt's job and drop whatever files it staged."""
         attempt = self.store.attempt(attempt_id)
@@ -288,17 +377,62 @@ class Coordinator:
         if batch:
             shutil.rmtree(staging_dir(batch["out"], attempt_id), ignore_errors=True)
 
+    def _out_of_space(self, batch: dict, attempt_id: str, detail: str) -> None:
+        """The dataset's disk is full: a condition of the batch, not of a worker or a job. The attempt goes back
+        to the queue uncounted and the batch waits until its disk has ``min_free_bytes`` free again."""
+        self._lose(attempt_id, "out of space")
+        free = shutil.disk_usage(batch["out"]).free if Path(batch["out"]).exists() else 0
+        why = (f"out of space on the dataset's disk ({batch['out']}: {free / 1e6:.1f} MB free; resumes by itself "
+               f"at {self.settings.min_free_bytes / 1e6:.0f} MB) - {detail.splitlines()[0][:200] if detail else ''}")
+        if self.store.pause(batch["id"], why):
+            log.error("batch %s paused: %s", batch["id"], why)
+            self._event(batch["id"], kind="batch", status="paused", reason=why)
+
+    def _resume_paused(self) -> None:
+        for batch in self.store.paused():
+            try:
+                free = shutil.disk_usage(batch["out"]).free
+            except OSError:
+                continue
+            if free >= self.settings.min_free_bytes:
+                log.info("batch %s resumes: %.0f MB free on its disk", batch["id"], free / 1e6)
+                self.store.resume(batch["id"])
+                self._event(batch["id"], kind="batch", status="resumed")
+
     def _finish_batch(self, batch: dict) -> None:
         shutil.rmtree(Path(batch["out"]) / ".staging", ignore_errors=True)
-        summary = self.store.summary(batch["id"])
-        writer = DatasetWriter(Path(batch["out"]))
-        writer.finalize({"jobs": summary["jobs"]["done"], "jobs_requested": batch["count"],
-                         "frames_per_job": batch["frames"]})
+        summary = self.summary(batch["id"])
+        try:
+            DatasetWriter(Path(batch["out"])).finalize({"jobs": summary["jobs"]["done"],
+                                                        "jobs_requested": batch["count"],
+                                                        "frames_per_job": batch["frames"]})
+        except OSError as err:  # its frames and jobs.jsonl are what counts; dataset.yaml's counts follow later
+            log.error("batch %s: dataset.yaml not updated: %s", batch["id"], err)
         self._event(batch["id"], kind="batch", status="finished", jobs=summary["jobs"])
+
+    def _sweep(self, start: bool = False) -> None:
+        """Delete what nobody will finish: half uploads idle for ``upload_idle_seconds``, and (at start) the
+        staging folders of attempts that are no longer running."""
+        self._last_sweep = time.monotonic()
+        removed = self.transfer.sweep(self.settings.upload_idle_seconds)
+        if removed:
+            log.info("deleted %d abandoned uploads", removed)
+        if not start:
+            return
+        running = {a["id"] for a in self.store.running_attempts()}
+        for batch_id in self.store.batch_ids():
+            staging = Path(self.store.batch(batch_id)["out"]) / ".staging"
+            if staging.is_dir() and not staging.is_symlink():
+                for folder in staging.iterdir():
+                    if folder.name not in running:
+                        shutil.rmtree(folder, ignore_errors=True)
 
     def _check_liveness(self) -> None:
         now_mono, now = time.monotonic(), time.time()
         self._last_check = now_mono
+        self._resume_paused()
+        if now_mono - self._last_sweep > min(60.0, self.settings.upload_idle_seconds / 2):
+            self._sweep()
         for identity, seen in list(self._seen.items()):
             worker_id = identity.decode(errors="replace")
             self.store.worker_seen(worker_id, status=self.store.worker_status(worker_id) or "idle", force=True)
@@ -311,139 +445,23 @@ class Coordinator:
         for worker_id in self.store.forget_workers(now - self.settings.forget_workers_after):
             self._known.discard(worker_id.encode())
         for attempt in self.store.running_attempts():
-            if now - attempt["progressed"] > self.hang_after:
-                log.warning("attempt %s hung (no progress for %.0f s); requeueing", attempt["id"], self.hang_after)
-                self._lose(attempt["id"], "no progress")
-                identity = attempt["worker_id"].encode()
-                self._send("workers", identity, "CANCEL", p.Cancel(attempt_id=attempt["id"]))
+            batch = self.store.batch(attempt["batch_id"])
+            limit = (batch["hang_after"] if batch else 0) or self.hang_after
+            if now - attempt["progressed"] > limit:
+                self._hung(attempt, batch, limit)
 
-    # -- clients ----------------------------------------------------------------------------------------
-    def _on_client(self, frames: list[bytes]) -> None:
-        if len(frames) < 2:
-            self.dropped["malformed"] += 1
-            return
-        identity = frames[0]
-        try:
-            kind, msg = p.decode(frames[1:], p.CLIENT_TYPES)
-        except p.ProtocolError as err:
-            self.dropped["malformed"] += 1
-            self._send("clients", identity, "REPLY", p.Reply(ok=False, error=str(err)))
-            return
-        try:
-            with self.store.request():  # a refused request keeps nothing
-                reply = p.Reply(ok=True, data=self._answer(kind, msg))
-        except (StoreError, RecipeError, ValueError, DatasetError, TransferError) as err:
-            reply = p.Reply(ok=False, error=str(err))
-        except OSError as err:
-            reply = p.Reply(ok=False, error=f"{kind.lower()}: {err.strerror or err} ({err.filename or ''})")
-        self._send("clients", identity, "REPLY", reply)
-
-    def _answer(self, kind: str, msg) -> dict:
-        if kind == "SUBMIT":
-            return self._submit(msg)
-        if kind == "STATUS":
-            live = self._live_workers()
-            if msg.batch_id:
-                return self.fleet.status(self.store.summary(msg.batch_id), live)
-            return {"batches": [self.fleet.status(b, live) for b in self.store.batches()], "dropped": dict(self.dropped),
-                    "transfer_port": int(self.transfer_endpoint.rsplit(":", 1)[1])}
-        if kind == "LIST":
-            return {"batches": self.store.batches()}
-        if kind == "WORKERS":
-            return {"workers": self.fleet.workers()}
-        if kind == "JOBS":
-            limit = min(msg.limit, self.settings.page_size)
-            jobs = self.fleet.jobs(msg.batch_id, self.store.jobs(msg.batch_id, msg.offset, limit))
-            return {"jobs": jobs, "next": jobs[-1]["job_id"] + 1 if len(jobs) == limit else None}
-        if kind == "LOGS":
-            return {"attempts": self.store.attempts_of(msg.batch_id, msg.job_id)}
-        if kind == "ESTIMATE":
-            found = self.store.seconds_per_frame(msg.recipe_hash, msg.preview)
-            return {"seconds_per_frame": found[0], "jobs_measured": found[1]} if found else {}
-        if kind == "SET_PRIORITY":
-            self.store.set_priority(msg.batch_id, msg.priority)
-            return self.store.summary(msg.batch_id)
-        if kind == "CANCEL_BATCH":
-            for attempt_id, worker_id in self.store.cancel(msg.batch_id):
-                self._send("workers", worker_id.encode(), "CANCEL", p.Cancel(attempt_id=attempt_id))
-            self._event(msg.batch_id, kind="batch", status="cancelled")
-            return self.store.summary(msg.batch_id)
-        if kind == "RETRY":
-            return {"requeued": self.store.retry(msg.batch_id), **self.store.summary(msg.batch_id)}
-        raise ValueError(f"unhandled {kind}")
-
-    def _dataset_folder(self, out: str) -> Path:
-        """Where a batch's dataset goes: a relative ``out`` under the dataset root; an absolute one must lie
-        under it too unless the coordinator allows any folder. Symlinks are resolved before the check."""
-        root = self.settings.out_root
-        if out.startswith("~") or "\0" in out:
-            raise RequestError(f"out {out[:80]!r}: give a path under the dataset root {root}, or a relative one")
-        path = Path(os.path.abspath(root / out))
-        too_long = [part for part in path.parts if len(part.encode()) > 255]
-        if too_long:
-            raise RequestError(f"out: the name {too_long[0][:40]!r}... is longer than 255 bytes")
-        resolved = path.resolve()
-        if not self.settings.any_out and not resolved.is_relative_to(root):
-            raise RequestError(f"out {out[:200]!r} is outside this coordinator's dataset root {root}; give a "
-                               "relative path or one under that root (or start the coordinator with --any-out)")
-        if resolved.exists() and not resolved.is_dir():
-            raise RequestError(f"out {out[:200]!r} is a file, not a folder")
-        return resolved
-
-    def _shared_root(self, recipe_dir: str) -> Path | None:
-        """The allowed shared root a recipe folder lies under, or None."""
-        folder = Path(os.path.abspath(recipe_dir)).resolve()
-        return next((root for root in self.settings.shared_roots if folder.is_relative_to(root)), None)
-
-    def _recipe_root(self, msg: p.Submit) -> Path:
-        """The allowed shared root a recipe without inputs is read from (RequestError when there is none)."""
-        root = self._shared_root(msg.recipe_dir)
-        if root is not None:
-            return root
-        raise RequestError("this coordinator reads recipes from a shared file system only under "
-                           + (", ".join(map(str, self.settings.shared_roots)) or "no folder (--shared-root is unset)")
-                           + "; submit without --shared to send the recipe and its files")
-
-    def _submit(self, msg: p.Submit) -> dict:
-        count = len(msg.jobs) or msg.count
-        if count > self.settings.max_jobs_per_batch:
-            raise RequestError(f"count: {count} jobs is more than this coordinator takes in one batch "
-                               f"({self.settings.max_jobs_per_batch}); split it into several batches")
-        out = self._dataset_folder(msg.out)
-        if msg.inputs:  # no shared file system: every input must be here, and the recipe is checked against them
-            missing = [h for h in msg.inputs.values() if not self.transfer.blobs.has(h)]
-            if missing:
-                raise ValueError(f"{len(missing)} input files were not uploaded; upload them first (synthfarm submit "
-                                 "does this)")
-            if msg.inputs.get(msg.recipe_path) is None:
-                raise ValueError(f"recipe_path {msg.recipe_path!r} is not one of the inputs")
-            recipe = parse_recipe_text(msg.recipe, None, check_files=False, max_nodes=self.settings.max_yaml_nodes)
-        else:  # a shared file system: nothing outside the allowed root is looked at
-            root = self._recipe_root(msg)
-            parse_recipe_text(msg.recipe, Path(msg.recipe_dir), check_files=False, root=root,
-                              max_nodes=self.settings.max_yaml_nodes)
-            recipe = parse_recipe_text(msg.recipe, Path(msg.recipe_dir), root=root)
-        params = resolve_params(recipe, msg.params)
-        jobs = []
-        for i, job in enumerate(msg.jobs):
-            try:
-                jobs.append((resolve_params(recipe, job.params), job.seed))
-            except ValueError as err:
-                raise ValueError(f"job {i}: {err}") from None
-        frames = 1 if msg.preview else recipe.frames
-        writer = DatasetWriter(out)
-        done = writer.open(msg.recipe, recipe.hash(), {"name": recipe.name, "batch": {
-            "seed": msg.seed, "preview": msg.preview, "params": params}})
-        batch, created = self.store.submit(msg.batch_id, name=msg.name or recipe.name, recipe=msg.recipe,
-                                           recipe_dir=msg.recipe_dir, out=str(out), count=count, seed=msg.seed,
-                                           params=params, frames=frames, preview=msg.preview,
-                                           priority=msg.priority, inputs=msg.inputs, recipe_path=msg.recipe_path,
-                                           recipe_hash=recipe.hash(), jobs=jobs)
-        if created:
-            self.fleet.set_requires(msg.batch_id, msg.requires)
-        if created and done:  # resuming into a dataset: its complete jobs are not rendered again
-            self.store.db.executemany("UPDATE jobs SET status='done' WHERE batch_id=? AND job_id=?",
-                                      ((msg.batch_id, j) for j in done if j < count))
-        if self.store.batch_finished(msg.batch_id):
-            self._finish_batch(batch)
-        return {**self.store.summary(msg.batch_id), "new": created}
+    def _hung(self, attempt: dict, batch: dict | None, limit: float) -> None:
+        """A worker that heartbeats but finished no frame for ``limit`` seconds: a failed attempt (so a frame that
+        always takes longer ends in a failed job with this message, not in an endless loop of attempts)."""
+        log.warning("attempt %s hung (no progress for %.0f s); cancelling it", attempt["id"], limit)
+        error = (f"no frame finished in {limit:.0f} s while the worker was alive (hung, or a frame longer than "
+                 "that: set farm.hang_after in the recipe, or the coordinator's --hang-after)")
+        outcome = self.store.finish(attempt["id"], attempt["worker_id"], False, error, attempt=self.store.attempt(
+            attempt["id"]), live=self._live())
+        if batch:
+            shutil.rmtree(staging_dir(batch["out"], attempt["id"]), ignore_errors=True)
+        self._send("workers", attempt["worker_id"].encode(), "CANCEL", p.Cancel(attempt_id=attempt["id"]))
+        if batch:
+            self._event(batch["id"], kind="job", job=attempt["job_id"], outcome=outcome, error=error)
+            if self.store.batch_finished(batch["id"]):
+                self._finish_batch(batch)

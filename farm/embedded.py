@@ -39,6 +39,7 @@ class FarmSummary:
     jobs_skipped: int
     seconds: float
     interrupted: bool = False
+    stopped: str = ""  # why the farm stopped short (its disk is full), or ''
     errors: list | None = None
     exports: dict | None = None
 
@@ -116,12 +117,17 @@ def render_on_farm(recipe_path: Path, jobs: int, out: Path, *, seed: int = 0, pr
                                     recipe_dir=str(recipe_dir), out=str(out), count=jobs, seed=seed,
                                     params=params or {}, preview=preview)
         summary.jobs_skipped = status["jobs"]["done"]
+        if not status["new"] and (status["jobs"]["failed"] or status["paused"]):  # a rerun tries them again
+            status = farm.client.retry(batch_id)
         try:
             while True:
                 counts = status["jobs"]
                 if progress:
                     progress(counts["done"] + counts["failed"], jobs)
                 if counts["queued"] == 0 and counts["running"] == 0:
+                    break
+                if status["paused"]:  # nobody here will free the disk: stop, and say so
+                    summary.stopped = status["reason"]
                     break
                 time.sleep(poll_seconds)
                 status = farm.client.status(batch_id)
@@ -136,6 +142,6 @@ def render_on_farm(recipe_path: Path, jobs: int, out: Path, *, seed: int = 0, pr
     writer = DatasetWriter(out)
     writer.finalize({"jobs": len(writer.completed_jobs()), "jobs_requested": jobs,
                      "frames_per_job": 1 if preview else recipe.frames, "sensors": [v for v, _ in recipe.views()]})
-    if not summary.interrupted and not summary.jobs_failed:
+    if not summary.interrupted and not summary.jobs_failed and not summary.stopped:
         summary.exports = export_for_recipe(recipe, recipe_dir, out)
     return summary

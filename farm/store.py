@@ -3,7 +3,9 @@
 The coordinator is the only writer. Every transition is committed before it is announced: callers
 group the transitions of one poll cycle and call :meth:`Store.commit` before sending replies.
 Job rows of a batch are created in one bulk insert from the batch's seed and count, so a submission of
-a million jobs is one statement, not a million messages.
+a million jobs is one statement, not a million messages; the jobs of each status are counted as they
+change (a trigger keeps ``counts``), so a batch's status costs the same at any size.
+A damaged file is detected when it is opened (StoreDamaged says how to rebuild it: ``recovery.py``).
 """
 from __future__ import annotations
 
@@ -38,13 +40,29 @@ CREATE INDEX IF NOT EXISTS attempts_job ON attempts (batch_id, job_id);
 CREATE TABLE IF NOT EXISTS requirements (batch_id TEXT PRIMARY KEY, requires TEXT);
 CREATE TABLE IF NOT EXISTS capabilities (worker_id TEXT PRIMARY KEY, caps TEXT);
 CREATE TABLE IF NOT EXISTS attempt_logs (attempt_id TEXT PRIMARY KEY, log TEXT);
+CREATE TABLE IF NOT EXISTS counts (batch_id TEXT, status TEXT, n INTEGER, PRIMARY KEY (batch_id, status)) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS count_status AFTER UPDATE OF status ON jobs WHEN old.status IS NOT new.status BEGIN
+  UPDATE counts SET n = n - 1 WHERE batch_id = old.batch_id AND status = old.status;
+  INSERT INTO counts VALUES (new.batch_id, new.status, 1) ON CONFLICT DO UPDATE SET n = n + 1;
+END;
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 """
-FAIL_WORKERS = 3  # a job fails after this many distinct workers failed it
-BLOCK_AFTER = 3  # a worker that failed this many jobs of a batch is blocked from it
+STATUSES = ("queued", "running", "done", "failed", "cancelled")
+# jobs of one status in job order: without this the planner walks the whole batch by primary key to keep the order
+BY_STATUS = "INDEXED BY jobs_queue"
+COLUMNS = {  # added after the first release: (table, column, declaration), added to older files at start
+    ("jobs", "failures", "INTEGER DEFAULT 0"),  # failed attempts of the job
+    ("batches", "paused", "TEXT DEFAULT ''"),  # why dispatch of the batch waits (out of space), or ''
+    ("batches", "hang_after", "REAL DEFAULT 0"),  # the recipe's farm.hang_after (0: the coordinator's)
+}
 
 
 class StoreError(Exception):
     pass
+
+
+class StoreDamaged(StoreError):
+    """The state file is not a sound SQLite database."""
 
 
 class Store:
@@ -52,10 +70,28 @@ class Store:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(str(self.path), isolation_level="DEFERRED", check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
+        try:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            problem = self.db.execute("PRAGMA quick_check").fetchone()[0]
+        except sqlite3.DatabaseError as err:
+            problem = str(err)
+        if problem != "ok":
+            self.db.close()
+            raise StoreDamaged(f"the farm's state {self.path} is damaged ({problem[:200]}); start the coordinator once "
+                               f"with --recover (synthfarm coordinator --data {self.path.parent} --recover ...): it "
+                               "moves the file aside, keeps what is readable and takes the finished jobs from the "
+                               "datasets on disk")
         self.db.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes; WAL keeps it consistent
         self.db.executescript(SCHEMA)
+        for table, column, declaration in COLUMNS:
+            if column not in {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}:
+                self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+        if self.db.execute("SELECT 1 FROM meta WHERE key='counts'").fetchone() is None:  # an older file: count once
+            self.recount()
+            self.db.execute("INSERT INTO meta VALUES ('counts', '1')")
         self.db.commit()
+        # the failure policy (the coordinator sets these from its settings)
+        self.max_attempts, self.distinct_workers, self.block_after = 3, 3, 3
         self._queues: dict[str, deque] = {}  # batch id -> queued job ids fetched ahead (a window, not all)
         self._batches: dict[str, dict] = {}  # rows of batches, dropped whenever one changes
         self._active: list[str] | None = None  # active batch ids in dispatch order
@@ -65,6 +101,16 @@ class Store:
 
     def commit(self) -> None:
         self.db.commit()
+
+    def probe(self) -> None:
+        """A small write and commit: raises sqlite3.Error while the state's disk is full."""
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES ('alive', ?)", (str(time.time()),))
+        self.db.commit()
+
+    def recount(self) -> None:
+        """Rebuild ``counts`` from the jobs themselves."""
+        self.db.execute("DELETE FROM counts")
+        self.db.execute("INSERT INTO counts SELECT batch_id, status, COUNT(*) FROM jobs GROUP BY batch_id, status")
 
     @contextlib.contextmanager
     def request(self):
@@ -99,24 +145,27 @@ class Store:
     # -- batches ----------------------------------------------------------------------------------------
     def submit(self, batch_id: str, *, name: str, recipe: str, recipe_dir: str, out: str, count: int, seed: int,
                params: dict, frames: int, preview: bool, priority: int, inputs: dict | None = None,
-               recipe_path: str = "", recipe_hash: str = "", jobs: list[tuple[dict, int]] | None = None
-               ) -> tuple[dict, bool]:
+               recipe_path: str = "", recipe_hash: str = "", jobs: list[tuple[dict, int]] | None = None,
+               hang_after: float = 0.0) -> tuple[dict, bool]:
         """Create a batch and its jobs; the same id again returns the existing batch (idempotent).
         ``jobs``: (params, seed) per job when jobs differ; else every job takes ``params`` and a seed
         derived from ``seed`` and its number."""
         existing = self.batch(batch_id)
         if existing is not None:
             return existing, False
-        self.db.execute("INSERT INTO batches VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        self.db.execute("INSERT INTO batches (id, name, recipe, recipe_dir, out, count, seed, params, frames, preview, "
+                        "priority, status, created, inputs, recipe_path, recipe_hash, hang_after) "
+                        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                         (batch_id, name, recipe, recipe_dir, out, count, seed, json.dumps(params), frames,
                          int(preview), priority, "active", time.time(), json.dumps(inputs or {}), recipe_path,
-                         recipe_hash))
+                         recipe_hash, hang_after))
         if jobs:
             self.db.executemany("INSERT INTO jobs (batch_id, job_id, status, params, seed) VALUES (?,?,'queued',?,?)",
                                 ((batch_id, i, json.dumps(p), s) for i, (p, s) in enumerate(jobs)))
         else:
             self.db.executemany("INSERT INTO jobs (batch_id, job_id, status) VALUES (?, ?, 'queued')",
                                 ((batch_id, i) for i in range(count)))
+        self.db.execute("INSERT INTO counts VALUES (?, 'queued', ?)", (batch_id, count))  # inserts are not counted
         self._changed(batch_id)
         return self.batch(batch_id), True
 
@@ -128,33 +177,38 @@ class Store:
         if batch_id in self._batches:
             return self._batches[batch_id]
         row = self.db.execute("SELECT id, name, recipe, recipe_dir, out, count, seed, params, frames, preview, "
-                              "priority, status, created, inputs, recipe_path FROM batches WHERE id=?",
-                              (batch_id,)).fetchone()
+                              "priority, status, created, inputs, recipe_path, paused, hang_after FROM batches "
+                              "WHERE id=?", (batch_id,)).fetchone()
         if row is None:
             return None
         keys = ("id", "name", "recipe", "recipe_dir", "out", "count", "seed", "params", "frames", "preview",
-                "priority", "status", "created", "inputs", "recipe_path")
+                "priority", "status", "created", "inputs", "recipe_path", "paused", "hang_after")
         batch = dict(zip(keys, row))
         batch["params"], batch["preview"] = json.loads(batch["params"]), bool(batch["preview"])
         batch["inputs"] = json.loads(batch["inputs"])
         self._batches[batch_id] = batch
         return batch
 
-    def batches(self) -> list[dict]:
-        return [self.summary(row[0]) for row in self.db.execute("SELECT id FROM batches ORDER BY created")]
+    def batch_ids(self, newest: int | None = None) -> list[str]:
+        """Batch ids, oldest first; with ``newest``, only that many of the most recent."""
+        if newest is None:
+            return [row[0] for row in self.db.execute("SELECT id FROM batches ORDER BY created")]
+        return [row[0] for row in self.db.execute("SELECT id FROM batches ORDER BY created DESC LIMIT ?",
+                                                  (newest,))][::-1]
 
     def summary(self, batch_id: str) -> dict:
         batch = self.batch(batch_id)
         if batch is None:
             raise StoreError(f"no batch {batch_id!r}")
-        counts = dict(self.db.execute("SELECT status, COUNT(*) FROM jobs WHERE batch_id=? GROUP BY status",
-                                      (batch_id,)).fetchall())
+        counts = dict(self.db.execute("SELECT status, n FROM counts WHERE batch_id=?", (batch_id,)).fetchall())
         errors = [{"job_id": j, "error": e} for j, e in self.db.execute(
-            "SELECT job_id, error FROM jobs WHERE batch_id=? AND status='failed' ORDER BY job_id LIMIT 20",
+            f"SELECT job_id, error FROM jobs {BY_STATUS} WHERE batch_id=? AND status='failed' ORDER BY job_id LIMIT 20",
             (batch_id,))]
-        return {k: batch[k] for k in ("id", "name", "out", "count", "priority", "status", "created")} | {
-            "jobs": {s: counts.get(s, 0) for s in ("queued", "running", "done", "failed", "cancelled")},
-            "errors": errors}
+        blocked = [r[0] for r in self.db.execute("SELECT worker_id FROM blocks WHERE batch_id=? ORDER BY worker_id "
+                                                 "LIMIT 20", (batch_id,))]
+        return {k: batch[k] for k in ("id", "name", "out", "count", "priority", "status", "created", "paused")} | {
+            "jobs": {s: counts.get(s, 0) for s in STATUSES},
+            "errors": errors, "blocked": blocked}
 
     def set_priority(self, batch_id: str, priority: int) -> None:
         self._require(batch_id)
@@ -180,15 +234,31 @@ class Store:
     def retry(self, batch_id: str) -> int:
         """Requeue the failed (and cancelled) jobs of a batch; forgets their failures and blocks."""
         self._require(batch_id)
-        self.db.execute("UPDATE batches SET status='active' WHERE id=?", (batch_id,))
+        self.db.execute("UPDATE batches SET status='active', paused='' WHERE id=?", (batch_id,))
         self._changed(batch_id)
         self._with_failures.discard(batch_id)
-        n = self.db.execute("UPDATE jobs SET status='queued', error='' WHERE batch_id=? AND status IN "
+        n = self.db.execute("UPDATE jobs SET status='queued', error='', failures=0 WHERE batch_id=? AND status IN "
                             "('failed','cancelled')", (batch_id,)).rowcount
         self.db.execute("DELETE FROM failures WHERE batch_id=?", (batch_id,))
         self.db.execute("DELETE FROM blocks WHERE batch_id=?", (batch_id,))
         self._queues.pop(batch_id, None)
         return n
+
+    def pause(self, batch_id: str, why: str) -> bool:
+        """Hold a batch's dispatch (its dataset's disk is full); True when it was not paused before."""
+        if self.batch(batch_id)["paused"]:
+            return False
+        self.db.execute("UPDATE batches SET paused=? WHERE id=?", (why, batch_id))
+        self._changed(batch_id)
+        return True
+
+    def resume(self, batch_id: str) -> None:
+        self.db.execute("UPDATE batches SET paused='' WHERE id=?", (batch_id,))
+        self._changed(batch_id)
+
+    def paused(self) -> list[dict]:
+        return [self.batch(r[0]) for r in self.db.execute("SELECT id FROM batches WHERE paused != '' AND "
+                                                         "status='active'")]
 
     def _require(self, batch_id: str) -> None:
         if self.batch(batch_id) is None:
@@ -226,23 +296,27 @@ class Store:
                               "j.seconds > 0", (recipe_hash, int(preview))).fetchone()
         return (float(row[0]), int(row[1])) if row and row[1] else None
 
-    def next_task(self, worker_id: str, accepts=None) -> tuple[dict, int, str] | None:
+    def next_task(self, worker_id: str, live: set[str] = frozenset(), accepts=None) -> tuple[dict, int, str] | None:
         """Lease the next job for ``worker_id``: (batch, job id, attempt id), or None when nothing fits.
-        Highest priority first, then oldest batch, then job order; blocked batches, and those ``accepts(batch
-        id)`` refuses (requirements the worker does not meet), are skipped."""
+        Highest priority first, then oldest batch, then job order; paused batches, and those ``accepts(batch
+        id)`` refuses (requirements the worker does not meet), are skipped. A worker leaves the jobs it failed,
+        and a batch that blocked it, to the other ``live`` workers, but only while another live worker could
+        take them: work is never left to nobody."""
         if self._active is None:
             self._active = [r[0] for r in self.db.execute(
-                "SELECT id FROM batches WHERE status='active' ORDER BY priority DESC, created, id")]
+                "SELECT id FROM batches WHERE status='active' AND paused='' ORDER BY priority DESC, created, id")]
+        others = set(live) - {worker_id}
         for batch_id in self._active:
             if accepts is not None and not accepts(batch_id):
                 continue
             failed: set[int] = set()
-            if batch_id in self._with_failures:  # blocks and failures only exist once something failed
-                if self.db.execute("SELECT 1 FROM blocks WHERE batch_id=? AND worker_id=?",
-                                   (batch_id, worker_id)).fetchone():
+            if batch_id in self._with_failures and others:  # blocks and failures only exist once something failed
+                blocked = {r[0] for r in self.db.execute("SELECT worker_id FROM blocks WHERE batch_id=?", (batch_id,))}
+                if worker_id in blocked and others - blocked:
                     continue
-                failed = {r[0] for r in self.db.execute("SELECT job_id FROM failures WHERE batch_id=? AND "
-                                                        "worker_id=?", (batch_id, worker_id))}
+                failed = {job for (job,) in self.db.execute("SELECT job_id FROM failures WHERE batch_id=? AND "
+                                                            "worker_id=?", (batch_id, worker_id))
+                          if others - self._failed_by(batch_id, job)}
             job_id = self._pop_queued(batch_id, skip=failed)
             if job_id is None:
                 continue
@@ -255,6 +329,10 @@ class Store:
             self._running[worker_id] = attempt_id
             return self.batch(batch_id), job_id, attempt_id
         return None
+
+    def _failed_by(self, batch_id: str, job_id: int) -> set[str]:
+        return {r[0] for r in self.db.execute("SELECT worker_id FROM failures WHERE batch_id=? AND job_id=?",
+                                              (batch_id, job_id))}
 
     def _pop_queued(self, batch_id: str, skip: set[int]) -> int | None:
         """The next queued job of a batch that is not in ``skip`` (jobs this worker already failed).
@@ -276,7 +354,8 @@ class Store:
                     return job_id
             queue.clear()
             queue.extend(r[0] for r in self.db.execute(
-                "SELECT job_id FROM jobs WHERE batch_id=? AND status='queued' ORDER BY job_id LIMIT 2000", (batch_id,)))
+                f"SELECT job_id FROM jobs {BY_STATUS} WHERE batch_id=? AND status='queued' ORDER BY job_id LIMIT 2000",
+                (batch_id,)))
         return None
 
     def _requeue(self, batch_id: str, job_id: int) -> None:
@@ -293,9 +372,11 @@ class Store:
         self.db.execute("UPDATE attempts SET progressed=? WHERE id=? AND status='running'", (time.time(), attempt_id))
 
     def finish(self, attempt_id: str, worker_id: str, ok: bool, error: str = "", seconds: float = 0.0,
-               attempt: dict | None = None) -> str:
+               attempt: dict | None = None, live: set[str] = frozenset()) -> str:
         """Record an attempt's end. Returns 'done', 'retry', 'failed', or 'stale' (not the running attempt
-        of this worker: its results must be ignored). ``attempt``: the row, when the caller has it."""
+        of this worker: its results must be ignored). ``attempt``: the row, when the caller has it.
+        A job fails after ``max_attempts`` failed attempts, made by ``distinct_workers`` different workers
+        when that many are ``live`` (a farm of one worker fails a job after its attempts there)."""
         attempt = attempt or self.attempt(attempt_id)
         if attempt is None or attempt["status"] != "running" or attempt["worker_id"] != worker_id:
             return "stale"
@@ -309,13 +390,16 @@ class Store:
             return "done"
         self.db.execute("INSERT OR IGNORE INTO failures VALUES (?,?,?)", (batch_id, job_id, worker_id))
         self._with_failures.add(batch_id)
-        failed_by = self.db.execute("SELECT COUNT(*) FROM failures WHERE batch_id=? AND job_id=?",
-                                    (batch_id, job_id)).fetchone()[0]
+        self.db.execute("UPDATE jobs SET failures=failures+1 WHERE batch_id=? AND job_id=?", (batch_id, job_id))
+        failures = self.db.execute("SELECT failures FROM jobs WHERE batch_id=? AND job_id=?",
+                                   (batch_id, job_id)).fetchone()[0]
+        failed_by = len(self._failed_by(batch_id, job_id))
         worker_failures = self.db.execute("SELECT COUNT(DISTINCT job_id) FROM failures WHERE batch_id=? AND "
                                           "worker_id=?", (batch_id, worker_id)).fetchone()[0]
-        if worker_failures >= BLOCK_AFTER:
+        if worker_failures >= self.block_after:
             self.db.execute("INSERT OR IGNORE INTO blocks VALUES (?,?)", (batch_id, worker_id))
-        if failed_by >= FAIL_WORKERS:
+        enough_workers = failed_by >= min(self.distinct_workers, max(1, len(set(live) | {worker_id})))
+        if failures >= self.max_attempts and (enough_workers or failures >= self.max_attempts + self.distinct_workers):
             self.db.execute("UPDATE jobs SET status='failed', error=? WHERE batch_id=? AND job_id=?",
                             (error[:2000], batch_id, job_id))
             return "failed"
@@ -347,8 +431,20 @@ class Store:
         return [dict(zip(("id", "batch_id", "job_id", "worker_id", "progressed"), r)) for r in rows]
 
     def batch_finished(self, batch_id: str) -> bool:
-        return self.db.execute("SELECT 1 FROM jobs WHERE batch_id=? AND status IN ('queued','running') LIMIT 1",
-                               (batch_id,)).fetchone() is None
+        return not self.db.execute("SELECT COALESCE(SUM(n), 0) FROM counts WHERE batch_id=? AND status IN "
+                                   "('queued','running')", (batch_id,)).fetchone()[0]
+
+    def outs(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT DISTINCT out FROM batches")]
+
+    def batches_of(self, out: str) -> list[dict]:
+        return [self.batch(r[0]) for r in self.db.execute("SELECT id FROM batches WHERE out=?", (out,))]
+
+    def done_jobs(self, batch_id: str) -> list[tuple[int, float | None]]:
+        """(job id, seconds) of a batch's done jobs."""
+        return self.db.execute(f"SELECT job_id, seconds FROM jobs {BY_STATUS} WHERE batch_id=? AND status='done' "
+                               "ORDER BY job_id",
+                               (batch_id,)).fetchall()
 
     # -- workers ----------------------------------------------------------------------------------------
     def worker_seen(self, worker_id: str, host: str = "", device: str = "", status: str = "idle",
@@ -381,7 +477,8 @@ class Store:
         return [dict(zip(("id", "host", "device", "status", "last_seen"), r)) for r in rows]
 
     def job_ids(self, batch_id: str, status: str) -> list[int]:
-        return [r[0] for r in self.db.execute("SELECT job_id FROM jobs WHERE batch_id=? AND status=? ORDER BY job_id",
+        return [r[0] for r in self.db.execute(f"SELECT job_id FROM jobs {BY_STATUS} WHERE batch_id=? AND status=? "
+                                              "ORDER BY job_id",
                                               (batch_id, status))]
 
     def job_seed(self, batch: dict, job_id: int) -> int:

@@ -13,15 +13,22 @@ All of it runs on a socket of its own (the coordinator's transfer ROUTER), chunk
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import re
+import stat
 import tempfile
+import time
 from collections import deque
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Callable
 
 import zmq
+
+from ..addon.core.dataset.native import FOLDERS
 
 CHUNK = 256 * 1024
 WINDOW = 8
@@ -30,6 +37,14 @@ VERSION = b"SFT1"
 
 class TransferError(Exception):
     pass
+
+
+class TransferTimeout(TransferError):
+    """No answer in time (the coordinator restarting, say): the transfer may be resumed."""
+
+
+class NoSpaceError(TransferError):
+    """The coordinator's disk for the dataset is full (a batch condition, not the worker's fault)."""
 
 
 def sha256_file(path: Path) -> str:
@@ -130,21 +145,22 @@ def _send(sock, kind: str, header: dict, data: bytes = b"") -> None:
 
 def _recv(sock, timeout: float) -> tuple[str, dict, bytes]:
     if not sock.poll(int(timeout * 1000)):
-        raise TransferError(f"no answer from the coordinator's transfer socket within {timeout:g} s")
+        raise TransferTimeout(f"no answer from the coordinator's transfer socket within {timeout:g} s")
     frames = sock.recv_multipart()
     if len(frames) != 4 or frames[0] != VERSION:
         raise TransferError("malformed transfer message")
     header = json.loads(frames[2])
     if frames[1] == b"ERROR":
-        raise TransferError(header.get("error", "transfer refused"))
+        raise (NoSpaceError if header.get("no_space") else TransferError)(header.get("error", "transfer refused"))
     return frames[1].decode(), header, frames[3]
 
 
 def push_file(sock, kind: str, header: dict, path: Path, tick: Callable[[], None] = lambda: None,
-              timeout: float = 60.0) -> None:
-    """Send a file in chunks (``kind`` PUT_BLOB or PUT_OUTPUT) with at most WINDOW chunks in flight."""
+              timeout: float = 60.0, start: int = 0) -> None:
+    """Send a file in chunks (``kind`` PUT_BLOB or PUT_OUTPUT) with at most WINDOW chunks in flight, from the
+    chunk that holds byte ``start`` on (the receiver already has what comes before)."""
     size = path.stat().st_size
-    offsets = list(range(0, max(size, 1), CHUNK))
+    offsets = list(range(min(start, size) // CHUNK * CHUNK, max(size, 1), CHUNK))
     acked, sent = 0, 0
     with open(path, "rb") as handle:
         while acked < len(offsets):
@@ -155,6 +171,34 @@ def push_file(sock, kind: str, header: dict, path: Path, tick: Callable[[], None
             tick()
             _recv(sock, timeout)
             acked += 1
+
+
+def upload_outputs(connect: Callable[[bool], object], staging: Path, attempt_id: str, files: list[str],
+                   tick: Callable[[], None] = lambda: None, timeout: float = 6.0, patience: float = 300.0) -> None:
+    """Upload an attempt's ``files`` (paths relative to ``staging``). When the coordinator falls silent (a restart)
+    reconnect (``connect(True)`` gives a fresh socket), ask what arrived, and go on from there, for up to
+    ``patience`` seconds of trying."""
+    deadline = time.monotonic() + patience
+    sock, have = connect(False), {}
+    while True:
+        try:
+            for rel in files:
+                size = (staging / rel).stat().st_size
+                if rel in have and have[rel] >= size:
+                    continue
+                push_file(sock, "PUT_OUTPUT", {"attempt_id": attempt_id, "path": rel}, staging / rel, tick,
+                          timeout, start=have.get(rel, 0))
+                have[rel] = size
+            return
+        except TransferTimeout:
+            if time.monotonic() > deadline:
+                raise
+            sock = connect(True)
+            try:
+                _send(sock, "OUTPUT_STATE", {"attempt_id": attempt_id})
+                have = dict(_recv(sock, timeout)[1]["files"])
+            except TransferTimeout:
+                have = {}  # still down: start over once it answers
 
 
 def pull(sock, kind: str, header: dict, target: Path, tick: Callable[[], None] = lambda: None,
@@ -195,27 +239,84 @@ def pull_blob(sock, digest: str, store: BlobStore, tick: Callable[[], None] = la
         raise TransferError(f"blob {digest[:12]} arrived damaged")
 
 
+FRAME_FOLDERS = {folder: suffix for folder, suffix in FOLDERS.values()}
+FRAME_NAME = re.compile(r"^(\d{10})-(\d{4})-([^/]+)$")
+ALLOWED = {"worker": {"GET_BLOB", "PUT_OUTPUT", "OUTPUT_STATE"},  # what each key role may ask
+           "client": {"HAS_BLOBS", "PUT_BLOB", "LIST_OUTPUT", "GET_OUTPUT"}}
+
+
+def frame_file(rel: str, job_id: int, frames: int) -> bool:
+    """Whether ``rel`` names a file of a frame of job ``job_id`` (``images/0000000007-0002-cam.png``)."""
+    parts = rel.split("/")
+    if len(parts) != 2 or parts[0] not in FRAME_FOLDERS or not parts[1].endswith(FRAME_FOLDERS[parts[0]]):
+        return False
+    match = FRAME_NAME.match(parts[1][:-len(FRAME_FOLDERS[parts[0]])])
+    return bool(match) and int(match[1]) == job_id and int(match[2]) < frames
+
+
+@dataclass
+class AttemptFiles:
+    """Where a running attempt's files go, and which files those may be."""
+    staging: Path
+    job_id: int
+    frames: int
+    worker_id: str
+
+
 class TransferServer:
-    """The coordinator's side: answers GET_BLOB, HAS_BLOBS, PUT_BLOB and PUT_OUTPUT messages.
-    ``staging_for(attempt_id)`` returns the staging folder of a running attempt, or None."""
+    """The coordinator's side: answers HAS_BLOBS, GET_BLOB, PUT_BLOB, PUT_OUTPUT, OUTPUT_STATE, LIST_OUTPUT and
+    GET_OUTPUT messages. ``attempt_of(attempt_id)`` gives a running attempt's AttemptFiles, or None;
+    ``dataset_of(batch_id)`` a batch's dataset folder. Files are served and listed without following links;
+    a worker may only put the files of the attempt it holds; with keys, workers and clients may each ask only
+    what their role needs (workers cannot read datasets, clients cannot write frames)."""
 
-    def __init__(self, blobs: BlobStore, staging_for: Callable[[str], Path | None],
-                 dataset_of: Callable[[str], Path | None] = lambda batch_id: None):
-        self.blobs, self.staging_for, self.dataset_of = blobs, staging_for, dataset_of
+    def __init__(self, blobs: BlobStore, attempt_of: Callable[[str], AttemptFiles | None],
+                 dataset_of: Callable[[str], Path | None] = lambda batch_id: None, max_uploads: int = 64):
+        self.blobs, self.attempt_of, self.dataset_of = blobs, attempt_of, dataset_of
+        self.max_uploads = max_uploads
+        self._uploads: dict[bytes, set[Path]] = {}  # sender -> blobs it has half uploaded
 
-    def handle(self, frames: list[bytes]) -> list[bytes]:
-        """Reply frames (without the routing identity) for one message's frames; never raises."""
+    def handle(self, frames: list[bytes], sender: bytes | None = None, roles: set[str] | None = None) -> list[bytes]:
+        """Reply frames (without the routing identity) for one message's frames; never raises. ``sender``: the
+        peer's routing identity (a worker's is its id); ``roles``: its keys' roles (None: no keys in use)."""
         try:
             if len(frames) != 4 or frames[0] != VERSION:
                 raise TransferError("malformed transfer message")
             kind, header, data = frames[1].decode("ascii"), json.loads(frames[2]), frames[3]
-            reply_header, reply_data = self._answer(kind, header, data)
+            if not isinstance(header, dict):
+                raise TransferError("malformed transfer header")
+            if roles is not None and not any(kind in ALLOWED.get(role, ()) for role in roles):
+                raise TransferError(f"{kind[:20]} is not allowed with {' or '.join(sorted(roles)) or 'unknown'} keys")
+            reply_header, reply_data = self._answer(kind, header, data, sender)
             reply_kind = "CHUNK" if kind in ("GET_BLOB", "GET_OUTPUT") else "ACK"
-        except (TransferError, ValueError, KeyError, TypeError, OSError) as err:
+        except Exception as err:  # refused or failed: the peer is told, the coordinator goes on
             reply_kind, reply_header, reply_data = "ERROR", {"error": str(err)[:500]}, b""
+            if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+                reply_header["no_space"] = True
         return [VERSION, reply_kind.encode(), json.dumps(reply_header).encode(), reply_data]
 
-    def _answer(self, kind: str, header: dict, data: bytes) -> tuple[dict, bytes]:
+    def _attempt(self, header: dict, sender: bytes | None) -> AttemptFiles:
+        files = self.attempt_of(str(header["attempt_id"]))
+        if files is None or (sender is not None and sender != files.worker_id.encode()):
+            raise TransferError(f"attempt {str(header['attempt_id'])[:40]} is not running here for this worker: "
+                                "its files are refused")
+        return files
+
+    def sweep(self, idle_seconds: float) -> int:
+        """Delete half-uploaded blobs untouched for ``idle_seconds``; returns how many."""
+        cutoff, removed = time.time() - idle_seconds, 0
+        for path in [*self.blobs.dir.glob(".put-*"), *self.blobs.dir.glob(".in-*")]:
+            try:
+                if path.lstat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue
+        for targets in self._uploads.values():
+            targets.intersection_update(p for p in list(targets) if p.exists())
+        return removed
+
+    def _answer(self, kind: str, header: dict, data: bytes, sender: bytes | None) -> tuple[dict, bytes]:
         if kind == "HAS_BLOBS":
             return {"missing": [h for h in header["hashes"] if not self.blobs.has(h)]}, b""
         if kind == "GET_BLOB":
@@ -228,35 +329,71 @@ class TransferServer:
             return {"hash": header["hash"], "offset": header["offset"], "size": path.stat().st_size}, chunk
         if kind == "PUT_BLOB":
             target = self.blobs.dir / f".put-{self.blobs.path(header['hash']).name}"
+            mine = self._uploads.setdefault(sender or b"", set())
+            if target not in mine and len(mine) >= self.max_uploads:
+                raise TransferError(f"{len(mine)} uploads of this peer are unfinished; finish them first")
+            mine.add(target)
             done = _write_chunk(target, header, data)
             if done:
+                mine.discard(target)
                 if sha256_file(target) != header["hash"]:
                     target.unlink()
                     raise TransferError(f"blob {header['hash'][:12]} arrived damaged")
                 os.replace(target, self.blobs.path(header["hash"]))
             return {"offset": header["offset"]}, b""
         if kind == "PUT_OUTPUT":
-            staging = self.staging_for(str(header["attempt_id"]))
-            if staging is None:
-                raise TransferError(f"attempt {header['attempt_id']} is not running here: its files are refused")
-            target = staging / safe_relative(str(header["path"]))
+            files = self._attempt(header, sender)
+            rel = str(header["path"])
+            if not frame_file(rel, files.job_id, files.frames):
+                raise TransferError(f"{rel[:100]!r} is not a file of job {files.job_id}'s frames: refused")
+            target = files.staging / rel
             target.parent.mkdir(parents=True, exist_ok=True)
+            if target.is_symlink():
+                raise TransferError(f"{rel} is a link in the staging folder: refused")
             _write_chunk(target, header, data)
             return {"offset": header["offset"]}, b""
+        if kind == "OUTPUT_STATE":  # what arrived of an attempt's files (to resume an upload)
+            files = self._attempt(header, sender)
+            return {"files": [[rel, size] for rel, size in regular_files(files.staging)]}, b""
         if kind in ("LIST_OUTPUT", "GET_OUTPUT"):
             root = self.dataset_of(str(header["batch_id"]))
             if root is None:
                 raise TransferError(f"no batch {header['batch_id']!r}")
             if kind == "LIST_OUTPUT":
-                files = sorted((f.relative_to(root).as_posix(), f.stat().st_size) for f in root.rglob("*")
-                               if f.is_file() and not f.relative_to(root).parts[0].startswith("."))
-                return {"files": files}, b""
-            path = root / safe_relative(str(header["path"]))
-            with open(path, "rb") as handle:
+                return {"files": [[rel, size] for rel, size in regular_files(root) if not rel.startswith(".")]}, b""
+            with open_regular(root, str(header["path"])) as handle:
                 handle.seek(int(header["offset"]))
                 chunk = handle.read(CHUNK)
-            return {"path": header["path"], "offset": header["offset"], "size": path.stat().st_size}, chunk
+                size = os.fstat(handle.fileno()).st_size
+            return {"path": header["path"], "offset": header["offset"], "size": size}, chunk
         raise TransferError(f"unknown transfer message {kind[:20]!r}")
+
+
+def open_regular(root: Path, rel: str):
+    """Open ``root/rel`` for reading when it is a regular file reached through no link (else TransferError)."""
+    path = Path(root) / safe_relative(rel)
+    if os.path.realpath(path) != os.path.join(os.path.realpath(root), *PurePosixPath(rel).parts):
+        raise TransferError(f"{rel[:100]!r} is reached through a link: not served")
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as err:
+        raise TransferError(f"{rel[:100]!r}: {err.strerror}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise TransferError(f"{rel[:100]!r} is not a regular file: not served")
+    return os.fdopen(fd, "rb")
+
+
+def regular_files(root: Path) -> list[tuple[str, int]]:
+    """(relative path, size) of the regular files under ``root``; links are neither followed nor listed."""
+    out = []
+    for folder, dirs, names in os.walk(root, followlinks=False):
+        for name in names:
+            path = Path(folder) / name
+            info = path.lstat()
+            if stat.S_ISREG(info.st_mode):
+                out.append((path.relative_to(root).as_posix(), info.st_size))
+    return sorted(out)
 
 
 def _write_chunk(target: Path, header: dict, data: bytes) -> bool:
@@ -270,9 +407,14 @@ def _write_chunk(target: Path, header: dict, data: bytes) -> bool:
     return offset + len(data) >= size
 
 
-def transfer_socket(context: zmq.Context, endpoint: str, keys: Path | None = None, role: str = "worker"):
+def transfer_socket(context: zmq.Context, endpoint: str, keys: Path | None = None, role: str = "worker",
+                    identity: bytes | None = None):
+    """A DEALER to the coordinator's transfer socket; a worker's carries its id (``identity``): only the holder
+    of an attempt may put its files."""
     sock = context.socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
+    if identity:
+        sock.setsockopt(zmq.ROUTING_ID, identity)
     if keys:
         from .auth import secure_client
 

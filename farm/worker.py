@@ -23,18 +23,30 @@ import zmq
 
 from . import protocol as p
 from .auth import secure_client
+from ..addon.core.dataset.native import TMP_MARK
 from .capabilities import detect
 from .health import HealthFile
 from .tasklog import OutputTail
-from .transfer import (BlobStore, TransferError, bundle_key, pull_blob, push_file, safe_relative,
-                       transfer_socket)
+from .transfer import (FRAME_FOLDERS, BlobStore, NoSpaceError, TransferError, bundle_key, pull_blob, regular_files,
+                       safe_relative, transfer_socket, upload_outputs)
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent
 
 
+SCRATCH_PREFIX = "synthfarm-child-"
+
+
 class ChildError(Exception):
     pass
+
+
+def remove_orphan_scratch() -> None:
+    """Delete the temp folders of Blender children whose supervisor is gone (killed before it could)."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*-*"):
+        pid = folder.name[len(SCRATCH_PREFIX):].split("-")[0]
+        if pid.isdigit() and not psutil.pid_exists(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 class Child:
@@ -46,12 +58,15 @@ class Child:
         self.sock.setsockopt(zmq.LINGER, 0)
         port = self.sock.bind_to_random_port("tcp://127.0.0.1")
         endpoint = f"tcp://127.0.0.1:{port}"
+        # a temp folder of its own (Blender's and Python's temp files go there), removed when it ends however it ends
+        self.scratch = tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-")
+        env = {**(env or {}), "TMPDIR": self.scratch, "SYNTHFARM_SCRATCH": self.scratch}
         if blender:  # a Blender installation: the same child code, loaded by scripts/worker.py
             cmd = [blender, "-b", "--factory-startup", "--python", str(ROOT / "scripts" / "worker.py"), "--", endpoint]
         else:
             cmd = [sys.executable, "-m", "synthfarm.farm.blender_child", endpoint]
         # its own session: a Ctrl-C at the terminal reaches the supervisor, which decides the child's fate
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}  # its lines reach the task log as printed
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **env}  # its lines reach the task log as printed
         self.process = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL,
                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
         self.output = OutputTail(self.process.stdout)  # echoed to our stderr; each attempt's end is kept
@@ -80,6 +95,7 @@ class Child:
             self.process.kill()
             self.process.wait(timeout=30)
         self.sock.close(linger=0)
+        shutil.rmtree(self.scratch, ignore_errors=True)
 
     def stop(self) -> None:
         try:
@@ -128,15 +144,24 @@ class Worker:
                                                          running=self.attempt, capabilities=self.capabilities)))
         return sock
 
-    def _start_child(self) -> None:
+    def _start_child(self, tries: int = 3) -> None:
+        """A new Blender child; one that dies while it starts (killed, out of memory) is started again."""
         if self.child is not None:
             self.child.kill()
             self.restarts += 1
-        self.child = Child(self.context, self.blender, self.child_env)
+        for attempt in range(tries):
+            try:
+                self.child = Child(self.context, self.blender, self.child_env)
+                break
+            except ChildError as err:
+                if attempt == tries - 1:
+                    raise
+                log.warning("%s; starting it again", err)
         self.jobs_in_child = 0
 
     def run(self) -> None:
         """Serve until ``stop_event`` is set."""
+        remove_orphan_scratch()
         self._start_child()
         sock = self._connect()
         beat = {"next": time.monotonic()}
@@ -201,10 +226,14 @@ class Worker:
                 self._transfer_sock.close(linger=0)
 
     # -- no shared file system: inputs in, outputs out --
-    def _transfer(self):
+    def _transfer(self, fresh: bool = False):
+        if fresh and self._transfer_sock is not None:
+            self._transfer_sock.close(linger=0)
+            self._transfer_sock = None
         if self._transfer_sock is None:
             host = self.connect.rsplit(":", 1)[0]
-            self._transfer_sock = transfer_socket(self.context, f"{host}:{self.transfer_port}", self.keys, "worker")
+            self._transfer_sock = transfer_socket(self.context, f"{host}:{self.transfer_port}", self.keys, "worker",
+                                                  identity=self.worker_id.encode())
         return self._transfer_sock
 
     def _localise(self, task: p.Task) -> p.Task:
@@ -220,9 +249,10 @@ class Worker:
                                        "bundle_root": str(bundle)})
 
     def _upload(self, staging: Path, attempt_id: str) -> None:
-        for path in sorted(f for f in staging.rglob("*") if f.is_file()):
-            rel = path.relative_to(staging).as_posix()
-            push_file(self._transfer(), "PUT_OUTPUT", {"attempt_id": attempt_id, "path": rel}, path, tick=self._tick)
+        """The attempt's frame files (nothing else of its folder); resumed across a coordinator restart."""
+        files = [rel for rel, _ in regular_files(staging) if rel.split("/")[0] in FRAME_FOLDERS and TMP_MARK not in rel]
+        upload_outputs(self._transfer, staging, attempt_id, files, tick=self._tick,
+                       timeout=self.heartbeat * self.liveness * 2)
 
     def _send(self, sock, kind: str, payload: p.Payload) -> None:
         try:
@@ -275,7 +305,8 @@ class Worker:
                 try:
                     self._upload(local, self.attempt)
                 except TransferError as err:
-                    result = {"attempt_id": self.attempt, "ok": False, "error": f"upload: {err}"}
+                    result = {"attempt_id": self.attempt, "ok": False, "error": f"upload: {err}",
+                              "reason": "no_space" if isinstance(err, NoSpaceError) else ""}
             shutil.rmtree(local, ignore_errors=True)
         self._send(sock, "DONE", p.Done(**result, log_tail=self.child.output.text()))
         self.attempt = None

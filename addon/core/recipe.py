@@ -104,6 +104,12 @@ class SceneSpec(StrictModel):
     base: Optional[str] = None  # a .blend to start from; its labelled objects join the scene
 
 
+class FarmSpec(StrictModel):
+    """How the farm treats this recipe's jobs."""
+
+    hang_after: float = Field(0.0, ge=0, le=7 * 86400)  # seconds without a finished frame (0: the coordinator's)
+
+
 class PreviewSpec(StrictModel):
     """The preview quality tier: one frame, fewer samples, smaller images, labels still written."""
 
@@ -152,6 +158,7 @@ class Recipe(StrictModel):
     output: OutputSpec = OutputSpec()
     frames: int = Field(1, ge=1, le=10000)
     frame_rate: float = Field(24.0, gt=0, le=1000)  # frames per second of a sequence (physics, motion, video)
+    farm: FarmSpec = FarmSpec()
 
     @field_validator("parameters")
     @classmethod

@@ -407,6 +407,8 @@ FIELD_HELP = {
     "amplitude": "Shake of the camera's position (m)",
     "angle": "Shake of the camera's aim (degrees)",
     "frequency": "How fast the camera shakes (about this many times a second)",
+    "farm.hang_after": "Seconds a farm worker may spend on one frame before its job counts as hung (0: the "
+                       "coordinator's setting); raise it for long frames",
 }
 
 

@@ -16,19 +16,9 @@ TINY = ROOT / "tests" / "data" / "tiny.yaml"
 @pytest.fixture()
 def farm(tmp_path):
     farm = Farm(tmp_path, workers=0, coordinator_args=("--forget-after", 4))
-    wait_up(farm)
+    farm.ready()
     yield farm
     farm.stop()
-
-
-def wait_up(farm, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            return farm.client.status()
-        except Exception:
-            time.sleep(0.2)
-    raise AssertionError("the coordinator did not come up")
 
 
 def submit_body(tmp_path, **change):
@@ -86,9 +76,9 @@ def test_no_submit_ends_the_coordinator(farm, tmp_path):
 
 def test_a_full_output_disk_refuses_the_submit(tmp_path):
     disk = SmallDisk(tmp_path / "disk")
-    farm = Farm(tmp_path / "disk", workers=0)
+    farm = Farm(tmp_path, workers=0, out_root=tmp_path / "disk")
     try:
-        wait_up(farm)
+        farm.ready()
         disk.fill()
         reply = raw_request(farm.client.endpoint, "SUBMIT", submit_body(tmp_path, out="ds"))
         assert not reply["ok"] and "No space left on device" in reply["error"], reply

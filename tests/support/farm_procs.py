@@ -40,15 +40,32 @@ def cli(*args, **kw):
 
 
 class Farm:
-    def __init__(self, tmp: Path, workers=2, coordinator_args=()):
-        self.tmp, self.port, self.coordinator_args = tmp, free_ports(), tuple(coordinator_args)
-        self.coordinator = self.start_coordinator()
+    def __init__(self, tmp: Path, workers=2, coordinator_args=(), out_root: Path | None = None,
+                 state: Path | None = None):
+        self.tmp, self.coordinator_args = tmp, tuple(coordinator_args)
+        self.out_root, self.state = out_root or tmp, state or tmp / "state"
+        for _ in range(5):  # ports found free may be taken by another run before the coordinator binds them
+            self.port = free_ports()
+            self.coordinator = self.start_coordinator()
+            if self._listening():
+                break
         self.workers = [self.start_worker(f"w{i}") for i in range(workers)]
         self.client = FarmClient(f"tcp://127.0.0.1:{self.port + 1}", timeout=10)
 
+    def _listening(self, timeout=120) -> bool:
+        """Whether the coordinator came up on its ports (False: it ended, a port was taken)."""
+        deadline = time.time() + timeout
+        while time.time() < deadline and self.coordinator.poll() is None:
+            try:
+                socket.create_connection(("127.0.0.1", self.port + 1), timeout=0.5).close()
+                return True
+            except OSError:
+                time.sleep(0.2)
+        return False
+
     def start_coordinator(self):
-        return cli("coordinator", "--port", self.port, "--data", self.tmp / "state", "--heartbeat", 0.3,
-                   "--lost-after", 3, "--out-root", self.tmp, "--shared-root", ROOT, *self.coordinator_args,
+        return cli("coordinator", "--port", self.port, "--data", self.state, "--heartbeat", 0.3,
+                   "--lost-after", 3, "--out-root", self.out_root, "--shared-root", ROOT, *self.coordinator_args,
                    stdout=subprocess.DEVNULL)
 
     def start_worker(self, name, work_dir: Path | None = None, cwd: Path | None = None):
@@ -70,6 +87,19 @@ class Farm:
             except FarmError as err:
                 if "no answer" not in str(err) or time.time() > deadline:
                     raise
+
+    def ready(self, timeout=120) -> dict:
+        """Wait until the coordinator answers (a process starts slowly on a loaded machine); its status."""
+        from synthfarm.farm.client import FarmError
+
+        deadline = time.time() + timeout
+        while True:
+            try:
+                return self.client.status()
+            except FarmError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.2)
 
     def wait(self, predicate, timeout=180):
         deadline = time.time() + timeout

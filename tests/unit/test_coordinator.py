@@ -5,6 +5,7 @@ import threading
 import time
 from pathlib import Path
 
+import farm_procs
 import pytest
 import zmq
 
@@ -36,34 +37,9 @@ class Farm:
         self.context.destroy(linger=0)  # also closes the stand-ins' sockets
 
 
-class StandIn:
+def StandIn(farm: Farm, name: str) -> farm_procs.StandIn:
     """A worker that answers tasks itself."""
-
-    def __init__(self, farm: Farm, name: str):
-        self.sock = farm.context.socket(zmq.DEALER)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.setsockopt(zmq.ROUTING_ID, name.encode())
-        self.sock.connect(farm.coord.workers_endpoint)
-        self.name = name
-        self.send("HELLO", p.Hello(worker_id=name))
-        assert self.recv()[0] == "WELCOME"
-
-    def send(self, kind, payload):
-        self.sock.send_multipart(p.encode(kind, payload))
-
-    def recv(self, timeout=5.0):
-        assert self.sock.poll(int(timeout * 1000)), f"{self.name}: no message"
-        return p.decode(self.sock.recv_multipart())
-
-    def take(self):
-        self.send("REQUEST", p.Request(worker_id=self.name))
-        kind, msg = self.recv()
-        while kind == "HEARTBEAT":
-            kind, msg = self.recv()
-        return msg if kind == "TASK" else None
-
-    def finish(self, task, ok=True, error=""):
-        self.send("DONE", p.Done(attempt_id=task.attempt_id, ok=ok, error=error))
+    return farm_procs.StandIn(farm.coord.workers_endpoint, name, farm.context)
 
 
 @pytest.fixture()
@@ -186,14 +162,8 @@ def test_state_survives_a_coordinator_restart(tmp_path):
     farm = Farm(tmp_path / "state")  # a new process would see the same file
     try:
         assert farm.client.status("b1")["jobs"] == {"queued": 1, "running": 1, "done": 1, "failed": 0, "cancelled": 0}
-        again = StandIn.__new__(StandIn)
-        again.sock = farm.context.socket(zmq.DEALER)
-        again.sock.setsockopt(zmq.LINGER, 0)
-        again.sock.setsockopt(zmq.ROUTING_ID, b"w")
-        again.sock.connect(farm.coord.workers_endpoint)
-        again.name = "w"
-        again.send("HELLO", p.Hello(worker_id="w", running=running.attempt_id))  # re-announces its attempt
-        assert again.recv()[0] == "WELCOME"
+        # the worker re-announces its attempt
+        again = farm_procs.StandIn(farm.coord.workers_endpoint, "w", farm.context, running=running.attempt_id)
         again.finish(running)
         assert wait_for(lambda: farm.client.status("b1")["jobs"]["done"] == 2)
         with pytest.raises(FarmError, match="no batch 'nope'"):

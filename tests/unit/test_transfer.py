@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from synthfarm.addon.core.recipe import RecipeError, load_recipe, parse_recipe_text
-from synthfarm.farm.transfer import (CHUNK, VERSION, BlobStore, TransferError, TransferServer, make_bundle,
-                                     safe_relative, sha256_file)
+from synthfarm.farm.transfer import (CHUNK, VERSION, AttemptFiles, BlobStore, TransferError, TransferServer,
+                                     make_bundle, safe_relative, sha256_file)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,7 +44,7 @@ def frames(kind, header, data=b""):
 
 def test_server_chunks_in_and_out(tmp_path):
     store = BlobStore(tmp_path / "blobs")
-    running = {"att": tmp_path / "staging" / "att"}
+    running = {"att": AttemptFiles(tmp_path / "staging" / "att", 0, 1, "w")}
     server = TransferServer(store, running.get)
     payload = os.urandom(CHUNK * 2 + 123)
     source = tmp_path / "file.bin"
@@ -58,13 +58,19 @@ def test_server_chunks_in_and_out(tmp_path):
     assert store.path(digest).read_bytes() == payload
     reply = server.handle(frames("GET_BLOB", {"hash": digest, "offset": CHUNK}))
     assert reply[1] == b"CHUNK" and reply[3] == payload[CHUNK:2 * CHUNK]
-    ok = server.handle(frames("PUT_OUTPUT", {"attempt_id": "att", "path": "images/a.png", "offset": 0, "size": 3},
-                              b"png"))
-    assert ok[1] == b"ACK" and (running["att"] / "images" / "a.png").read_bytes() == b"png"
-    for header in ({"attempt_id": "stale", "path": "a", "offset": 0, "size": 1},
-                   {"attempt_id": "att", "path": "../../escape", "offset": 0, "size": 1},
-                   {"attempt_id": "att", "path": "b", "offset": 5, "size": 9}):
-        assert server.handle(frames("PUT_OUTPUT", header, b"x"))[1] == b"ERROR"
+    image = "images/0000000000-0000-cam.png"
+    ok = server.handle(frames("PUT_OUTPUT", {"attempt_id": "att", "path": image, "offset": 0, "size": 3}, b"png"),
+                       sender=b"w")
+    assert ok[1] == b"ACK" and (running["att"].staging / image).read_bytes() == b"png"
+    for header, sender in (({"attempt_id": "stale", "path": image, "offset": 0, "size": 1}, b"w"),
+                           ({"attempt_id": "att", "path": image, "offset": 0, "size": 1}, b"another-worker"),
+                           ({"attempt_id": "att", "path": "../../escape", "offset": 0, "size": 1}, b"w"),
+                           ({"attempt_id": "att", "path": "images/0000000002-0000-cam.png", "offset": 0, "size": 1},
+                            b"w"),
+                           ({"attempt_id": "att", "path": "images/0000000000-0001-cam.png", "offset": 0, "size": 1},
+                            b"w"),
+                           ({"attempt_id": "att", "path": image, "offset": 5, "size": 9}, b"w")):
+        assert server.handle(frames("PUT_OUTPUT", header, b"x"), sender=sender)[1] == b"ERROR", header
     damaged = server.handle(frames("PUT_BLOB", {"hash": "0" * 64, "offset": 0, "size": 1}, b"x"))
     assert damaged[1] == b"ERROR" and b"damaged" in damaged[2]
     assert server.handle([b"junk"])[1] == b"ERROR"
