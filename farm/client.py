@@ -113,6 +113,15 @@ class FarmClient:
     def download(self, batch_id: str, target, progress=None) -> tuple[int, int]:
         """Copy a batch's dataset folder into ``target``; files already there with the same size are
         skipped, so an interrupted download resumes. Returns (files fetched, files skipped)."""
+        out = self.status(batch_id)["out"]
+        if out.startswith("s3://"):  # the dataset is in a bucket: read it from there, not through the coordinator
+            from . import objectstore
+
+            try:
+                return objectstore.download_dataset(objectstore.client(), objectstore.Location.parse(out),
+                                                    target, progress)
+            except objectstore.StorageError as err:
+                raise FarmError(f"downloading {batch_id} from {out}: {err}") from None
         from pathlib import Path
 
         from .transfer import TransferError, _recv, _send, pull, safe_relative, transfer_socket

@@ -26,6 +26,7 @@ from . import protocol as p
 from .fleet import Fleet
 from .health import HealthFile
 from .jobs_log import JobsLog
+from .objectstore import Buckets, StorageError
 from .paths import shared_root, vet_staging
 from .requests import ClientRequests
 from .settings import Settings
@@ -55,6 +56,9 @@ class Coordinator(ClientRequests):
             self.settings.out_root = (Path(data_dir) / "datasets").resolve()
         self.store = Store(Path(data_dir) / "farm.sqlite")
         self.fleet = Fleet(self.store)  # capabilities, requirements, and the views of workers and jobs
+        # datasets in object storage (submit --out s3://...): the batch's folder is a local mirror of its own files
+        self.buckets = Buckets(Path(data_dir) / "buckets", self.store.db)
+        self._publish: set[str] = set()  # buckets whose batch finished: their own files go up after the cycle
         self.store.max_attempts, self.store.distinct_workers, self.store.block_after = (
             self.settings.max_attempts, self.settings.distinct_workers, self.settings.block_after)
         self.heartbeat, self.liveness = self.settings.heartbeat, self.settings.liveness
@@ -142,6 +146,12 @@ class Coordinator(ClientRequests):
         except sqlite3.Error as err:  # nothing of this cycle is kept, so nothing of it is announced
             self._state_failed(err)
         self.jobs_log.flush()  # one write and fsync per dataset and cycle, after the commit
+        for url in self._publish:  # finished datasets in buckets: their own files go up
+            try:
+                self.buckets.publish(url)
+            except StorageError as err:
+                log.error("%s finished but its files could not be published: %s", url, err)
+        self._publish.clear()
         for sock, frames in self._outbox:
             try:
                 sock.send_multipart(frames, zmq.NOBLOCK)
@@ -316,6 +326,7 @@ class Coordinator(ClientRequests):
             attempt_id=attempt_id, batch_id=batch["id"], job_id=job_id, recipe=batch["recipe"],
             recipe_dir=batch["recipe_dir"], params=params, seed=seed,
             frames=batch["frames"], preview=batch["preview"], staging=str(staging_dir(batch["out"], attempt_id)),
+            storage=self.buckets.url_of(batch["id"]),
             inputs=batch["inputs"], recipe_path=batch["recipe_path"], bundle_root=self._task_root(batch)))
 
     def _task_root(self, batch: dict) -> str:
@@ -337,7 +348,14 @@ class Coordinator(ClientRequests):
         if current and not msg.ok and msg.reason == "no_space":
             self.store.worker_seen(worker_id, status="idle")
             return self._out_of_space(batch, msg.attempt_id, msg.error)
-        if msg.ok and current:
+        url = self.buckets.url_of(batch["id"]) if batch else ""
+        if msg.ok and current and url:  # frames in a bucket: checked against the manifest, then committed there
+            try:
+                stems = self.buckets.commit(url, msg.attempt_id, attempt["job_id"], msg.manifest)
+            except StorageError as err:
+                log.warning("attempt %s of worker %s refused: %s", msg.attempt_id, worker_id, err)
+                msg = msg.model_copy(update={"ok": False, "error": str(err)})
+        elif msg.ok and current:
             refused = vet_staging(staging, Path(batch["out"]), attempt["job_id"], batch["frames"])
             if refused:  # a failed attempt, with the reason
                 log.warning("attempt %s of worker %s refused: %s", msg.attempt_id, worker_id, refused)
@@ -345,7 +363,7 @@ class Coordinator(ClientRequests):
         if msg.ok and current:
             # files first: a crash after this re-runs the job, whose identical files overwrite these
             try:
-                stems = DatasetWriter(Path(batch["out"])).commit_staging(staging)
+                stems = stems if url else DatasetWriter(Path(batch["out"])).commit_staging(staging)
             except OSError as err:
                 if err.errno != errno.ENOSPC:
                     raise
@@ -361,6 +379,8 @@ class Coordinator(ClientRequests):
                                     self._live())
         if staging is not None and staging.exists():
             shutil.rmtree(staging, ignore_errors=True)  # a stale or failed attempt's files
+        if url and not msg.ok:
+            self.buckets.discard(url, msg.attempt_id)
         self.store.worker_seen(worker_id, status="idle")
         if outcome == "stale":
             self.dropped["stale_result"] += 1
@@ -376,6 +396,8 @@ class Coordinator(ClientRequests):
         batch = self.store.batch(attempt["batch_id"]) if attempt else None
         if batch:
             shutil.rmtree(staging_dir(batch["out"], attempt_id), ignore_errors=True)
+            if self.buckets.url_of(batch["id"]):
+                self.buckets.discard(self.buckets.url_of(batch["id"]), attempt_id)
 
     def _out_of_space(self, batch: dict, attempt_id: str, detail: str) -> None:
         """The dataset's disk is full: a condition of the batch, not of a worker or a job. The attempt goes back
@@ -408,6 +430,8 @@ class Coordinator(ClientRequests):
                                                         "frames_per_job": batch["frames"]})
         except OSError as err:  # its frames and jobs.jsonl are what counts; dataset.yaml's counts follow later
             log.error("batch %s: dataset.yaml not updated: %s", batch["id"], err)
+        if self.buckets.url_of(batch["id"]):
+            self._publish.add(self.buckets.url_of(batch["id"]))  # after this cycle's jobs.jsonl lines are written
         self._event(batch["id"], kind="batch", status="finished", jobs=summary["jobs"])
 
     def _sweep(self, start: bool = False) -> None:

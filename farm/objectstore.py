@@ -267,3 +267,67 @@ def download_dataset(s3, dataset: Location, target: Path, progress=None) -> tupl
             if progress:
                 progress(done[0], len(files))
     return len(todo), len(files) - len(todo)
+
+
+class Buckets:
+    """The coordinator's side of datasets in buckets: a local mirror of each dataset's own files (dataset.yaml,
+    recipe.yaml, jobs.jsonl: the native writer keeps them there as for a folder), attempts committed from their
+    staging prefix, and the dataset's files published to the bucket when its batch finishes."""
+    OWN_FILES = ("dataset.yaml", "recipe.yaml", "jobs.jsonl")
+
+    def __init__(self, mirrors: Path, db=None):
+        self.mirrors = Path(mirrors)
+        self._s3 = None
+        self.db = db  # the coordinator's SQLite: which batch writes to which bucket
+        self._urls: dict[str, str] = {}
+        if db is not None:
+            db.execute("CREATE TABLE IF NOT EXISTS storage (batch_id TEXT PRIMARY KEY, url TEXT)")
+            self._urls = dict(db.execute("SELECT batch_id, url FROM storage"))
+
+    def remember(self, batch_id: str, url: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO storage VALUES (?,?)", (batch_id, url))
+        self._urls[batch_id] = url
+
+    def url_of(self, batch_id: str) -> str:
+        """The bucket location a batch writes to ('' for a dataset folder)."""
+        return self._urls.get(batch_id, "")
+
+    @property
+    def s3(self):
+        if self._s3 is None:
+            self._s3 = client()
+        return self._s3
+
+    def mirror(self, url: str) -> Path:
+        where = Location.parse(url)
+        return self.mirrors / where.bucket / (where.prefix or "_root")
+
+    def prepare(self, url: str) -> Path:
+        """Before a submission into ``url``: the mirror holds the bucket's copy of the dataset's own files (so
+        a resumed dataset keeps its jobs and a different one is refused, as for a folder)."""
+        where, mirror = Location.parse(url), self.mirror(url)
+        with _errors(f"out {url}: the bucket {where.bucket!r} cannot be reached (create it, or check the endpoint "
+                     "and credentials)"):
+            self.s3.head_bucket(Bucket=where.bucket)
+        for name in self.OWN_FILES:
+            get_file(self.s3, where, name, mirror / name)
+        return mirror
+
+    def commit(self, url: str, attempt_id: str, job_id: int, manifest: dict[str, dict]) -> list[str]:
+        return commit_attempt(self.s3, Location.parse(url), attempt_id, job_id, manifest)
+
+    def discard(self, url: str, attempt_id: str) -> None:
+        try:
+            discard_prefix(self.s3, Location.parse(url).staging(attempt_id))
+        except StorageError as err:  # the store is away: the prefix is swept when the batch finishes
+            import logging
+
+            logging.getLogger(__name__).warning("%s", err)
+
+    def publish(self, url: str) -> None:
+        """The dataset's own files into the bucket, and what is left under its staging prefix deleted."""
+        where, mirror = Location.parse(url), self.mirror(url)
+        for name in self.OWN_FILES:
+            if (mirror / name).is_file():
+                put_file(self.s3, where, name, mirror / name)
+        discard_prefix(self.s3, Location(where.bucket, where.key(STAGING)))

@@ -7,7 +7,7 @@ the coordinator counts and drops it, it never crashes on it.
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Optional, Union
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
@@ -110,6 +110,8 @@ class Done(Payload):
     seconds: float = Field(0.0, ge=0, allow_inf_nan=False)
     device: str = Field("", max_length=64)
     log_tail: Annotated[str, BeforeValidator(lambda v: v[-MAX_LOG:] if isinstance(v, str) else v)] = ""
+    # object storage: {path in the dataset: {"sha256", "size"}} of what the attempt staged
+    manifest: dict[PathText, dict[str, Union[str, int]]] = Field({}, max_length=100_000)
 
 
 class Bye(Payload):
@@ -137,6 +139,7 @@ class Task(Payload):
     inputs: dict[str, str] = {}  # bundle path -> sha256; empty: recipe_dir and staging are on a shared file system
     recipe_path: str = ""  # the recipe's path inside the bundle
     bundle_root: str = ""  # set by the worker: where it laid the bundle out (no path may leave it)
+    storage: str = ""  # s3://bucket/prefix: upload the frames to the attempt's staging prefix there
 
 
 class NoTask(Payload):

@@ -9,6 +9,7 @@ from ..addon.core.dataset.native import DatasetError, DatasetWriter
 from ..addon.core.jobs import resolve_params
 from ..addon.core.recipe import RecipeError, parse_recipe_text
 from . import protocol as p
+from .objectstore import StorageError, is_url
 from .paths import RequestError, dataset_folder, recipe_root
 from .store import StoreError
 from .transfer import TransferError
@@ -31,7 +32,7 @@ class ClientRequests:
         try:
             with self.store.request():  # a refused request keeps nothing
                 reply = p.Reply(ok=True, data=self._answer(kind, msg))
-        except (StoreError, RecipeError, ValueError, DatasetError, TransferError) as err:
+        except (StoreError, RecipeError, ValueError, DatasetError, TransferError, StorageError) as err:
             reply = p.Reply(ok=False, error=str(err))
         except OSError as err:
             reply = p.Reply(ok=False, error=f"{kind.lower()}: {err.strerror or err} ({err.filename or ''})")
@@ -76,7 +77,8 @@ class ClientRequests:
         if count > self.settings.max_jobs_per_batch:
             raise RequestError(f"count: {count} jobs is more than this coordinator takes in one batch "
                                f"({self.settings.max_jobs_per_batch}); split it into several batches")
-        out = dataset_folder(self.settings, msg.out)
+        # a dataset in a bucket: its own files live in a local mirror, its frames go straight to the bucket
+        out = self.buckets.prepare(msg.out) if is_url(msg.out) else dataset_folder(self.settings, msg.out)
         if msg.inputs:  # no shared file system: every input must be here, and the recipe is checked against them
             missing = [h for h in msg.inputs.values() if not self.transfer.blobs.has(h)]
             if missing:
@@ -108,6 +110,8 @@ class ClientRequests:
                                            recipe_hash=recipe.hash(), jobs=jobs, hang_after=recipe.farm.hang_after)
         if created:
             self.fleet.set_requires(msg.batch_id, msg.requires)
+            if is_url(msg.out):
+                self.buckets.remember(msg.batch_id, msg.out)
         if created and done:  # resuming into a dataset: its complete jobs are not rendered again
             self.store.db.executemany("UPDATE jobs SET status='done' WHERE batch_id=? AND job_id=?",
                                       ((msg.batch_id, j) for j in done if j < count))
@@ -118,6 +122,8 @@ class ClientRequests:
     def summary(self, batch_id: str) -> dict:
         """A batch's counts, errors, and a line saying where it stands and why (status shows it)."""
         summary = self.fleet.status(self.store.summary(batch_id), sorted(self._live()))  # + what it waits for
+        if self.buckets.url_of(batch_id):
+            summary["out"] = self.buckets.url_of(batch_id)
         jobs, why = summary["jobs"], []
         if summary["status"] == "cancelled":
             why.append("cancelled")

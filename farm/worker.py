@@ -26,6 +26,7 @@ from .auth import secure_client
 from ..addon.core.dataset.native import TMP_MARK
 from .capabilities import detect
 from .health import HealthFile
+from .objectstore import StorageError
 from .tasklog import OutputTail
 from .transfer import (FRAME_FOLDERS, BlobStore, NoSpaceError, TransferError, bundle_key, pull_blob, regular_files,
                        safe_relative, transfer_socket, upload_outputs)
@@ -116,6 +117,8 @@ class Worker:
         self.transfer_port = 0
         self._transfer_sock = None
         self._local: dict[str, Path] = {}  # attempt id -> its local staging folder (no shared file system)
+        self._storage: dict[str, str] = {}  # attempt id -> the bucket its frames go to (object storage)
+        self._s3 = None  # a boto3 client, made on the first attempt that writes to a bucket
         self._tick = lambda: None
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.blender, self.max_jobs, self.max_rss = blender, max_jobs, max_rss_gb * 1e9
@@ -254,6 +257,14 @@ class Worker:
         upload_outputs(self._transfer, staging, attempt_id, files, tick=self._tick,
                        timeout=self.heartbeat * self.liveness * 2)
 
+    def _upload_to_bucket(self, staging: Path, attempt_id: str, storage: str) -> dict:
+        from . import objectstore
+
+        if self._s3 is None:
+            self._s3 = objectstore.client()
+        return objectstore.upload_attempt(self._s3, objectstore.Location.parse(storage), attempt_id, staging,
+                                          tick=self._tick)
+
     def _send(self, sock, kind: str, payload: p.Payload) -> None:
         try:
             sock.send_multipart(p.encode(kind, payload), zmq.NOBLOCK)
@@ -274,6 +285,10 @@ class Worker:
                 self.attempt = msg.attempt_id
                 try:
                     task = self._localise(msg) if msg.inputs else msg
+                    if msg.storage:  # frames go to a bucket: render into a local folder, upload from there
+                        staging = self.work_dir / "attempts" / msg.attempt_id
+                        self._local[msg.attempt_id], self._storage[msg.attempt_id] = staging, msg.storage
+                        task = task.model_copy(update={"staging": str(staging)})
                 except TransferError as err:
                     self._send(sock, "DONE", p.Done(attempt_id=msg.attempt_id, ok=False, error=f"inputs: {err}"))
                     self.attempt = None
@@ -299,12 +314,15 @@ class Worker:
         result = message.get("done")
         if not result or result["attempt_id"] != self.attempt:
             return
-        local = self._local.pop(self.attempt, None)
+        local, storage = self._local.pop(self.attempt, None), self._storage.pop(self.attempt, None)
         if local is not None:
             if result["ok"]:
                 try:
-                    self._upload(local, self.attempt)
-                except TransferError as err:
+                    if storage:
+                        result["manifest"] = self._upload_to_bucket(local, self.attempt, storage)
+                    else:
+                        self._upload(local, self.attempt)
+                except (TransferError, StorageError) as err:
                     result = {"attempt_id": self.attempt, "ok": False, "error": f"upload: {err}",
                               "reason": "no_space" if isinstance(err, NoSpaceError) else ""}
             shutil.rmtree(local, ignore_errors=True)

@@ -1,0 +1,42 @@
+"""A stand-in for Blender in benchmarks of the farm's data paths: a worker starts it as its "Blender" (`synthfarm
+worker --blender tests/bench/standin_child.py`); it speaks the child's side of the supervisor's PAIR socket and,
+for each task, writes one frame's files of fixed sizes (random bytes, made once) into the task's staging folder.
+
+    standin_child.py -b --factory-startup --python worker.py -- ENDPOINT     (the arguments a Blender gets)
+Sizes: $SYNTHFARM_STANDIN_FRAME_MB in all (default 2), split like a render's files."""
+import os
+import sys
+import time
+from pathlib import Path
+
+import zmq
+
+SPLIT = {"images/{s}.png": 0.30, "depth/{s}.exr": 0.25, "normals/{s}.exr": 0.35, "masks/{s}.png": 0.05,
+         "semantic/{s}.png": 0.03, "metadata/{s}-meta.json": 0.01, "annotations/{s}-ann.json": 0.01}
+
+
+def main(endpoint: str) -> None:
+    total = float(os.environ.get("SYNTHFARM_STANDIN_FRAME_MB", "2")) * 1e6
+    blobs = {name: (b'{"pad": "%s"}' % (b"x" * int(total * share)) if name.endswith(".json")
+                    else os.urandom(max(1, int(total * share)))) for name, share in SPLIT.items()}
+    sock = zmq.Context.instance().socket(zmq.PAIR)
+    sock.connect(endpoint)
+    sock.send_json({"ready": True, "pid": os.getpid()})
+    while True:
+        message = sock.recv_json()
+        if message.get("quit"):
+            return
+        task = message["task"]
+        start = time.perf_counter()
+        stem = f"{task['job_id']:010}-0000-cam"
+        for name, body in blobs.items():
+            path = Path(task["staging"]) / name.format(s=stem)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(body)
+        sock.send_json({"progress": {"attempt_id": task["attempt_id"], "frames_done": 1, "frames_total": 1}})
+        sock.send_json({"done": {"attempt_id": task["attempt_id"], "ok": True, "frames": 1,
+                                 "seconds": time.perf_counter() - start, "device": "standin"}})
+
+
+if __name__ == "__main__":
+    main(sys.argv[-1])
