@@ -1,9 +1,9 @@
 """Datasets in S3-compatible object storage, with the farm's commit rule: nothing partial, nothing twice.
 
 A worker uploads an attempt's frames under ``<dataset>/.staging/<attempt>/`` with a SHA-256 checksum on every
-object (the store refuses a body that does not match) and reports a manifest {path: sha256, size}. The
-coordinator accepts the result only when the staged objects are exactly the manifest's (names, sizes and
-checksums, read back from the store), then copies them into the dataset prefix, each frame's annotation
+object (the store refuses a body that does not match) and reports a manifest {path: sha256, md5, size}. The
+coordinator accepts the result only when the staged objects are exactly the manifest's (names and sizes from one
+listing, content from the ETag the store computed, or the checksum it verified), then copies them into the dataset prefix, each frame's annotation
 last (a frame counts once its annotation exists), and deletes the staging objects. A re-run of a job writes
 the same keys with the same bytes, so an at-least-once farm never duplicates a frame.
 
@@ -106,7 +106,7 @@ def frame_rel(rel: str, job_id: int | None = None) -> tuple[str, str]:
 # -- the worker's side --------------------------------------------------------------------------------
 def upload_attempt(s3, dataset: Location, attempt_id: str, folder: Path, tick=lambda: None) -> dict[str, dict]:
     """Upload the frame files an attempt wrote into ``folder`` (a dataset layout) to its staging prefix.
-    Returns the manifest {relative path: {"sha256": hex, "size": bytes}}."""
+    Returns the manifest {relative path: {"sha256": hex, "md5": hex, "size": bytes}}."""
     staging = dataset.staging(attempt_id)
     files = sorted(p for p in Path(folder).rglob("*") if p.is_file() and not p.name.startswith("."))
     files = [p for p in files if p.relative_to(folder).parts[0] in {f for f, _ in FOLDERS.values()}]
@@ -118,7 +118,7 @@ def upload_attempt(s3, dataset: Location, attempt_id: str, folder: Path, tick=la
         with _errors(f"uploading {rel} to {staging.url}"):
             s3.put_object(Bucket=staging.bucket, Key=staging.key(rel), Body=body, ChecksumAlgorithm="SHA256",
                           ChecksumSHA256=base64.b64encode(digest).decode())
-        return rel, {"sha256": digest.hex(), "size": len(body)}
+        return rel, {"sha256": digest.hex(), "md5": hashlib.md5(body).hexdigest(), "size": len(body)}
 
     manifest = {}
     with ThreadPoolExecutor(THREADS) as pool:
@@ -130,28 +130,25 @@ def upload_attempt(s3, dataset: Location, attempt_id: str, folder: Path, tick=la
 
 # -- the coordinator's side ---------------------------------------------------------------------------
 def _staged(s3, staging: Location) -> dict[str, dict]:
-    """{relative path: {"size", "sha256"}} of every object under a staging prefix (checksums read back)."""
+    """{relative path: {"size", "etag"}} of every object under a staging prefix (one listing per 1,000)."""
     found, token = {}, None
     with _errors(f"listing {staging.url}"):
         while True:
             page = s3.list_objects_v2(Bucket=staging.bucket, Prefix=staging.key(""),
                                       **({"ContinuationToken": token} if token else {}))
             for obj in page.get("Contents", ()):
-                found[obj["Key"][len(staging.key("")):]] = {"size": obj["Size"]}
+                found[obj["Key"][len(staging.key("")):]] = {"size": obj["Size"], "etag": obj["ETag"].strip('"')}
             if not page.get("IsTruncated"):
                 break
             token = page["NextContinuationToken"]
-
-    def checksum(rel: str) -> tuple[str, str]:
-        with _errors(f"reading {staging.url}/{rel}"):
-            head = s3.head_object(Bucket=staging.bucket, Key=staging.key(rel), ChecksumMode="ENABLED")
-        value = head.get("ChecksumSHA256")
-        return rel, base64.b64decode(value).hex() if value else ""
-
-    with ThreadPoolExecutor(THREADS) as pool:
-        for rel, digest in pool.map(checksum, list(found)):
-            found[rel]["sha256"] = digest
     return found
+
+
+def _sha256_of(s3, staging: Location, rel: str) -> str:
+    with _errors(f"reading {staging.url}/{rel}"):
+        head = s3.head_object(Bucket=staging.bucket, Key=staging.key(rel), ChecksumMode="ENABLED")
+    value = head.get("ChecksumSHA256")
+    return base64.b64decode(value).hex() if value else ""
 
 
 def commit_attempt(s3, dataset: Location, attempt_id: str, job_id: int, manifest: dict[str, dict]) -> list[str]:
@@ -166,9 +163,13 @@ def commit_attempt(s3, dataset: Location, attempt_id: str, job_id: int, manifest
         raise StorageError(f"attempt {attempt_id}: staged objects differ from its manifest (missing {missing[:5]}, "
                            f"not in the manifest {extra[:5]})")
     for rel, entry in manifest.items():
-        if staged[rel] != {"size": entry["size"], "sha256": entry["sha256"]}:
+        # the store's ETag of a single-part upload is the MD5 of the bytes it received; where it is not (an
+        # encrypted bucket), the SHA-256 checksum the store verified on upload is read back instead
+        same = staged[rel]["size"] == entry.get("size") and (
+            staged[rel]["etag"] == entry.get("md5") or _sha256_of(s3, staging, rel) == entry.get("sha256"))
+        if not same:
             raise StorageError(f"attempt {attempt_id}: {rel} in the store does not match the manifest "
-                               f"(size {staged[rel]['size']}, checksum {staged[rel]['sha256'][:12] or 'none'})")
+                               f"(size {staged[rel]['size']}, ETag {staged[rel]['etag'][:12]})")
 
     def copy(rel: str) -> None:
         with _errors(f"committing {rel} into {dataset.url}"):

@@ -54,7 +54,7 @@ def run(mode: str, frames: int, workers: int, frame_mb: float) -> dict:
     try:
         while len(client_workers(client)) < workers:
             time.sleep(0.2)
-        submitted = subprocess.run([sys.executable, "-m", "synthfarm.cli", "submit", RECIPE, "--jobs", frames,
+        submitted = subprocess.run([sys.executable, "-m", "synthfarm.cli", "submit", str(RECIPE), "--jobs", str(frames),
                                     "--out", out, "--connect", f"tcp://127.0.0.1:{port + 1}", "--batch-id", "bench"],
                                    env=env, capture_output=True, text=True, check=True)
         assert submitted.stdout.strip() == "bench", submitted.stderr
