@@ -3,7 +3,8 @@
     python scripts/build_extension.py [--platform linux-x64] [--out dist/]
 
 Wheels come from PyPI through pip (``pip download --only-binary``) for every Python that the supported
-Blender releases run (3.11 for Blender 5.0, 3.13 for 5.1 and later) and the chosen platform: linux-x64,
+Blender releases run (3.11 for Blender 5.0, 3.13 for 5.1 and later, 3.14 for distributions' own builds such as
+Debian's Blender 5.2) and the chosen platform: linux-x64,
 windows-x64, macos-arm64 or macos-x64 (linux-x64 is the one installed by the tests here). numpy is left out:
 Blender ships it. The manifest in the zip lists the wheels and the platform, as Blender's extension format
 asks; Blender installs the wheels that match its own Python.
@@ -31,7 +32,7 @@ PLATFORMS = {  # Blender's platform name -> the wheel tags pip may take for it
 REQUIREMENTS = ["pydantic>=2.6,<3", "pyyaml>=6", "pyzmq>=26", "OpenEXR>=3.3", "pycocotools>=2.0.8", "pillow>=10",
                 "psutil>=5.9"]
 SKIP_WHEELS = ("numpy-",)  # Blender's own
-PYTHONS = ("3.11", "3.13")  # Blender 5.0 runs 3.11; 5.1 to 5.3 run 3.13
+PYTHONS = ("3.11", "3.13", "3.14")  # Blender 5.0 runs 3.11; 5.1 to 5.3 run 3.13; distributions build 5.2+ on 3.14
 
 
 def download_wheels(platform: str, target: Path, pythons=PYTHONS) -> list[Path]:
@@ -86,8 +87,8 @@ def main(argv=None) -> Path:
     parser.add_argument("--platform", choices=sorted(PLATFORMS), default="linux-x64")
     parser.add_argument("--out", type=Path, default=ROOT / "dist")
     parser.add_argument("--python", action="append", metavar="X.Y",
-                        help=f"also carry wheels for this Python (a distribution's Blender built on another one, e.g. "
-                             f"Debian's Blender 5.2 on 3.14); repeatable; always: {', '.join(PYTHONS)}")
+                        help=f"also carry wheels for this Python (a Blender built on another one, e.g. a future "
+                             f"distribution build); repeatable; always: {', '.join(PYTHONS)}")
     args = parser.parse_args(argv)
     target = build(args.platform, args.out, tuple(dict.fromkeys([*PYTHONS, *(args.python or ())])))
     print(target)

@@ -19,6 +19,7 @@ from ..core.recipe import Recipe
 from ..core.sampling import Sampler, Stream
 from . import placement
 from .assets import member_path
+from .scene import simulation_world
 
 log = logging.getLogger(__name__)
 FrameUpdate = Callable[[int], None]
@@ -181,24 +182,8 @@ def _with_object(obj):
                                      scene=bpy.context.scene)
 
 
-def _physics_drop(rnd, made, stream, ctx):
-    scene = bpy.context.scene
-    targets = _targets(rnd, made)
-    colliders = [o for o in made.get(rnd.into, [])] if rnd.into else []
-    if rnd.floor is not None:
-        mesh = bpy.data.meshes.new("synthfarm_floor")
-        mesh.from_pydata([(-50, -50, 0), (50, -50, 0), (50, 50, 0), (-50, 50, 0)], [], [(0, 1, 2, 3)])
-        floor = bpy.data.objects.new("synthfarm_floor", mesh)
-        ctx["collection"].objects.link(floor)
-        floor.location.z = rnd.floor
-        floor.hide_render = True
-        colliders.append(floor)
-    if scene.rigidbody_world is None:
-        with bpy.context.temp_override(scene=scene):
-            bpy.ops.rigidbody.world_add()
-    steps = max(1, math.ceil(rnd.seconds * scene.render.fps))
-    world = scene.rigidbody_world
-    world.point_cache.frame_start, world.point_cache.frame_end = 1, steps + 1
+def _drop_bodies(rnd, stream, targets, colliders) -> None:
+    """Colliders become passive bodies; targets are stacked above the drop point as active bodies."""
     for obj in colliders:
         with _with_object(obj):
             bpy.ops.rigidbody.object_add(type="PASSIVE")
@@ -223,19 +208,35 @@ def _physics_drop(rnd, made, stream, ctx):
         body.mass = stream.draw("mass", rnd.mass, obj.name)
         body.friction = stream.draw("friction", rnd.friction, obj.name)
         body.restitution = stream.draw("restitution", rnd.restitution, obj.name)
+
+
+def _physics_drop(rnd, made, stream, ctx):
+    scene = bpy.context.scene
+    targets = _targets(rnd, made)
+    colliders = [o for o in made.get(rnd.into, [])] if rnd.into else []
+    if rnd.floor is not None:
+        mesh = bpy.data.meshes.new("synthfarm_floor")
+        mesh.from_pydata([(-50, -50, 0), (50, -50, 0), (50, 50, 0), (-50, 50, 0)], [], [(0, 1, 2, 3)])
+        floor = bpy.data.objects.new("synthfarm_floor", mesh)
+        ctx["collection"].objects.link(floor)
+        floor.location.z = rnd.floor
+        floor.hide_render = True
+        colliders.append(floor)
+    steps = max(1, math.ceil(rnd.seconds * scene.render.fps))
     frames = ctx["frames"]
     wanted = sorted({1 + round(k * steps / max(1, frames - 1)) if frames > 1 else steps + 1 for k in range(frames)})
     poses: dict[int, list[Matrix]] = {}
-    for f in range(1, steps + 2):
-        scene.frame_set(f)
-        if f in wanted:
-            poses[f] = [o.matrix_world.copy() for o in targets]
-    with bpy.context.temp_override(scene=scene):
-        bpy.ops.rigidbody.world_remove()
-    for obj in targets + colliders:
-        if obj.rigid_body is not None:
-            with _with_object(obj):
-                bpy.ops.rigidbody.object_remove()
+    with simulation_world(scene) as world:
+        world.point_cache.frame_start, world.point_cache.frame_end = 1, steps + 1
+        _drop_bodies(rnd, stream, targets, colliders)
+        for f in range(1, steps + 2):
+            scene.frame_set(f)
+            if f in wanted:
+                poses[f] = [o.matrix_world.copy() for o in targets]
+        for obj in targets + colliders:
+            if obj.rigid_body is not None:
+                with _with_object(obj):
+                    bpy.ops.rigidbody.object_remove()
     scene.frame_set(1)
     order = sorted(poses)
 

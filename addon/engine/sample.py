@@ -39,10 +39,17 @@ def apply_sample(scene, runner, recipe: Recipe, base_dir: Path | None, job: JobS
     world, camera = scene.world, scene.camera
     collection = bpy.data.collections.new(SAMPLE_COLLECTION)
     scene.collection.children.link(collection)
-    sampler, cameras, updates = runner.build(recipe, base_dir, job, collection)
-    for update in updates:
-        update(0)
-    remove_rigid_body_world(scene)  # placements are final; the simulation is not part of the sample
+    had_rigid_body_world = scene.rigidbody_world is not None
+    try:
+        sampler, cameras, updates = runner.build(recipe, base_dir, job, collection)
+        for update in updates:
+            update(0)
+    except BaseException:  # a sample that failed half way leaves nothing behind
+        runner.release()
+        _take_back(scene, states, world, camera, before, had_rigid_body_world)
+        raise
+    if not had_rigid_body_world:  # placements are final; a simulation's world is not part of the sample
+        remove_rigid_body_world(scene)
     if cameras:
         scene.camera = cameras[recipe.sensors[0].name]
     bpy.context.view_layer.update()
@@ -53,6 +60,20 @@ def apply_sample(scene, runner, recipe: Recipe, base_dir: Path | None, job: JobS
     collection[_STATE] = json.dumps({"made": made, "moved": moved, "world": world.name if world else None,
                                      "camera": camera.name if camera else None, "job": job.model_dump()})
     return dict(sampler.log)
+
+
+def _take_back(scene, states: dict, world, camera, before: dict, had_rigid_body_world: bool) -> None:
+    """Undo a sample that failed half way: the user's objects, world and camera as they were, what it made gone."""
+    if not had_rigid_body_world:
+        remove_rigid_body_world(scene)
+    for name, state in states.items():
+        obj = scene.objects.get(name)
+        if obj is not None:
+            restore_object(obj, state)
+    scene.world, scene.camera = world, camera
+    doomed = [id_ for ids in new_datablocks(before).values() for id_ in ids]
+    if doomed:
+        bpy.data.batch_remove(doomed)
 
 
 def sample_job(scene) -> JobSpec | None:

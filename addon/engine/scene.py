@@ -147,6 +147,45 @@ def remove_rigid_body_world(scene) -> None:
             bpy.ops.rigidbody.world_remove()
 
 
+# A fresh world's simulation settings: every job simulates with these, whatever the user's world says.
+SIMULATION_DEFAULTS = {"enabled": True, "time_scale": 1.0, "substeps_per_frame": 10, "solver_iterations": 10,
+                       "use_split_impulse": False}
+
+
+@contextmanager
+def simulation_world(scene):
+    """A rigid body world for one simulation of a job. A scene without one gets a new world, removed at
+    the end. A scene with its own (the user's) lends it: its collections are swapped for an empty one of
+    the job's (the user's bodies take no part), the default settings apply, and everything is given back."""
+    own = scene.rigidbody_world
+    if own is None:
+        with bpy.context.temp_override(scene=scene):
+            bpy.ops.rigidbody.world_add()
+        try:
+            yield scene.rigidbody_world
+        finally:
+            remove_rigid_body_world(scene)
+        return
+    cache = own.point_cache
+    if cache.is_baked:
+        raise SceneError("physics_drop: the scene's rigid body world holds a baked simulation, which a drop would "
+                         "free; free the bake (Scene properties > Rigid Body World > Cache > Delete All Bakes) or "
+                         "simulate in another scene")
+    saved = {key: getattr(own, key) for key in (*SIMULATION_DEFAULTS, "collection", "constraints")}
+    frames = (cache.frame_start, cache.frame_end)
+    bodies = bpy.data.collections.new("synthfarm_rigid_bodies")
+    own.collection, own.constraints = bodies, None
+    for key, value in SIMULATION_DEFAULTS.items():
+        setattr(own, key, value)
+    try:
+        yield own
+    finally:
+        for key, value in saved.items():
+            setattr(own, key, value)
+        cache.frame_start, cache.frame_end = frames
+        bpy.data.collections.remove(bodies)
+
+
 class JobScope:
     """Everything a job adds is removed on exit; base objects get their state back.
 
@@ -161,6 +200,7 @@ class JobScope:
         self.states = {obj.name: object_state(obj) for obj in scene.objects}
         self.world, self.camera = scene.world, scene.camera
         self.frame = scene.frame_current
+        self.had_rigid_body_world = scene.rigidbody_world is not None
         self.rate = (scene.render.fps, scene.render.fps_base)
         self.collection = bpy.data.collections.new(JOB_COLLECTION)
         scene.collection.children.link(self.collection)
@@ -168,7 +208,8 @@ class JobScope:
 
     def __exit__(self, *exc):
         scene = bpy.context.scene
-        remove_rigid_body_world(scene)
+        if not self.had_rigid_body_world:  # a job's own world (a failed simulation may leave one); the user's stays
+            remove_rigid_body_world(scene)
         scene.world, scene.camera = self.world, self.camera
         scene.render.fps, scene.render.fps_base = self.rate
         scene.frame_set(self.frame)

@@ -186,3 +186,38 @@ def test_a_scene_saved_with_a_sample_renders_without_it(scene, tmp_path):
     loaded = bpy.context.scene
     assert "synthfarm_sample" not in bpy.data.collections
     assert {o.name: (tuple(o.location), tuple(o.rotation_euler)) for o in loaded.objects} == user
+
+
+def test_a_users_rigid_body_world_survives_a_physics_drop(scene, tmp_path):
+    """physics_drop borrows the user's own rigid body world (their bodies take no part, default settings) and
+    gives it back: world, settings, collection and the user's bodies as they were."""
+    bpy.context.view_layer.objects.active = scene.objects["Suzanne"]
+    bpy.ops.rigidbody.world_add()
+    bpy.ops.rigidbody.object_add(type="ACTIVE")
+    world = scene.rigidbody_world
+    world.substeps_per_frame, world.solver_iterations, world.time_scale = 4, 23, 0.5
+    world.point_cache.frame_start, world.point_cache.frame_end = 5, 77
+    scene.objects["Suzanne"].rigid_body.mass = 3.5
+    data = storage.recipe_data(scene.synthfarm)
+    data["randomizers"].insert(1, {"kind": "physics_drop", "targets": ["ball"], "floor": 0.0, "seconds": 0.3})
+    storage.store_recipe(scene.synthfarm, parse_recipe_text(yaml.safe_dump(data), TINY.parent))
+    before = user_state()
+    assert before["rigid_body"]["collection"] == ("ID", "RigidBodyWorld") and before["rigid_body"]["substeps_per_frame"] == 4
+    assert bpy.ops.synthfarm.randomize(seed=1) == {"FINISHED"}
+    assert bpy.ops.synthfarm.clear_sample() == {"FINISHED"}
+    same(before, user_state())
+    assert bpy.ops.synthfarm.preview() == {"FINISHED"}
+    same(before)
+    scene.synthfarm.out, scene.synthfarm.jobs = str(tmp_path / "done"), 1
+    assert bpy.ops.synthfarm.render_local() == {"FINISHED"}
+    same(before)
+    assert scene.objects["Suzanne"].rigid_body.mass == 3.5
+    assert [o.name for o in scene.rigidbody_world.collection.objects] == ["Suzanne"]
+    with bpy.context.temp_override(scene=scene, point_cache=scene.rigidbody_world.point_cache):
+        bpy.ops.ptcache.bake(bake=True)
+    assert scene.rigidbody_world.point_cache.is_baked
+    baked = user_state(ignore_images=PREVIEW)
+    with pytest.raises(RuntimeError, match="baked simulation"):  # refused: a drop would free the user's bake
+        bpy.ops.synthfarm.randomize(seed=1)
+    assert scene.rigidbody_world.point_cache.is_baked and "synthfarm_sample" not in bpy.data.collections
+    same(baked)  # the failed Randomize took back what it had begun

@@ -84,6 +84,15 @@ def cycles_preferences() -> dict:
             "devices": [(d.name, d.type, d.use) for d in prefs.devices]}
 
 
+def _rigid_body_world(world):
+    """The world's settings, its cache's frame range and whether it is baked. The cache's status line is left
+    out: any change to a rigid body marks an unbaked cache "outdated" (it is simulated again on playback)."""
+    if world is None:
+        return None
+    cache = world.point_cache
+    return {**rna(world), "cache": {"frames": (cache.frame_start, cache.frame_end), "baked": cache.is_baked}}
+
+
 def user_state(scene=None, *, ignore_images: tuple[str, ...] = ()) -> dict:
     """The whole user-visible state of ``scene`` (default: the context's) and of bpy.data."""
     scene = scene or bpy.context.scene
@@ -108,7 +117,7 @@ def user_state(scene=None, *, ignore_images: tuple[str, ...] = ()) -> dict:
         "display": rna(scene.display_settings), "units": rna(scene.unit_settings),
         "view_layers": [rna(v, skip={"objects", "depsgraph", "active_layer_collection", "layer_collection"})
                         for v in scene.view_layers],
-        "rigid_body": rna(scene.rigidbody_world, depth=1) if scene.rigidbody_world else None,
+        "rigid_body": _rigid_body_world(scene.rigidbody_world),
         "world": {"world": rna(scene.world), "nodes": _node_tree(scene.world.node_tree)} if scene.world else None,
         "collections": {c.name: {"objects": sorted(o.name for o in c.objects), "children": sorted(
             x.name for x in c.children), "hide_render": c.hide_render, "custom": _custom(c)} for c in bpy.data.collections},
