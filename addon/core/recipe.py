@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from . import components as c
 from .components import Generator, Modifier, Randomizer, Sensor, StrictModel
@@ -157,6 +157,13 @@ class Recipe(StrictModel):
     sensors: list[Sensor] = Field(min_length=1)
     output: OutputSpec = OutputSpec()
     frames: int = Field(1, ge=1, le=10000)
+    # the folder its relative paths were checked against (set by recipe_from_data; not part of the recipe or
+    # its hash): a Recipe handed to the engine resolves its files where they were found
+    _base_dir: Path | None = PrivateAttr(default=None)
+
+    @property
+    def base_dir(self) -> Path | None:
+        return self._base_dir
     frame_rate: float = Field(24.0, gt=0, le=1000)  # frames per second of a sequence (physics, motion, video)
     farm: FarmSpec = FarmSpec()
 
@@ -460,6 +467,7 @@ def recipe_from_data(data: Any, base_dir: Path | None = None, source: str | None
     problems = check_recipe(recipe, base_dir, check_files=check_files, root=root)
     if problems:
         raise RecipeError(problems, source)
+    recipe._base_dir = Path(base_dir).resolve() if base_dir is not None else None
     return recipe
 
 

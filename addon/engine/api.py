@@ -49,7 +49,7 @@ def load_source(recipe: str | Path | Recipe) -> tuple[Recipe, Path | None, str]:
     """(Recipe, folder its paths start from, its text) of a recipe file, a .blend holding a recipe on its
     scene (opened in this process; the file becomes ``scene.base``), or a Recipe."""
     if isinstance(recipe, Recipe):
-        return recipe, None, recipe.to_yaml()
+        return recipe, recipe.base_dir, recipe.to_yaml()
     path = Path(recipe)
     if path.suffix.lower() == ".blend":
         from .blend_recipe import recipe_text_from_blend

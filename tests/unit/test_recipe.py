@@ -169,3 +169,14 @@ def test_every_problem_at_once_a_wrong_value_and_dangling_names():
     assert "no generator named 'nope'" in found["modifiers[0].targets[0]"]
     assert "no sensor named 'zz'" in found["randomizers[0].sensor"]
     assert len(err.value.problems) == 4
+
+
+def test_a_recipe_remembers_the_folder_its_paths_were_checked_against():
+    """A Recipe handed to the engine (synthfarm.render(recipe)) resolves its files where they were found,
+    not in the current folder; the folder is not part of the recipe or its hash."""
+    toybox = ROOT / "assets" / "recipes" / "toybox.yaml"
+    loaded = load_recipe(toybox)
+    assert loaded.base_dir == toybox.parent.resolve()
+    again = recipe_from_data(loaded.to_data(), base_dir=toybox.parent)
+    assert again.base_dir == toybox.parent.resolve() and again.hash() == loaded.hash()
+    assert recipe_from_data(load_recipe(ROOT / "tests/data/tiny.yaml").to_data()).base_dir is None
