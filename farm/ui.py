@@ -35,9 +35,12 @@ class SYNTHFARM_PG_farm(bpy.types.PropertyGroup):
     jobs: IntProperty(name="Jobs", default=100, min=1, description="How many jobs to submit")
     preview: BoolProperty(name="Preview quality", description="Submit at the recipe's preview tier")
     priority: IntProperty(name="Priority", default=50, min=0, max=100, description="Higher runs first")
-    out: StringProperty(name="Output", default="//synthfarm_farm_out", subtype="DIR_PATH",
-                        options=BLEND_RELATIVE,
-                        description="Dataset folder on the coordinator's machine")
+    out: StringProperty(name="Dataset", default="",
+                        description="Dataset folder on the coordinator, relative to its dataset root (synthfarm "
+                                    "coordinator --out-root; an absolute path only where it allows any); empty: "
+                                    "the recipe's name")
+    dataset: StringProperty(name="Dataset folder", description="Where the coordinator writes the batch's dataset "
+                                                                "(as it said)")
     download_to: StringProperty(name="Download to", default="//synthfarm_download", subtype="DIR_PATH",
                                 options=BLEND_RELATIVE,
                                 description="Local folder Download copies the batch's dataset into")
@@ -74,7 +77,7 @@ def poll_status(scene=None) -> float | None:
         farm.message = str(err)
         return POLL_SECONDS * 5  # keep trying, slowly: the coordinator may come back
     jobs = data["jobs"]
-    farm.state, farm.message = data["status"], ""
+    farm.state, farm.message, farm.dataset = data["status"], "", data.get("out", farm.dataset)
     farm.counts = f"{jobs['queued']} queued, {jobs['running']} running, {jobs['done']} done, {jobs['failed']} failed"
     farm.progress = (jobs["done"] + jobs["failed"]) / max(1, data["count"])
     if data.get("errors"):
@@ -143,12 +146,13 @@ class SYNTHFARM_OT_farm_submit(FarmOperator, bpy.types.Operator):
                 root, recipe_path, inputs = make_bundle(recipe, path)
                 sent = client.upload_inputs(root, inputs)
                 data = client.submit(batch_id=uuid.uuid4().hex[:16], name=recipe.name, recipe=path.read_text(),
-                                     recipe_dir=str(path.parent), out=bpy.path.abspath(farm.out),
+                                     recipe_dir=str(path.parent), out=farm.out.strip() or recipe.name,
                                      count=farm.jobs, seed=context.scene.synthfarm.seed, preview=farm.preview,
                                      priority=farm.priority, inputs=inputs, recipe_path=recipe_path)
         except (RecipeError, FarmError, OSError) as err:
             return self.fail(farm, err)
         farm.batch_id, farm.state, farm.message = data["id"], data.get("status", "queued"), ""
+        farm.dataset = data.get("out", "")
         poll_status(context.scene)
         start_polling()
         self.report({"INFO"}, f"batch {data['id']}: {farm.jobs} jobs submitted ({len(inputs)} files, {sent} uploaded)")
@@ -196,12 +200,13 @@ class SYNTHFARM_OT_farm_open_output(bpy.types.Operator):
 
     def execute(self, context):
         farm = context.scene.synthfarm_farm
-        for folder in (bpy.path.abspath(farm.out), bpy.path.abspath(farm.download_to)):
-            if Path(folder).is_dir():
+        for folder in (farm.dataset, bpy.path.abspath(farm.download_to) if farm.download_to else ""):
+            if folder and Path(folder).is_dir():
                 bpy.ops.wm.path_open(filepath=folder)
                 self.report({"INFO"}, folder)
                 return {"FINISHED"}
-        self.report({"ERROR"}, f"{farm.out} is not on this machine (the coordinator's); Download copies it here")
+        self.report({"ERROR"}, f"{farm.dataset or farm.out} is not on this machine (the coordinator's); Download "
+                               f"copies it here")
         return {"CANCELLED"}
 
 

@@ -94,3 +94,31 @@ def test_submitted_scene_renders_on_a_worker(scene, tmp_path):
 
     classes = {o["class"] for a in annotations for o in json.loads(a.read_text())["objects"]}
     assert "user_cube" in classes
+
+
+def test_the_default_dataset_goes_under_the_coordinators_root(scene, tmp_path):
+    """A coordinator as `synthfarm coordinator` runs it (datasets under its root): the panel's default dataset
+    (empty: the recipe's name) is accepted, and the panel learns where the dataset is; a path of this machine
+    is refused with the coordinator's reason."""
+    import threading
+
+    from synthfarm.farm.coordinator import Coordinator
+
+    context = zmq.Context()
+    coord = Coordinator(tmp_path / "state", *["tcp://127.0.0.1:0"] * 4, context=context, heartbeat=0.3)
+    thread = threading.Thread(target=coord.serve, daemon=True)
+    thread.start()
+    try:
+        farm = scene.synthfarm_farm
+        farm.address = coord.clients_endpoint
+        farm.out = "/somewhere/of/mine"
+        with pytest.raises(RuntimeError, match="root"):
+            bpy.ops.synthfarm.farm_submit()
+        farm.out = ""
+        assert bpy.ops.synthfarm.farm_submit() == {"FINISHED"}
+        assert Path(farm.dataset) == (tmp_path / "state" / "datasets" / "tiny").resolve()
+        assert bpy.ops.synthfarm.farm_cancel() == {"FINISHED"}
+    finally:
+        coord.stop_event.set()
+        thread.join(10)
+        context.term()
