@@ -125,3 +125,32 @@ def test_record_gives_opencv_forms():
     rec = lens.record()
     assert rec["coefficients"]["p1"] == BROWN[2] and rec["opencv"]["D"] == list(BROWN)
     assert rec["opencv"]["K"][0][2] == K[0, 2] - 0.5
+
+
+def test_keypoints_and_box_corners_go_through_the_lens():
+    from synthfarm.addon.core.groundtruth import geometry_labels, keypoint_labels
+
+    lens = Lens(K, (W, H), "fisheye", FISHEYE)
+    view = render_view(lens)
+    world_to_cam = np.eye(4)
+    point = [0.4, -0.3, 2.0]
+    index = np.zeros((H, W), np.int32)
+    depth = np.full((H, W), np.inf, np.float32)
+    (u, v), _ = (a[0] for a in lens.project(np.array([point])))
+    index[int(v), int(u)], depth[int(v), int(u)] = 3, 2.0
+    kp = keypoint_labels(K, world_to_cam, {"tip": point}, index, depth, 3, lens=lens)[0]
+    theirs, _ = cv2.fisheye.projectPoints(np.array([[point]]), np.zeros(3), np.zeros(3), K_CV, np.array(FISHEYE))
+    assert kp["v"] == 2 and abs(kp["x"] - 0.5 - theirs[0, 0, 0]) < 1e-6 and abs(kp["y"] - 0.5 - theirs[0, 0, 1]) < 1e-6
+    # a small cube in front of the camera: its box corners are the lens's, its amodal box holds them
+    cube = np.array([[x, y, z] for x in (-0.1, 0.1) for y in (-0.1, 0.1) for z in (1.9, 2.1)])
+    faces = [(0, 1, 3), (0, 3, 2), (4, 6, 7), (4, 7, 5), (0, 4, 5), (0, 5, 1), (2, 3, 7), (2, 7, 6), (0, 2, 6),
+             (0, 6, 4), (1, 5, 7), (1, 7, 3)]
+    matrix = np.eye(4)
+    matrix[:3, 3] = [0.3, 0.2, 0]
+    tris = (cube + matrix[:3, 3])[np.array(faces)]
+    labels = geometry_labels(K, world_to_cam, (W, H), tris, matrix, cube.min(axis=0), cube.max(axis=0), view=view)
+    corners, _ = lens.project(np.array(labels["box3d"]["camera"]))
+    assert np.allclose(labels["box3d"]["image"], corners)
+    x, y, w, h = labels["amodal_bbox"]
+    assert labels["amodal_pixels"] > 0 and labels["truncation"] == 0.0
+    assert (corners[:, 0] >= x - 1e-6).all() and (corners[:, 0] <= x + w + 1e-6).all()
