@@ -327,7 +327,7 @@ class Looking(Component):
     """A camera randomizer that must see something: with ``must_see``, a pose is drawn again (up to
     ``max_draws``) until the objects of those generators are in view and visible enough, judged from their
     geometry (no render). The rejected draws are logged; when none passes, the best one is kept and the
-    shortfall recorded."""
+    shortfall recorded. In a sequence the pose is checked at the first frame."""
 
     must_see: list[str] = []
     min_visible: float = Field(0.5, ge=0, le=1)
