@@ -68,7 +68,12 @@ def value_data(field, spec: FieldSpec) -> Any:
 
 
 PLACEHOLDERS = {"f": 0.0, "i": 0, "v": [0.0, 0.0, 0.0], "c": [0.8, 0.8, 0.8], "text": "", "flag": False,
-                "names": [], "text": "", "path": "", "point": [0.0, 0.0, 0.0]}
+                "names": [], "path": "", "point": [0.0, 0.0, 0.0]}
+
+
+# widget -> (the field's property, how a recipe value is stored, how the stored value is read back)
+SCALARS = {"bool": ("flag", bool, bool), "int": ("integer", int, int), "float": ("number", float, f32),
+           "int2": ("int2", list, list), "float2": ("float2", list, lambda v: [f32(x) for x in v])}
 
 
 def store_field(field, spec: FieldSpec, value: Any) -> None:
@@ -86,20 +91,11 @@ def store_field(field, spec: FieldSpec, value: Any) -> None:
     widget = spec.widget
     if widget == "value":
         store_value(field, spec, value)
-    elif widget in ("text", "enum"):
-        field.text = str(value)
-    elif widget == "path":
-        field.path = str(value)
-    elif widget == "bool":
-        field.flag = bool(value)
-    elif widget == "int":
-        field.integer = int(value)
-    elif widget == "float":
-        field.number = float(value)
-    elif widget == "int2":
-        field.int2 = list(value)
-    elif widget == "float2":
-        field.float2 = list(value)
+    elif widget in ("text", "enum", "path"):
+        setattr(field, "path" if widget == "path" else "text", str(value))
+    elif widget in SCALARS:
+        slot, convert, _ = SCALARS[widget]
+        setattr(field, slot, convert(value))
     elif widget == "point":
         field.use_name = isinstance(value, str)
         if field.use_name:
@@ -129,16 +125,9 @@ def field_data(field, spec: FieldSpec) -> Any:
         return field.text if (field.text or not spec.optional) else None
     if widget == "path":
         return field.path or None if spec.optional else field.path
-    if widget == "bool":
-        return field.flag
-    if widget == "int":
-        return field.integer
-    if widget == "float":
-        return f32(field.number)
-    if widget == "int2":
-        return list(field.int2)
-    if widget == "float2":
-        return [f32(x) for x in field.float2]
+    if widget in SCALARS:
+        slot, _, read = SCALARS[widget]
+        return read(getattr(field, slot))
     if widget == "point":
         return field.text if field.use_name else [f32(x) for x in field.point]
     if widget in ("names", "flags"):
