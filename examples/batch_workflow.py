@@ -34,8 +34,10 @@ def main(argv=None) -> Path:
         jobs = [session.sample_input() for _ in range(args.jobs)]
         problems = [p for p in session.validate_job_params(jobs) if p]
         assert not problems, problems
+        estimate = session.estimate(jobs, args.preview)
+        print(f"{estimate.frames} frames, about {estimate.seconds:.0f} s on one worker ({estimate.source})")
         batch = session.submit(jobs, preview=args.preview, name="workflow")
-        print(f"batch {batch.id}: {len(jobs)} jobs; estimate {session.estimate_seconds(jobs, args.preview)} s")
+        print(f"batch {batch.id}: {len(jobs)} jobs")
         batch.await_completion(timeout=3600, progress=lambda done, total: print(f"  {done}/{total} jobs"))
         dataset = batch.download(out / "dataset")
         print("report:", write_report(dataset))
@@ -43,7 +45,7 @@ def main(argv=None) -> Path:
         rerun = session.expand_overrides(batch.job_params_seeded_for_rerun()[:1], [{name: info["default"]}])
         again = session.submit(rerun, preview=args.preview, name="rerun")
         again.await_completion(timeout=3600)
-        print(f"re-ran job 0 as batch {again.id}; estimate now {session.estimate_seconds(jobs, args.preview)} s")
+        print(f"re-ran job 0 as batch {again.id}; estimate now {session.estimate(jobs, args.preview).source}")
     return dataset
 
 

@@ -17,6 +17,18 @@ from .transfer import TransferError
 READS = {"STATUS", "LIST", "WORKERS", "JOBS", "LOGS", "ESTIMATE"}  # what is answered while the state cannot be written
 
 
+def batch_record(seed: int, preview: bool, params: dict, jobs: list[tuple[dict, int]]) -> dict:
+    """What dataset.yaml says of a batch: the parameter values its jobs use. Jobs crafted one by one (the
+    batch API) are recorded as ``job_params`` (each parameter's values in job order) and ``job_seeds``;
+    otherwise every job uses ``params`` with seeds derived from ``seed``."""
+    if not jobs:
+        return {"seed": seed, "preview": preview, "params": params}
+    names = list(jobs[0][0])
+    return {"preview": preview, "jobs": len(jobs),
+            "job_params": {name: [values[name] for values, _ in jobs] for name in names},
+            "job_seeds": [job[1] for job in jobs]}
+
+
 class ClientRequests:
     def _on_client(self, frames: list[bytes]) -> None:
         if len(frames) < 2:
@@ -101,8 +113,8 @@ class ClientRequests:
                 raise ValueError(f"job {i}: {err}") from None
         frames = 1 if msg.preview else recipe.frames
         writer = DatasetWriter(out)
-        done = writer.open(msg.recipe, recipe.hash(), {"name": recipe.name, "batch": {
-            "seed": msg.seed, "preview": msg.preview, "params": params}})
+        done = writer.open(msg.recipe, recipe.hash(), {"name": recipe.name,
+                                                        "batch": batch_record(msg.seed, msg.preview, params, jobs)})
         batch, created = self.store.submit(msg.batch_id, name=msg.name or recipe.name, recipe=msg.recipe,
                                            recipe_dir=msg.recipe_dir, out=str(out), count=count, seed=msg.seed,
                                            params=params, frames=frames, preview=msg.preview,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -26,6 +27,18 @@ from .client import FarmClient, FarmError
 from .transfer import make_bundle
 
 SEED = "seed"  # the key of a job dict that holds its seed
+# Seconds per frame assumed before a farm has measured a recipe (full tier, preview tier): the order of the
+# example recipe (640x480, 16 samples) on a CPU worker. Session.estimate(..., calibrate=True) measures instead.
+DEFAULT_SECONDS_PER_FRAME = {False: 20.0, True: 5.0}
+
+
+@dataclass(frozen=True)
+class TimeEstimate:
+    frames: int
+    seconds: float  # render time on one worker
+    seconds_per_frame: float
+    jobs_measured: int  # 0 when the default was used
+    source: str  # where seconds_per_frame came from
 
 
 class Session:
@@ -102,13 +115,42 @@ class Session:
         """Frames each job renders (a preview renders one)."""
         return [1 if preview else self.recipe.frames for _ in jobs]
 
-    def estimate_seconds(self, jobs: list[dict], preview: bool = False) -> float | None:
-        """Render time of the jobs on one worker, from the seconds per frame this farm measured for this
-        recipe and tier; None before any such job finished."""
+    def estimate(self, jobs: list[dict], preview: bool = False, *, calibrate: bool = False,
+                 timeout: float = 600.0) -> "TimeEstimate":
+        """Frames and render seconds of the jobs on one worker. From the seconds per frame this farm measured
+        for this recipe and tier; before any such job finished, ``calibrate=True`` first renders one job (the
+        first of ``jobs``) to measure it, otherwise the stated default ``DEFAULT_SECONDS_PER_FRAME`` is used
+        (``source`` says which)."""
+        frames = sum(self.estimate_samples(jobs, preview))
         found = self.client.request("ESTIMATE", _estimate(self.recipe.hash(), preview))
-        if not found:
-            return None
-        return found["seconds_per_frame"] * sum(self.estimate_samples(jobs, preview))
+        source = "measured"
+        if not found and calibrate:
+            self.calibrate(jobs[0] if jobs else None, preview=preview, timeout=timeout)
+            found = self.client.request("ESTIMATE", _estimate(self.recipe.hash(), preview))
+            source = "calibration"
+        if found:
+            per_frame, measured = found["seconds_per_frame"], found["jobs_measured"]
+            source = f"{source}: {measured} job(s) of this recipe ({'preview' if preview else 'full'}) on this farm"
+        else:
+            per_frame, measured = DEFAULT_SECONDS_PER_FRAME[preview], 0
+            source = (f"default: {per_frame:g} s per {'preview ' if preview else ''}frame (this farm has not "
+                      "measured this recipe yet; calibrate=True renders one job to measure it)")
+        return TimeEstimate(frames=frames, seconds=per_frame * frames, seconds_per_frame=per_frame,
+                            jobs_measured=measured, source=source)
+
+    def estimate_seconds(self, jobs: list[dict], preview: bool = False, *, calibrate: bool = False) -> float:
+        """Render seconds of the jobs on one worker (see :meth:`estimate`); never None."""
+        return self.estimate(jobs, preview, calibrate=calibrate).seconds
+
+    def calibrate(self, job: dict | None = None, *, preview: bool = False, timeout: float = 600.0) -> "Batch":
+        """Render one job (``job``, or a sampled one) so this farm measures the recipe's seconds per frame for
+        this tier. Raises FarmError when it fails, TimeoutError after ``timeout`` seconds."""
+        batch = self.submit([dict(job) if job else self.sample_input()], preview=preview, name="calibration")
+        status = batch.await_completion(timeout=timeout, poll=0.25)
+        if status["jobs"]["done"] != 1:
+            errors = "; ".join(e["error"].splitlines()[0] for e in status.get("errors") or [])
+            raise FarmError(f"the calibration job of batch {batch.id} failed: {errors or status['jobs']}")
+        return batch
 
     @staticmethod
     def expand_overrides(seed_jobs: list[dict], overrides: list[dict]) -> list[dict]:

@@ -2,8 +2,10 @@
 from pathlib import Path
 
 import pytest
+import yaml
 
 from synthfarm import Batch, Session
+from synthfarm.farm.session import DEFAULT_SECONDS_PER_FRAME
 from synthfarm.farm.client import FarmError
 from synthfarm.farm.embedded import EmbeddedFarm
 
@@ -52,3 +54,29 @@ def test_sweep_jobs_render_with_their_values(farm, tmp_path):
     import json
     metas = sorted((tmp_path / "batches" / batch.id / "metadata").glob("*.json"))
     assert [json.loads(m.read_text())["params"]["radius"] for m in metas] == [1.5, 3.0]
+
+
+def test_estimates_before_any_measurement_are_stated_defaults_or_a_calibration(farm, tmp_path):
+    recipe = tmp_path / "fresh.yaml"  # a recipe this farm has never rendered (another name, another hash)
+    recipe.write_text(TINY.read_text().replace("name: tiny", "name: fresh"))
+    s = Session(farm.coordinator.clients_endpoint, recipe=recipe, out_root=tmp_path / "batches", random_state=7)
+    jobs = [s.sample_input() for _ in range(4)]
+    default = s.estimate(jobs)
+    assert default.source.startswith("default") and default.jobs_measured == 0
+    assert default.seconds == DEFAULT_SECONDS_PER_FRAME[False] * 4 == s.estimate_seconds(jobs)
+    assert s.estimate(jobs, preview=True).seconds == DEFAULT_SECONDS_PER_FRAME[True] * 4
+    measured = s.estimate(jobs, calibrate=True)  # renders the first job, then asks the farm
+    assert measured.source.startswith("calibration: 1 job") and measured.jobs_measured == 1
+    assert 0 < measured.seconds_per_frame < 120 and measured.seconds == measured.seconds_per_frame * 4
+    again = s.estimate(jobs)
+    assert again.source.startswith("measured") and again.seconds == measured.seconds
+
+
+def test_dataset_yaml_records_the_values_the_jobs_used(farm, tmp_path):
+    s = Session(farm.coordinator.clients_endpoint, recipe=TINY, out_root=tmp_path / "batches", random_state=8)
+    jobs = [s.sample_input(radius=r) for r in (1.25, 4.5)]
+    batch = s.submit(jobs)
+    batch.await_completion(timeout=120)
+    info = yaml.safe_load((tmp_path / "batches" / batch.id / "dataset.yaml").read_text())
+    assert info["batch"]["job_params"] == {"radius": [1.25, 4.5]}  # not the recipe's default (2.0)
+    assert info["batch"]["job_seeds"] == [j["seed"] for j in jobs] and "params" not in info["batch"]
