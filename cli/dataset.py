@@ -1,9 +1,10 @@
-"""The dataset commands of ``synthfarm``: render, convert, report, validate, params.
+"""The dataset commands of ``synthfarm``: render, convert, report, compare, validate, params.
 
     synthfarm render RECIPE --jobs N --out DIR [--preview] [--seed S] [--set name=value ...]
     synthfarm convert DIR --to coco|yolo|kitti|voc|bop [--class-map F] [--min-visibility V] ...
     synthfarm validate RECIPE
     synthfarm params RECIPE
+    synthfarm compare A B [--out DIR] [--features handcrafted|onnx:PATH] [--projection umap|tsne|pca]
 
 RECIPE is a recipe file (YAML) or a .blend whose scene holds a recipe (the add-on stores it there; the
 file is then the scene the jobs start from). Blender is imported only by the commands that render and
@@ -193,3 +194,33 @@ def params(recipe, as_json):
         opts = ", ".join(f"{k} {v}" for k, v in p["options"].items())
         click.echo(f"{name}: {p['type']} (default {p['default']!r}{'; ' + opts if opts else ''})"
                    + (f" - {p['description']}" if p["description"] else ""))
+
+
+@main.command()
+@click.argument("a", type=click.Path(file_okay=False, exists=True))
+@click.argument("b", type=click.Path(file_okay=False, exists=True))
+@click.option("--out", "-o", type=click.Path(file_okay=False), default="compare", show_default=True,
+              help="Folder of the page (index.html, thumbnails).")
+@click.option("--samples", "-n", type=click.IntRange(min=4), default=200, show_default=True,
+              help="Images sampled from each set.")
+@click.option("--features", default="handcrafted", show_default=True, metavar="handcrafted|onnx:PATH",
+              help="Feature extractor: the built-in hand-crafted set, or a pretrained network as an ONNX file.")
+@click.option("--projection", type=click.Choice(["umap", "tsne", "pca"]), default="umap", show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+def compare(a, b, out, samples, features, projection, seed):
+    """Compare two image sets (a dataset, or any folder of images such as real photos): distances on the
+    same features (Fréchet and kernel) and a 2-D map of both, as a page in OUT."""
+    from ..addon.core.compare import CompareError, compare as run
+
+    try:
+        result = run(a, b, out, samples=samples, features=features, projection=projection, seed=seed)
+    except CompareError as err:
+        raise click.ClickException(str(err)) from None
+    except ImportError as err:
+        raise click.ClickException(f"compare needs {err.name}: pip install 'synthfarm[analysis]'") from None
+    click.echo(f"features: {result.features}")
+    click.echo(f"images: {result.sizes[0]} and {result.sizes[1]}")
+    click.echo(f"Fréchet distance {result.frechet:.4g}; kernel distance {result.kernel[0]:.4g} ± {result.kernel[1]:.2g}")
+    click.echo(f"at {result.reference_size} images each: A vs B Fréchet {result.between[0]:.4g}, kernel "
+               f"{result.between[1]:.4g}; two halves of A Fréchet {result.within[0]:.4g}, kernel {result.within[1]:.4g}")
+    click.echo(result.page)
