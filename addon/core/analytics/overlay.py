@@ -10,7 +10,6 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
@@ -108,14 +107,15 @@ def containers(objects: list[dict]) -> list[dict]:
 
 
 def draw_mask(pixels: np.ndarray, mask: np.ndarray, colour, *, fill: bool, alpha: float = 0.35) -> None:
-    """Tint ``mask`` (scaled to ``pixels``) with ``colour`` when ``fill``, and outline it."""
+    """Tint ``mask`` (scaled to ``pixels``) with ``colour`` when ``fill``, and outline it (its pixels with a
+    4-neighbour outside it). Numpy and Pillow only: the add-on's Preview draws with this inside Blender."""
     height, width = pixels.shape[:2]
-    scaled = cv2.resize(mask.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST)
+    scaled = np.asarray(Image.fromarray(mask).resize((width, height), Image.Resampling.NEAREST))
     if fill:
-        inside = scaled.astype(bool)
-        pixels[inside] = ((1 - alpha) * pixels[inside] + alpha * np.array(colour)).astype(np.uint8)
-    contours, _ = cv2.findContours(scaled, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    cv2.drawContours(pixels, contours, -1, tuple(int(c) for c in colour), 1)
+        pixels[scaled] = ((1 - alpha) * pixels[scaled] + alpha * np.array(colour)).astype(np.uint8)
+    padded = np.pad(scaled, 1)
+    inner = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
+    pixels[scaled & ~inner] = colour
 
 
 def dashed_rectangle(pen: ImageDraw.ImageDraw, box, colour, dash: float = 5.0) -> None:
