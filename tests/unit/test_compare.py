@@ -54,14 +54,27 @@ def test_distances_match_their_definitions():
 
 
 @pytest.mark.parametrize("method", ["pca", "tsne", "umap"])
-def test_projections_give_finite_2d_points(sets, method):
-    bright, dark, _ = sets
-    features = HandcraftedFeatures()
-    vectors = features([Image.open(p) for p in image_files(bright)[:20] + image_files(dark)[:20]])
+def test_projections_keep_apart_sets_the_features_tell_apart(tmp_path, method):
+    # Sets far enough apart that the features themselves tell them apart (nearly every image's nearest
+    # neighbours are of its own set); at 0.45x brightness they barely do, and whether a projection then
+    # shows two groups depends on the library's version, not on our code.
+    bright, dark = make_set(tmp_path / "bright", 20, seed=1), make_set(tmp_path / "dark", 20, seed=2, brightness=0.2)
+    vectors = HandcraftedFeatures()([Image.open(p) for p in image_files(bright) + image_files(dark)])
+    assert _same_set_neighbours(vectors) > 0.85
     points = project(vectors, method, seed=0)
     assert points.shape == (40, 2) and np.isfinite(points).all()
-    mid_a, mid_b = points[:20].mean(axis=0), points[20:].mean(axis=0)  # the two sets land apart
-    assert np.linalg.norm(mid_a - mid_b) > 0.5 * points.std(axis=0).mean()
+    assert _same_set_neighbours(points) > 0.8  # neighbours in the map are mostly of the same set
+    mid_a, mid_b = points[:20].mean(axis=0), points[20:].mean(axis=0)  # and the two groups lie apart
+    assert np.linalg.norm(mid_a - mid_b) > 1.2 * points.std(axis=0).mean()
+
+
+def _same_set_neighbours(points, k=5):
+    """The share of each point's k nearest neighbours that belong to its own set (first half, second half)."""
+    gaps = np.linalg.norm(points[:, None] - points[None], axis=-1)
+    np.fill_diagonal(gaps, np.inf)
+    first_half = np.arange(len(points)) < len(points) // 2
+    nearest = np.argsort(gaps, axis=1)[:, :k]
+    return (first_half[nearest] == first_half[:, None]).mean()
 
 
 def test_a_dataset_contributes_its_rendered_images_only(tmp_path):
