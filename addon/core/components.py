@@ -475,6 +475,42 @@ LENS_MODELS = ("pinhole", "brown_conrady", "fisheye")
 COEFFICIENTS = {"pinhole": (), "brown_conrady": ("k1", "k2", "p1", "p2", "k3"), "fisheye": ("k1", "k2", "k3", "k4")}
 
 
+class CyclesTier(StrictModel):
+    """Cycles settings that trade render time for noise, for one quality tier. Each left out keeps what the
+    scene has (Blender's factory value, or the base .blend's), so a recipe without them renders as before."""
+
+    adaptive_sampling: Optional[bool] = None  # stop sampling pixels that are clean enough
+    adaptive_threshold: Optional[float] = Field(None, gt=0, le=1)  # the noise level that is clean enough
+    max_bounces: Optional[int] = Field(None, ge=0, le=1024)  # light bounces of any kind (with the scene's per-kind caps)
+    light_tree: Optional[bool] = None  # sample many lights by importance (Blender 3.5+)
+    persistent_data: Optional[bool] = None  # keep scene data between renders (left out: on)
+
+    @model_validator(mode="after")
+    def _adaptive(self):
+        if self.adaptive_threshold is not None and self.adaptive_sampling is False:
+            raise ValueError("adaptive_threshold applies to adaptive sampling, which adaptive_sampling: false turns "
+                             "off; leave one of them out")
+        return self
+
+
+class Cycles(CyclesTier):
+    """A sensor's Cycles speed settings at full quality, and the preview tier's own (those left out in
+    ``preview`` are the full tier's)."""
+
+    denoiser: Optional[Literal["openimagedenoise", "optix"]] = None  # left out: openimagedenoise
+    denoise_quality: Optional[Literal["high", "balanced", "fast"]] = None  # OpenImageDenoise's (left out: high)
+    preview: Optional[CyclesTier] = None
+
+    def tier(self, preview: bool) -> dict:
+        """The settings set for a tier: {field: value}, the preview tier's over the full tier's."""
+        own = self.model_dump(exclude_none=True, exclude={"preview"})
+        if preview and self.preview is not None:
+            own.update(self.preview.model_dump(exclude_none=True))
+            if own.get("adaptive_sampling") is False:
+                own.pop("adaptive_threshold", None)  # the preview turns off what the full tier tuned
+        return own
+
+
 class Camera(Component):
     """A camera. Lens: pinhole, or OpenCV's Brown-Conrady (k1, k2, k3, p1, p2) or fisheye (Kannala-Brandt
     k1..k4) distortion; the image and every label follow it. A camera with ``mount`` is fixed to another
@@ -505,6 +541,7 @@ class Camera(Component):
     stereo_baseline: Optional[float] = Field(None, gt=0, le=100, json_schema_extra=unit("m"))
     samples: int = Field(32, ge=1, le=65536)
     denoise: bool = True  # OpenImageDenoise at full quality (never at the preview tier)
+    cycles: Optional[Cycles] = None  # speed settings (left out: the scene's own; see Cycles)
     view_transform: V(Domain("text", choices=VIEW_TRANSFORMS)) = "AgX"
     look: V(Domain("text", choices=LOOKS)) = "None"  # Punchy and Greyscale are AgX's only
     exposure: V(Domain("float", ge=-10, le=10)) = 0.0  # stops
@@ -534,6 +571,10 @@ class Camera(Component):
             raise ValueError("outputs: disparity needs stereo_baseline (a stereo pair)")
         if self.mount is not None and self.mount == self.name:
             raise ValueError("mount: a sensor cannot be mounted on itself")
+        chosen = [k for k in ("denoiser", "denoise_quality") if self.cycles and getattr(self.cycles, k) is not None]
+        if chosen and not self.denoise:
+            raise ValueError(f"cycles.{chosen[0]} chooses how to denoise, but denoise is false: set denoise: true or "
+                             f"leave cycles.{chosen[0]} out")
         return self
 
     def views(self) -> list[str]:

@@ -355,6 +355,22 @@ FIELD_HELP = {
     "samples": "Cycles samples per pixel",
     "denoise": "Denoise full-quality renders with OpenImageDenoise (labels are unaffected)",
     "clip": "Nearest and farthest visible distance (m)",
+    "cycles.adaptive_sampling": "Cycles stops sampling pixels that are clean enough (left out: the scene's setting)",
+    "cycles.adaptive_threshold": "Noise level at which adaptive sampling stops a pixel; higher is faster and noisier "
+                                 "(left out: the scene's, Blender's 0.01)",
+    "cycles.max_bounces": "Most light bounces of any kind; fewer is faster and darker in deep corners (left out: the "
+                          "scene's, Blender's 12)",
+    "cycles.light_tree": "Sample many lights by importance (left out: the scene's setting)",
+    "cycles.persistent_data": "Keep scene data between renders of a process (left out: on)",
+    "cycles.denoiser": "Denoiser at full quality: openimagedenoise, or optix on an NVIDIA GPU (left out: "
+                       "openimagedenoise)",
+    "cycles.denoise_quality": "OpenImageDenoise quality: high, balanced or fast (left out: the scene's, high)",
+    "cycles.preview.adaptive_sampling": "Adaptive sampling at the preview tier (left out: as at full quality)",
+    "cycles.preview.adaptive_threshold": "Adaptive sampling's noise level at the preview tier (left out: as at full "
+                                         "quality)",
+    "cycles.preview.max_bounces": "Most light bounces at the preview tier (left out: as at full quality)",
+    "cycles.preview.light_tree": "Light tree at the preview tier (left out: as at full quality)",
+    "cycles.preview.persistent_data": "Persistent data at the preview tier (left out: as at full quality)",
     "outputs": "Image outputs written per frame (labels are always complete)",
     "description": "What this dataset is for",
     "scene.base": "A .blend to start from in headless runs (in Blender the open scene is the base)",

@@ -55,26 +55,62 @@ def look_name(view_transform: str, look: str) -> str:
     return look
 
 
+# The recipe's Cycles speed settings (components.CyclesTier and Cycles) that a sensor may leave to the scene: recipe
+# name -> the scene.cycles property. Left out, a setting keeps the scene's own value (see scene_speed).
+SPEED = {"adaptive_sampling": "use_adaptive_sampling", "adaptive_threshold": "adaptive_threshold",
+         "max_bounces": "max_bounces", "light_tree": "use_light_tree", "denoise_quality": "denoising_quality"}
+ENUM_SPEED = ("denoise_quality",)  # lower case in the recipe, upper case in Blender
+
+
+@contextmanager
+def scene_speed(scene):
+    """The scene's own speed settings as recipe values (what a sensor that sets none renders with), given back
+    to the scene after the block."""
+    own = {key: getattr(scene.cycles, prop) for key, prop in SPEED.items()}
+    try:
+        yield {key: value.lower() if key in ENUM_SPEED else value for key, value in own.items()}
+    finally:
+        for key, prop in SPEED.items():
+            setattr(scene.cycles, prop, own[key])
+
+
+def speed_record(scene) -> dict:
+    """The speed settings the scene renders with, by their recipe names (for the frame's metadata)."""
+    record = {key: getattr(scene.cycles, prop) for key, prop in SPEED.items()}
+    record.update(persistent_data=scene.render.use_persistent_data,
+                  denoiser=scene.cycles.denoiser if scene.cycles.use_denoising else None)
+    return {key: value.lower() if isinstance(value, str) else value for key, value in record.items()}
+
+
 def configure(scene, *, resolution: tuple[int, int], samples: int, denoise: bool = False,
               device: DeviceInfo | None = None, clip: tuple[float, float] | None = None, view: dict | None = None,
-              transparent: bool = False, shutter: float = 0.0, vector: bool = False) -> None:
+              transparent: bool = False, shutter: float = 0.0, vector: bool = False, speed: dict | None = None) -> None:
     """Cycles with the passes synthfarm reads, the sensor's colour management (``view``: view_transform,
     look, exposure, gamma; AgX by default), and a fixed noise seed. ``transparent``: the world is not seen
     (a backplate goes behind), it still lights the scene. Motion blur with a ``shutter`` (in frames) and the
-    Vector pass when asked for."""
+    Vector pass when asked for. ``speed``: Cycles speed settings by their recipe names (components.Cycles);
+    persistent data is on and the denoiser is OpenImageDenoise unless it says otherwise."""
+    speed = speed or {}
     render, cycles = scene.render, scene.cycles
     render.engine = "CYCLES"
     render.resolution_x, render.resolution_y = resolution
     render.resolution_percentage = 100
     render.pixel_aspect_x = render.pixel_aspect_y = 1.0
     render.film_transparent = transparent
-    render.use_persistent_data = True  # keeps scene data between renders of one process
+    render.use_persistent_data = speed.get("persistent_data", True)  # keeps scene data between renders
     render.use_compositing = False
     render.use_sequencer = False
     cycles.samples = samples
     cycles.use_denoising = denoise
     if denoise:
-        cycles.denoiser = "OPENIMAGEDENOISE"
+        denoiser = speed.get("denoiser", "openimagedenoise")
+        if denoiser == "optix" and (device is None or device.kind != "OPTIX"):
+            raise RenderError(f"cycles.denoiser: optix needs an NVIDIA GPU rendering with OptiX; this process renders "
+                              f"on {device.kind if device else 'an unknown device'}: choose openimagedenoise")
+        cycles.denoiser = denoiser.upper()
+    for key, prop in SPEED.items():
+        if key in speed:
+            setattr(cycles, prop, speed[key].upper() if key in ENUM_SPEED else speed[key])
     cycles.seed = 0
     cycles.use_animated_seed = False
     # The Object Index pass is a point sample, but a pixel filter wider than ~1.5 px was seen to flip the
@@ -102,7 +138,8 @@ CHANGED_SETTINGS = {
     "render": ("engine", "resolution_x", "resolution_y", "resolution_percentage", "pixel_aspect_x", "pixel_aspect_y",
                "film_transparent", "use_persistent_data", "use_compositing", "use_sequencer", "use_motion_blur",
                "motion_blur_shutter"),
-    "cycles": ("samples", "use_denoising", "denoiser", "seed", "use_animated_seed", "filter_width", "device"),
+    "cycles": ("samples", "use_denoising", "denoiser", "seed", "use_animated_seed", "filter_width", "device",
+               *SPEED.values()),
     "view_settings": ("view_transform", "look", "exposure", "gamma"),
     "render.image_settings": ("media_type", "file_format", "color_mode", "color_depth", "compression", "exr_codec"),
     "view_layers[0]": ("use_pass_z", "use_pass_normal", "use_pass_object_index", "use_pass_vector"),

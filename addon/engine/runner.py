@@ -85,6 +85,7 @@ class Runner:
         self.base_dir: Path | None = None
         self.device: devices.DeviceInfo | None = None
         self.classes: list[str] = []
+        self.scene_speed: dict = {}  # during a job: the scene's own Cycles speed settings (render.scene_speed)
 
     def release(self) -> None:
         """Forget and remove the caches (the add-on calls this when a run in the user's scene ends)."""
@@ -118,7 +119,7 @@ class Runner:
         self.prepare(recipe, base_dir)
         scene = bpy.context.scene
         report = JobReport(job.id)
-        with JobScope(keep=self.keep) as scope:
+        with JobScope(keep=self.keep) as scope, render.scene_speed(scene) as self.scene_speed:
             motion.set_frame_rate(scene, recipe.frame_rate)
             sampler, cameras, updates = self.build(recipe, base_dir, job, scope.collection)
             keyed = motion.Keyed(scene, updates, job.frames, recipe.frame_rate) if animated(recipe, job) else None
@@ -177,10 +178,11 @@ class Runner:
         view = self.views.of(camera, resolution)
         samples = min(sensor.samples, recipe.output.preview.samples) if job.preview else sensor.samples
         stages = image_stages(recipe, sensor.name)
+        speed = {**self.scene_speed, **(sensor.cycles.tier(job.preview) if sensor.cycles else {})}
         render.configure(scene, resolution=view.source.size, samples=samples,
                          denoise=sensor.denoise and not job.preview, device=self.device, clip=tuple(sensor.clip),
                          view=camera.get("synthfarm_view"), transparent=any(rnd.kind == "backplate" for rnd in stages),
-                         shutter=sensor.shutter, vector="flow" in sensor.outputs)
+                         shutter=sensor.shutter, vector="flow" in sensor.outputs, speed=speed)
         sensors.aim_render(camera, view.source)
         scratch.mkdir(parents=True, exist_ok=True)
         rgb_tmp = scratch / f"{job.id:010d}-{k:04d}-{view_name}.png"
@@ -218,6 +220,7 @@ class Runner:
                     **({"flow": CONVENTION} if flow is not None else {}),
                     **({"disparity": f"pixels, left view: d = fx * {sensor.stereo_baseline} / z; the right view sees "
                                      "the point at x - d"} if disparity is not None else {}),
+                    "cycles": render.speed_record(scene),
                     "versions": versions(),
                     "timings": {"setup": report.timings.get("setup"), "render": passes.render_seconds,
                                 "passes_io": passes.write_seconds, "effects": effects_seconds,

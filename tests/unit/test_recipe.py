@@ -180,3 +180,26 @@ def test_a_recipe_remembers_the_folder_its_paths_were_checked_against():
     again = recipe_from_data(loaded.to_data(), base_dir=toybox.parent)
     assert again.base_dir == toybox.parent.resolve() and again.hash() == loaded.hash()
     assert recipe_from_data(load_recipe(ROOT / "tests/data/tiny.yaml").to_data()).base_dir is None
+
+
+def test_cycles_speed_settings_are_checked_with_their_field_and_left_out_change_no_hash():
+    plain = recipe_from_data(GOOD)
+    assert plain.sensors[0].cycles is None and "cycles" not in plain.to_data()["sensors"][0]
+    cycles = {"adaptive_threshold": 0.05, "max_bounces": 4, "preview": {"max_bounces": 1, "adaptive_sampling": False}}
+    chosen = recipe_from_data(edit(["sensors", 0, "cycles"], cycles))
+    assert chosen.hash() != plain.hash()
+    assert chosen.sensors[0].cycles.tier(False) == {"adaptive_threshold": 0.05, "max_bounces": 4}
+    assert chosen.sensors[0].cycles.tier(True) == {"max_bounces": 1, "adaptive_sampling": False}
+    assert recipe_from_data(chosen.to_data()).hash() == chosen.hash()
+    cases = {("max_bounces", -1): "sensors[0].cycles.max_bounces",
+             ("adaptive_threshold", 0): "sensors[0].cycles.adaptive_threshold",
+             ("denoiser", "nvidia"): "sensors[0].cycles.denoiser",
+             ("bounces", 4): "sensors[0].cycles.bounces"}
+    for (key, value), where in cases.items():
+        assert [path for path, _ in problems(edit(["sensors", 0, "cycles"], {key: value}))] == [where]
+    [(path, msg)] = problems(edit(["sensors", 0, "cycles"], {"adaptive_sampling": False, "adaptive_threshold": 0.1}))
+    assert path == "sensors[0].cycles" and "adaptive_sampling: false" in msg
+    undenoised = edit(["sensors", 0, "cycles"], {"denoiser": "optix"})
+    undenoised["sensors"][0]["denoise"] = False
+    [(path, msg)] = problems(undenoised)
+    assert path == "sensors[0]" and "denoise is false" in msg and "set denoise: true" in msg
