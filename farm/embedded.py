@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -78,6 +79,19 @@ class EmbeddedFarm:
         self._threads = [threading.Thread(target=self.coordinator.serve, name="coordinator", daemon=True)]
         self._threads += [threading.Thread(target=w.run, name=w.worker_id, daemon=True) for w in self.workers]
 
+    @contextmanager
+    def events(self, batch_id: str):
+        """A SUB socket on the coordinator's events of one batch (one missed while it connects is made up for by
+        the periodic status)."""
+        sock = self.context.socket(zmq.SUB)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.SUBSCRIBE, batch_id.encode())
+        sock.connect(self.coordinator.events_endpoint)
+        try:
+            yield sock
+        finally:
+            sock.close()
+
     def __enter__(self):
         for thread in self._threads:
             thread.start()
@@ -85,7 +99,7 @@ class EmbeddedFarm:
 
     def __exit__(self, *exc):
         for worker in self.workers:
-            worker.stop_event.set()
+            worker.stop()
         for thread in self._threads[1:]:
             thread.join(timeout=60)
         self.coordinator.stop_event.set()
@@ -101,8 +115,9 @@ def batch_id_for(out: Path, recipe_hash: str, count: int, seed: int, params: dic
 
 def render_on_farm(recipe_path: Path, jobs: int, out: Path, *, seed: int = 0, preview: bool = False,
                    params: dict | None = None, workers: int | None = None, device: str = "auto", max_jobs: int = 0,
-                   progress: Callable[[int, int], None] | None = None, poll_seconds: float = 0.25) -> FarmSummary:
-    """Render ``jobs`` jobs of a recipe file into ``out`` on an embedded farm."""
+                   progress: Callable[[int, int], None] | None = None, poll_seconds: float = 2.0) -> FarmSummary:
+    """Render ``jobs`` jobs of a recipe file into ``out`` on an embedded farm. The batch's status is read when
+    the coordinator announces a change of it (its events), and every ``poll_seconds`` in any case."""
     from ..addon.engine.api import load_source  # a .blend is read with the bpy module, here only
 
     recipe_path, out = Path(recipe_path).resolve(), Path(out).resolve()
@@ -112,7 +127,8 @@ def render_on_farm(recipe_path: Path, jobs: int, out: Path, *, seed: int = 0, pr
     batch_id = batch_id_for(out, recipe.hash(), jobs, seed, params or {}, preview)
     start = time.perf_counter()
     summary = FarmSummary(out, batch_id, jobs, 0, 0, 0, 0.0)
-    with EmbeddedFarm(out / ".farm", workers, device=device, max_jobs=max_jobs) as farm:
+    with EmbeddedFarm(out / ".farm", workers, device=device, max_jobs=max_jobs) as farm, \
+            farm.events(batch_id) as events:
         status = farm.client.submit(batch_id=batch_id, name=recipe.name, recipe=text,
                                     recipe_dir=str(recipe_dir), out=str(out), count=jobs, seed=seed,
                                     params=params or {}, preview=preview)
@@ -129,7 +145,9 @@ def render_on_farm(recipe_path: Path, jobs: int, out: Path, *, seed: int = 0, pr
                 if status["paused"]:  # nobody here will free the disk: stop, and say so
                     summary.stopped = status["reason"]
                     break
-                time.sleep(poll_seconds)
+                if events.poll(int(poll_seconds * 1000)):  # a job moved: drain what came, then ask
+                    while events.poll(0):
+                        events.recv_multipart()
                 status = farm.client.status(batch_id)
         except KeyboardInterrupt:
             summary.interrupted = True

@@ -126,6 +126,7 @@ class Worker:
         self.capabilities = detect(device, gpu)
         self.context = context or zmq.Context.instance()
         self.stop_event = threading.Event()
+        self._wake_endpoint = f"inproc://worker-wake-{uuid.uuid4().hex}"
         self.health: HealthFile | None = None  # rewritten every loop for a liveness probe (synthfarm health)
         self.heartbeat, self.liveness = 1.0, 3
         self.child: Child | None = None
@@ -133,6 +134,19 @@ class Worker:
         self.jobs_in_child = 0
         self.jobs_done = 0
         self.restarts = 0
+        self.wakeups = 0  # times the loop woke up (asleep in between)
+
+    def stop(self) -> None:
+        """Ask :meth:`run` (in another thread) to leave now, not at its next wake-up."""
+        self.stop_event.set()
+        nudge = self.context.socket(zmq.PAIR)
+        nudge.setsockopt(zmq.LINGER, 0)
+        nudge.connect(self._wake_endpoint)
+        try:
+            nudge.send(b"", zmq.NOBLOCK)
+        except zmq.Again:  # run() has not bound it yet, or has left: the event alone does it
+            pass
+        nudge.close()
 
     # -- the coordinator's socket --
     def _connect(self):
@@ -178,13 +192,20 @@ class Worker:
         heard = time.monotonic()
         next_request = time.monotonic()
         waiting = False  # a REQUEST is out
-        poller = zmq.Poller()
+        wake = self.context.socket(zmq.PAIR)  # stop() wakes the loop through it
+        wake.bind(self._wake_endpoint)
+        poller, polled = zmq.Poller(), ()
         try:
             while not self.stop_event.is_set():
-                poller = zmq.Poller()
-                poller.register(sock, zmq.POLLIN)
-                poller.register(self.child.sock, zmq.POLLIN)
-                ready = dict(poller.poll(int(self.heartbeat * 250)))
+                if polled != (sock, self.child.sock):  # a new socket after a reconnect or a new child
+                    poller, polled = zmq.Poller(), (sock, self.child.sock, wake)
+                    for each in polled:
+                        poller.register(each, zmq.POLLIN)
+                # asleep until a message or the next thing due (a heartbeat, a request): no busy loop while the
+                # child renders; a child that dies is noticed within a heartbeat
+                due = min(beat["next"], next_request if not self.attempt else beat["next"])
+                ready = dict(poller.poll(max(10, min(self.heartbeat, due - time.monotonic()) * 1000)))
+                self.wakeups += 1
                 if self.stop_event.is_set():  # a signal arrived while polling: leave, the attempt is requeued
                     break
                 now = time.monotonic()
@@ -223,6 +244,7 @@ class Worker:
             except zmq.ZMQError:
                 pass
             sock.close(linger=0)
+            wake.close(linger=0)
             if self.child is not None:  # a render in progress is not waited for: its attempt is requeued
                 self.child.kill() if self.attempt else self.child.stop()
             if self._transfer_sock is not None:

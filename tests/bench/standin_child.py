@@ -3,7 +3,8 @@ worker --blender tests/bench/standin_child.py`); it speaks the child's side of t
 for each task, writes one frame's files of fixed sizes (random bytes, made once) into the task's staging folder.
 
     standin_child.py -b --factory-startup --python worker.py -- ENDPOINT     (the arguments a Blender gets)
-Sizes: $SYNTHFARM_STANDIN_FRAME_MB in all (default 2), split like a render's files."""
+Sizes: $SYNTHFARM_STANDIN_FRAME_MB in all (default 2), split like a render's files. $SYNTHFARM_STANDIN_SECONDS: how
+long each task "renders" first (default 0), printing a progress line every 0.1 s as Blender does."""
 import os
 import sys
 import time
@@ -17,6 +18,7 @@ SPLIT = {"images/{s}.png": 0.30, "depth/{s}.exr": 0.25, "normals/{s}.exr": 0.35,
 
 def main(endpoint: str) -> None:
     total = float(os.environ.get("SYNTHFARM_STANDIN_FRAME_MB", "2")) * 1e6
+    render_seconds = float(os.environ.get("SYNTHFARM_STANDIN_SECONDS", "0"))
     blobs = {name: (b'{"pad": "%s"}' % (b"x" * int(total * share)) if name.endswith(".json")
                     else os.urandom(max(1, int(total * share)))) for name, share in SPLIT.items()}
     sock = zmq.Context.instance().socket(zmq.PAIR)
@@ -28,6 +30,9 @@ def main(endpoint: str) -> None:
             return
         task = message["task"]
         start = time.perf_counter()
+        while time.perf_counter() - start < render_seconds:
+            print(f"Fra:1 Mem:100M | Rendering | Sample {int((time.perf_counter() - start) * 10)}", flush=True)
+            time.sleep(0.1)
         stem = f"{task['job_id']:010}-0000-cam"
         for name, body in blobs.items():
             path = Path(task["staging"]) / name.format(s=stem)

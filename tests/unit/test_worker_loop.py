@@ -1,0 +1,72 @@
+"""The worker supervisor sleeps while its Blender child renders: it wakes for messages and heartbeats, not on a
+short timer (it once woke four times a heartbeat, burning CPU beside the render); stop() wakes it at once."""
+import sys
+import threading
+import time
+
+import zmq
+
+from synthfarm.farm import protocol as p
+from synthfarm.farm.worker import Worker
+
+CHILD = '''#!{python}
+import sys, time, zmq
+sock = zmq.Context.instance().socket(zmq.PAIR)
+sock.connect(sys.argv[-1])
+sock.send_json({{"ready": True}})
+while True:
+    message = sock.recv_json()
+    if message.get("quit"):
+        break
+    task = message["task"]
+    print("Fra:1 | Rendering", flush=True)
+    time.sleep({seconds})
+    sock.send_json({{"done": {{"attempt_id": task["attempt_id"], "ok": True, "frames": 1}}}})
+'''
+
+
+def recv(sock, kind, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if sock.poll(100):
+            frames = sock.recv_multipart()
+            if frames[2] == kind.encode():
+                return frames
+    raise AssertionError(f"no {kind} from the worker")
+
+
+def test_the_supervisor_sleeps_while_its_child_renders_and_stops_at_once(tmp_path):
+    render_seconds, heartbeat = 3.0, 1.0
+    blender = tmp_path / "standin-blender"
+    blender.write_text(CHILD.format(python=sys.executable, seconds=render_seconds))
+    blender.chmod(0o755)
+    context = zmq.Context()
+    coordinator = context.socket(zmq.ROUTER)  # the coordinator's side, played by the test
+    coordinator.setsockopt(zmq.LINGER, 0)
+    port = coordinator.bind_to_random_port("tcp://127.0.0.1")
+    worker = Worker(f"tcp://127.0.0.1:{port}", "w0", blender=str(blender), context=context,
+                    work_dir=tmp_path / "w0")
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        identity = recv(coordinator, "HELLO")[0]
+        coordinator.send_multipart([identity, *p.encode("WELCOME", p.Welcome(heartbeat_seconds=heartbeat,
+                                                                             liveness=3))])
+        recv(coordinator, "REQUEST")
+        task = p.Task(attempt_id="a" * 32, batch_id="b", job_id=0, recipe="", recipe_dir=str(tmp_path), params={},
+                      seed=1, frames=1, preview=False, staging=str(tmp_path / "staging"))
+        coordinator.send_multipart([identity, *p.encode("TASK", task)])
+        before = worker.wakeups
+        done = recv(coordinator, "DONE")
+        during = worker.wakeups - before
+        assert p.decode(done[1:])[1].ok
+        # a heartbeat a second and the child's answer; a short timer would be 4 or more a heartbeat
+        assert during <= render_seconds / heartbeat + 3, f"{during} wake-ups in a {render_seconds:g} s render"
+        woke = worker.wakeups
+        worker.stop()
+        thread.join(timeout=heartbeat / 2)  # not at its next timeout: at once
+        assert not thread.is_alive() and worker.wakeups == woke + 1
+    finally:
+        worker.stop()
+        thread.join(timeout=30)
+        context.destroy(linger=0)
