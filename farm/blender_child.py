@@ -104,6 +104,13 @@ def main(endpoint: str) -> None:
                       "error": f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=4)}"[-2000:]}
         send(sock, {"done": result}, parent)
     sock.close()
+    context.term()  # anything still queued is sent (the socket's linger)
+    # Blender's own exit takes about half a second and leaves nothing we need (its temp files are in the scratch
+    # folder, which the supervisor removes): leave at once, output flushed
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

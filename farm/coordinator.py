@@ -30,6 +30,7 @@ from .objectstore import Buckets, StorageError
 from .paths import shared_root, vet_staging
 from .requests import ClientRequests
 from .settings import Settings
+from .wake import Wake
 from .store import Store
 from .transfer import AttemptFiles, BlobStore, TransferServer
 
@@ -66,6 +67,7 @@ class Coordinator(ClientRequests):
         self.context = context or zmq.Context.instance()
         self.dropped: Counter = Counter()
         self.stop_event = threading.Event()
+        self.wake = Wake(self.context)
         self.health: HealthFile | None = None  # rewritten every cycle for a liveness probe (synthfarm health)
         self._outbox: list[tuple[zmq.Socket, list[bytes]]] = []
         self.jobs_log = JobsLog(self.store)  # jobs.jsonl lines, written after each commit
@@ -106,11 +108,18 @@ class Coordinator(ClientRequests):
         return endpoint
 
     # -- the loop ---------------------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Ask :meth:`serve` (in another thread) to leave now, not at its next wake-up."""
+        self.stop_event.set()
+        self.wake.nudge()
+
     def serve(self) -> None:
         poller = zmq.Poller()
         poller.register(self.sockets["workers"], zmq.POLLIN)
         poller.register(self.sockets["clients"], zmq.POLLIN)
         poller.register(self.sockets["transfer"], zmq.POLLIN)
+        wake = self.wake.socket()
+        poller.register(wake, zmq.POLLIN)
         log.info("coordinator: workers %s, clients %s, events %s", self.workers_endpoint, self.clients_endpoint,
                  self.events_endpoint)
         try:
@@ -119,6 +128,7 @@ class Coordinator(ClientRequests):
                 if self.health:
                     self.health.beat(role="coordinator", workers=len(self._seen))
         finally:
+            wake.close()
             self.close()
 
     def step(self, poller: zmq.Poller, timeout_ms: int = 500) -> None:

@@ -10,7 +10,6 @@ import hashlib
 import json
 import logging
 import shutil
-import subprocess
 import threading
 import time
 from contextlib import contextmanager
@@ -23,6 +22,7 @@ import zmq
 from ..addon.core.dataset.convert import export_for_recipe
 from ..addon.core.dataset.native import DatasetWriter
 from ..addon.core.jobs import resolve_params
+from .child import local_gpus
 from .client import FarmClient
 from .coordinator import Coordinator
 from .worker import Worker
@@ -43,18 +43,6 @@ class FarmSummary:
     stopped: str = ""  # why the farm stopped short (its disk is full), or ''
     errors: list | None = None
     exports: dict | None = None
-
-
-def local_gpus() -> int:
-    """How many NVIDIA GPUs this machine has (``nvidia-smi -L``), without importing Blender; 0 if none.
-    Other vendors' GPUs are still used by a worker (Cycles picks HIP/oneAPI/Metal), one worker in all."""
-    if shutil.which("nvidia-smi") is None:
-        return 0
-    try:
-        listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20).stdout
-    except (OSError, subprocess.SubprocessError):
-        return 0
-    return sum(line.startswith("GPU ") for line in listing.splitlines())
 
 
 class EmbeddedFarm:
@@ -102,7 +90,7 @@ class EmbeddedFarm:
             worker.stop()
         for thread in self._threads[1:]:
             thread.join(timeout=60)
-        self.coordinator.stop_event.set()
+        self.coordinator.stop()
         self._threads[0].join(timeout=30)
         self.context.term()
         return False

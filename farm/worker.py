@@ -10,9 +10,7 @@ import logging
 import os
 import shutil
 import socket
-import subprocess
 import tempfile
-import sys
 import threading
 import time
 import uuid
@@ -25,21 +23,14 @@ from . import protocol as p
 from .auth import secure_client
 from ..addon.core.dataset.native import TMP_MARK
 from .capabilities import detect
+from .child import SCRATCH_PREFIX, Child, ChildError, child_env, take_early
 from .health import HealthFile
 from .objectstore import StorageError
-from .tasklog import OutputTail
+from .wake import Wake
 from .transfer import (FRAME_FOLDERS, BlobStore, NoSpaceError, TransferError, bundle_key, pull_blob, regular_files,
                        safe_relative, transfer_socket, upload_outputs)
 
 log = logging.getLogger(__name__)
-ROOT = Path(__file__).resolve().parent.parent
-
-
-SCRATCH_PREFIX = "synthfarm-child-"
-
-
-class ChildError(Exception):
-    pass
 
 
 def remove_orphan_scratch() -> None:
@@ -48,63 +39,6 @@ def remove_orphan_scratch() -> None:
         pid = folder.name[len(SCRATCH_PREFIX):].split("-")[0]
         if pid.isdigit() and not psutil.pid_exists(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
-
-
-class Child:
-    """A Blender process running :mod:`blender_child`, reached over a PAIR socket."""
-
-    def __init__(self, context: zmq.Context, blender: str | None = None, env: dict | None = None,
-                 start_timeout: float = 120.0):
-        self.sock = context.socket(zmq.PAIR)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        port = self.sock.bind_to_random_port("tcp://127.0.0.1")
-        endpoint = f"tcp://127.0.0.1:{port}"
-        # a temp folder of its own (Blender's and Python's temp files go there), removed when it ends however it ends
-        self.scratch = tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-")
-        env = {**(env or {}), "TMPDIR": self.scratch, "SYNTHFARM_SCRATCH": self.scratch}
-        if blender:  # a Blender installation: the same child code, loaded by scripts/worker.py
-            cmd = [blender, "-b", "--factory-startup", "--python", str(ROOT / "scripts" / "worker.py"), "--", endpoint]
-        else:
-            cmd = [sys.executable, "-m", "synthfarm.farm.blender_child", endpoint]
-        # its own session: a Ctrl-C at the terminal reaches the supervisor, which decides the child's fate
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", **env}  # its lines reach the task log as printed
-        self.process = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL,
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-        self.output = OutputTail(self.process.stdout)  # echoed to our stderr; each attempt's end is kept
-        deadline = time.monotonic() + start_timeout
-        while time.monotonic() < deadline:
-            if self.sock.poll(200):
-                hello = self.sock.recv_json()
-                if hello.get("ready"):
-                    return
-            if self.process.poll() is not None:
-                break
-        self.kill()
-        raise ChildError(f"the Blender child did not start ({' '.join(cmd)}; exit code {self.process.poll()})")
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def rss_bytes(self) -> int:
-        try:
-            return psutil.Process(self.process.pid).memory_info().rss
-        except psutil.Error:
-            return 0
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=30)
-        self.sock.close(linger=0)
-        shutil.rmtree(self.scratch, ignore_errors=True)
-
-    def stop(self) -> None:
-        try:
-            self.sock.send_json({"quit": True}, zmq.NOBLOCK)
-            self.process.wait(timeout=10)
-        except (zmq.ZMQError, subprocess.TimeoutExpired):
-            pass
-        self.kill()
 
 
 class Worker:
@@ -122,14 +56,15 @@ class Worker:
         self._tick = lambda: None
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.blender, self.max_jobs, self.max_rss = blender, max_jobs, max_rss_gb * 1e9
-        self.child_env = {"SYNTHFARM_DEVICE": device, **({"SYNTHFARM_GPU": str(gpu)} if gpu is not None else {})}
+        self.child_env = child_env(device, gpu)
         self.capabilities = detect(device, gpu)
         self.context = context or zmq.Context.instance()
         self.stop_event = threading.Event()
-        self._wake_endpoint = f"inproc://worker-wake-{uuid.uuid4().hex}"
+        self.wake = Wake(self.context)  # stop() wakes run() at once
         self.health: HealthFile | None = None  # rewritten every loop for a liveness probe (synthfarm health)
         self.heartbeat, self.liveness = 1.0, 3
         self.child: Child | None = None
+        self.early_child: Child | None = None  # a child started before run() (child.start_early), taken by it
         self.attempt: str | None = None
         self.jobs_in_child = 0
         self.jobs_done = 0
@@ -139,14 +74,7 @@ class Worker:
     def stop(self) -> None:
         """Ask :meth:`run` (in another thread) to leave now, not at its next wake-up."""
         self.stop_event.set()
-        nudge = self.context.socket(zmq.PAIR)
-        nudge.setsockopt(zmq.LINGER, 0)
-        nudge.connect(self._wake_endpoint)
-        try:
-            nudge.send(b"", zmq.NOBLOCK)
-        except zmq.Again:  # run() has not bound it yet, or has left: the event alone does it
-            pass
-        nudge.close()
+        self.wake.nudge()
 
     # -- the coordinator's socket --
     def _connect(self):
@@ -168,7 +96,8 @@ class Worker:
             self.restarts += 1
         for attempt in range(tries):
             try:
-                self.child = Child(self.context, self.blender, self.child_env)
+                child, self.early_child = self.early_child, None  # started by the caller, once
+                self.child = (child or Child(self.context, self.blender, self.child_env)).wait_ready()
                 break
             except ChildError as err:
                 if attempt == tries - 1:
@@ -179,6 +108,8 @@ class Worker:
     def run(self) -> None:
         """Serve until ``stop_event`` is set."""
         remove_orphan_scratch()
+        if self.blender is None:
+            self.early_child = take_early(self.child_env)
         self._start_child()
         sock = self._connect()
         beat = {"next": time.monotonic()}
@@ -192,8 +123,7 @@ class Worker:
         heard = time.monotonic()
         next_request = time.monotonic()
         waiting = False  # a REQUEST is out
-        wake = self.context.socket(zmq.PAIR)  # stop() wakes the loop through it
-        wake.bind(self._wake_endpoint)
+        wake = self.wake.socket()
         poller, polled = zmq.Poller(), ()
         try:
             while not self.stop_event.is_set():

@@ -1,5 +1,6 @@
 """The worker supervisor sleeps while its Blender child renders: it wakes for messages and heartbeats, not on a
-short timer (it once woke four times a heartbeat, burning CPU beside the render); stop() wakes it at once."""
+short timer (it once woke four times a heartbeat, burning CPU beside the render). Worker and coordinator sleep
+long when nothing is due, and stop() wakes them at once (``synthfarm render`` waited for their timeouts)."""
 import sys
 import threading
 import time
@@ -7,6 +8,7 @@ import time
 import zmq
 
 from synthfarm.farm import protocol as p
+from synthfarm.farm.coordinator import Coordinator
 from synthfarm.farm.worker import Worker
 
 CHILD = '''#!{python}
@@ -25,6 +27,14 @@ while True:
 '''
 
 
+def standin(tmp_path, seconds: float):
+    """A stand-in for Blender: the child's side of the PAIR socket; each task takes ``seconds``."""
+    blender = tmp_path / "standin-blender"
+    blender.write_text(CHILD.format(python=sys.executable, seconds=seconds))
+    blender.chmod(0o755)
+    return blender
+
+
 def recv(sock, kind, timeout=30.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -35,11 +45,9 @@ def recv(sock, kind, timeout=30.0):
     raise AssertionError(f"no {kind} from the worker")
 
 
-def test_the_supervisor_sleeps_while_its_child_renders_and_stops_at_once(tmp_path):
+def test_the_supervisor_sleeps_while_its_child_renders(tmp_path):
     render_seconds, heartbeat = 3.0, 1.0
-    blender = tmp_path / "standin-blender"
-    blender.write_text(CHILD.format(python=sys.executable, seconds=render_seconds))
-    blender.chmod(0o755)
+    blender = standin(tmp_path, render_seconds)
     context = zmq.Context()
     coordinator = context.socket(zmq.ROUTER)  # the coordinator's side, played by the test
     coordinator.setsockopt(zmq.LINGER, 0)
@@ -62,11 +70,35 @@ def test_the_supervisor_sleeps_while_its_child_renders_and_stops_at_once(tmp_pat
         assert p.decode(done[1:])[1].ok
         # a heartbeat a second and the child's answer; a short timer would be 4 or more a heartbeat
         assert during <= render_seconds / heartbeat + 3, f"{during} wake-ups in a {render_seconds:g} s render"
-        woke = worker.wakeups
-        worker.stop()
-        thread.join(timeout=heartbeat / 2)  # not at its next timeout: at once
-        assert not thread.is_alive() and worker.wakeups == woke + 1
     finally:
         worker.stop()
         thread.join(timeout=30)
+        context.destroy(linger=0)
+
+
+def test_stop_wakes_a_sleeping_worker_and_coordinator(tmp_path):
+    context = zmq.Context()
+    coordinator = Coordinator(tmp_path / "state", *["tcp://127.0.0.1:0"] * 4, context=context, heartbeat=60)
+    worker = Worker(coordinator.workers_endpoint, "w0", blender=str(standin(tmp_path, 0)), context=context,
+                    work_dir=tmp_path / "w0")
+    threads = [threading.Thread(target=coordinator.serve), threading.Thread(target=worker.run)]
+    for thread in threads:
+        thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while worker.wakeups < 2 and time.monotonic() < deadline:  # welcomed (heartbeat 60 s), asleep
+            time.sleep(0.05)
+        assert worker.heartbeat == 60
+        woke = worker.wakeups
+        worker.stop()
+        coordinator.stop()
+        for thread in threads:
+            thread.join(timeout=10)  # their next timeouts are 30 s and more away
+            assert not thread.is_alive()
+        assert worker.wakeups == woke + 1
+    finally:
+        worker.stop()
+        coordinator.stop()
+        for thread in threads:
+            thread.join(timeout=60)
         context.destroy(linger=0)
