@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Iterable
 import numpy as np
 from pycocotools import mask as coco_mask
 
-from .raster import rasterize
+from .raster import rasterize, rasterize_window
 
 if TYPE_CHECKING:
     from .lens import Lens, View
@@ -53,21 +53,74 @@ def bbox_of_mask(mask: np.ndarray) -> list[int] | None:
 
 
 def instances_from_mask(index: np.ndarray, ids: Iterable[int]) -> dict[int, InstanceLabel]:
-    """Visible pixels, box and RLE of every requested id present in the instance image."""
+    """Visible pixels, box and RLE of every requested id present in the instance image.
+
+    One pass over the image for all ids: the image is cut into runs of equal ids in column-major order (COCO
+    RLE's order); each id's runs give its pixel count, its box (a run that crosses into the next column covers
+    the last and the first row) and its RLE counts, which pycocotools compresses (the same string as encoding
+    the id's mask)."""
     index = np.asarray(index)
     if index.ndim != 2 or not np.issubdtype(index.dtype, np.integer):
         raise TypeError(f"an instance-id image must be a 2D integer array, got {index.dtype} {index.shape}")
     wanted = np.asarray(sorted(set(int(i) for i in ids)), dtype=np.int64)
     wanted = wanted[wanted > 0]  # 0 is background
-    if wanted.size == 0:
+    if wanted.size == 0 or index.size == 0:
         return {}
-    counts = np.bincount(index.ravel().clip(0), minlength=int(wanted.max()) + 1)
-    fortran = np.asfortranarray(index)  # pycocotools wants column-major masks; comparisons keep the layout
-    labels = {}
-    for iid in wanted[counts[wanted] > 0].tolist():
-        mask = fortran == iid
-        labels[iid] = InstanceLabel(iid, int(counts[iid]), bbox_of_mask(mask), rle_encode(mask))
-    return labels
+    height, width = index.shape
+    flat = index.ravel(order="F")
+    starts = np.flatnonzero(np.r_[True, flat[1:] != flat[:-1]])
+    ends = np.r_[starts[1:], flat.size]  # runs are [start, end)
+    values = flat[starts]
+    keep = np.isin(values, wanted)
+    order = np.argsort(values[keep], kind="stable")  # grouped by id, in image order within an id
+    starts, ends, values = starts[keep][order], ends[keep][order], values[keep][order]
+    if not values.size:
+        return {}
+    present, first = np.unique(values, return_index=True)
+    c0, c1 = starts // height, (ends - 1) // height
+    one_column = c0 == c1
+    r0 = np.where(one_column, starts % height, 0)
+    r1 = np.where(one_column, (ends - 1) % height, height - 1)
+    x0, x1 = np.minimum.reduceat(c0, first), np.maximum.reduceat(c1, first)
+    y0, y1 = np.minimum.reduceat(r0, first), np.maximum.reduceat(r1, first)
+    pixels = np.add.reduceat(ends - starts, first)
+    rles = _rle_from_runs(starts, ends, first, height, width)
+    return {int(iid): InstanceLabel(int(iid), int(n), [int(a), int(b), int(c - a + 1), int(d - b + 1)], rle)
+            for iid, n, a, b, c, d, rle in zip(present, pixels, x0, y0, x1, y1, rles)}
+
+
+def _rle_from_runs(starts: np.ndarray, ends: np.ndarray, first: np.ndarray, height: int, width: int) -> list[dict]:
+    """COCO compressed RLEs of (height, width) masks given by their runs of ones in column-major order: [start,
+    end) sorted, disjoint and not touching within a mask; ``first``: where each mask's runs begin."""
+    previous_end = np.r_[0, ends[:-1]]
+    previous_end[first] = 0  # a mask's first run follows the image's start
+    counts = np.empty(2 * starts.size, dtype=np.int64)  # zeros before each run, then the run
+    counts[0::2], counts[1::2] = starts - previous_end, ends - starts
+    size = height * width
+    last = np.r_[first[1:], starts.size] - 1
+    uncompressed = [{"size": [height, width],
+                     "counts": [*counts[2 * a:2 * b + 2].tolist(), *([size - int(ends[b])] if ends[b] < size else [])]}
+                    for a, b in zip(first.tolist(), last.tolist())]
+    return [{"size": [height, width], "counts": rle["counts"].decode("ascii")}
+            for rle in coco_mask.frPyObjects(uncompressed, height, width)]
+
+
+def rle_encode_window(window: np.ndarray, top: int, left: int, height: int, width: int) -> dict:
+    """:func:`rle_encode` of the (height, width) mask that holds ``window`` at (top, left) and nothing else, without
+    making that mask."""
+    h = window.shape[0]
+    padded = np.zeros((h + 2, window.shape[1]), dtype=bool, order="F")  # a False row above and below each column
+    padded[1:-1] = window
+    flat = padded.ravel(order="F")
+    edges = np.flatnonzero(flat[1:] != flat[:-1]) + 1  # each column's runs of ones start and end inside it
+    if not edges.size:
+        return rle_encode(np.zeros((height, width), dtype=bool, order="F"))
+    start, end = edges[0::2], edges[1::2]
+    starts = (left + start // (h + 2)) * height + top + start % (h + 2) - 1
+    ends = starts + (end - start)
+    joined = np.r_[False, starts[1:] == ends[:-1]]  # a window as tall as the image: runs go on in the next column
+    starts, ends = starts[~joined], ends[np.r_[~joined[1:], True]]
+    return _rle_from_runs(starts, ends, np.zeros(1, dtype=np.int64), height, width)[0]
 
 
 def blender_to_opencv_camera(matrix_world) -> tuple[np.ndarray, np.ndarray]:
@@ -134,15 +187,15 @@ def _amodal(K, front_tris, width, height) -> dict:
         x0, y0 = pts.min(axis=0)
         x1, y1 = pts.max(axis=0)
         labels["amodal_bbox_unclipped"], labels["amodal_bbox"] = _boxes(pts, width, height)
-        inside = rasterize(px_tris, width, height)
+        inside, top, left = rasterize_window(px_tris, width, height)
         labels["amodal_pixels"] = int(inside.sum())
         if labels["amodal_pixels"]:
-            labels["amodal_segmentation"] = rle_encode(inside)
+            labels["amodal_segmentation"] = rle_encode_window(inside, top, left, height, width)
         # the whole silhouette, on a canvas reaching past the image (at most two images each way)
         ox, oy = int(np.floor(max(x0, -2 * width))), int(np.floor(max(y0, -2 * height)))
         ex, ey = int(np.ceil(min(x1, 3 * width))), int(np.ceil(min(y1, 3 * height)))
         if labels["amodal_pixels"] and (ox < 0 or oy < 0 or ex > width or ey > height):
-            total = int(rasterize(px_tris, ex - ox, ey - oy, origin=(ox, oy)).sum())
+            total = int(rasterize_window(px_tris, ex - ox, ey - oy, origin=(ox, oy))[0].sum())
             labels["truncation"] = float(1.0 - labels["amodal_pixels"] / max(total, labels["amodal_pixels"]))
         elif labels["amodal_pixels"]:
             labels["truncation"] = 0.0

@@ -18,9 +18,19 @@ def rasterize(triangles: np.ndarray, width: int, height: int, origin: tuple[int,
     e.g. to measure how much of an object is cut off by the image border). The mask is column-major
     (Fortran order), as COCO RLE encoding wants it."""
     mask = np.zeros((height, width), dtype=bool, order="F")
+    window, top, left = rasterize_window(triangles, width, height, origin)
+    mask[top:top + window.shape[0], left:left + window.shape[1]] = window
+    return mask
+
+
+def rasterize_window(triangles: np.ndarray, width: int, height: int,
+                     origin: tuple[int, int] = (0, 0)) -> tuple[np.ndarray, int, int]:
+    """The part of :func:`rasterize`'s mask that can hold covered pixels: (window, top row, left column), the
+    window a bool array no larger than the triangles' extent on the canvas (empty when nothing is covered)."""
+    nothing = (np.zeros((0, 0), dtype=bool), 0, 0)
     tri = np.asarray(triangles, dtype=np.float64).reshape(-1, 3, 2) - np.asarray(origin, dtype=np.float64)
     if tri.size == 0:
-        return mask
+        return nothing
     (ax, ay), (bx, by), (cx, cy) = tri[:, 0].T, tri[:, 1].T, tri[:, 2].T
     area = (bx - ax) * (cy - ay) - (by - ay) * (cx - ax)
     r0 = np.clip(np.ceil(tri[:, :, 1].min(axis=1) - 0.5), 0, height).astype(np.int64)
@@ -28,7 +38,7 @@ def rasterize(triangles: np.ndarray, width: int, height: int, origin: tuple[int,
     rows = np.where(np.abs(area) > 1e-12, np.maximum(r1 - r0 + 1, 0), 0)
     nz = np.flatnonzero(rows)
     if nz.size == 0:
-        return mask
+        return nothing
     which = np.repeat(nz, rows[nz])
     row = r0[which] + np.arange(which.size) - np.repeat(np.cumsum(rows[nz]) - rows[nz], rows[nz])
     y = row + 0.5
@@ -49,11 +59,13 @@ def rasterize(triangles: np.ndarray, width: int, height: int, origin: tuple[int,
     c1 = np.clip(np.floor(hi - 0.5), -1, width - 1).astype(np.int64)
     ok = ~empty & (c1 >= c0)
     if not ok.any():
-        return mask
+        return nothing
     row, c0, c1 = row[ok], c0[ok], c1[ok]
     top, left = row.min(), c0.min()
-    runs = np.zeros((row.max() - top + 1, c1.max() - left + 2), dtype=np.int32)
-    np.add.at(runs, (row - top, c0 - left), 1)
-    np.add.at(runs, (row - top, c1 - left + 1), -1)
-    mask[top:top + runs.shape[0], left:left + runs.shape[1] - 1] = np.cumsum(runs, axis=1)[:, :-1] > 0
-    return mask
+    shape = (row.max() - top + 1, c1.max() - left + 2)
+    # +1 where a span starts, -1 just after it ends, counted per cell (bincount: one pass, unlike np.add.at)
+    base = (row - top) * shape[1] - left
+    runs = np.bincount(base + c0, minlength=shape[0] * shape[1]) - \
+        np.bincount(base + c1 + 1, minlength=shape[0] * shape[1])
+    window = np.asfortranarray(np.cumsum(runs.reshape(shape), axis=1)[:, :-1] > 0)
+    return window, int(top), int(left)
