@@ -4,7 +4,7 @@ import pytest
 from pycocotools import mask as coco_mask
 
 from synthfarm.addon.core.groundtruth import (bbox_of_mask, blender_to_opencv_camera, instances_from_mask, project,
-                                              rle_decode, rle_encode)
+                                              rle_decode, rle_encode, rle_encode_window)
 
 
 def scene_mask():
@@ -84,3 +84,17 @@ def test_full_image_instance_and_input_checks():
         instances_from_mask(np.zeros((4, 4), np.float32), [1])
 
 
+
+
+def test_rle_of_a_window_is_the_rle_of_its_whole_mask():
+    """rle_encode_window (the amodal mask, encoded without making a full image) equals rle_encode of the full
+    mask: windows anywhere, empty, full, and as tall as the image (runs going on into the next column)."""
+    rng = np.random.default_rng(11)
+    for _ in range(300):
+        height, width = (int(v) for v in rng.integers(1, 30, 2))
+        h, w = int(rng.integers(0, height + 1)), int(rng.integers(0, width + 1))
+        top, left = int(rng.integers(0, height - h + 1)), int(rng.integers(0, width - w + 1))
+        window = rng.random((h, w)) < rng.choice([0.0, 0.3, 0.9, 1.0])
+        full = np.zeros((height, width), dtype=bool)
+        full[top:top + h, left:left + w] = window
+        assert rle_encode_window(np.asfortranarray(window), top, left, height, width) == rle_encode(full)
