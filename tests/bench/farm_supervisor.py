@@ -80,9 +80,9 @@ def sample(pid: int, done: threading.Event) -> list[tuple[float, float]]:
 
 
 def standalone(jobs: int, tmp: Path, env: dict) -> list[tuple[float, float]]:
-    port = farm_procs.free_ports(4)
+    port, blender = farm_procs.free_ports(4), standin(tmp)
     coordinator = cli("coordinator", "--port", port, "--data", tmp / "state", "--out-root", tmp / "datasets", env=env)
-    worker = cli("worker", "--connect", f"tcp://127.0.0.1:{port}", "--name", "w0", "--blender", standin(tmp),
+    worker = cli("worker", "--connect", f"tcp://127.0.0.1:{port}", "--name", "w0", "--blender", blender,
                  "--work-dir", tmp / "w0", env=env)
     client = FarmClient(f"tcp://127.0.0.1:{port + 1}", timeout=30)
     done = threading.Event()
