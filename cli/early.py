@@ -21,7 +21,9 @@ def _option(argv: list[str], name: str) -> str | None:
 
 def start_blender_early(argv: list[str]) -> bool:
     """Start the child when ``argv`` (sys.argv) runs ``synthfarm render`` on the embedded farm; True if it did."""
-    if not argv or Path(argv[0]).name not in ("synthfarm", "-m", "__main__.py"):
+    # the program: the synthfarm script, or `python -m synthfarm.cli` (argv[0] is "-m" while it is being found)
+    if not argv or not (Path(argv[0]).name == "synthfarm" or argv[0] == "-m"
+                        or Path(argv[0]).parts[-2:] == ("cli", "__main__.py")):
         return False
     args = argv[1:]
     words = [a for a in args if not a.startswith("-")]

@@ -13,7 +13,7 @@ TINY = Path(__file__).resolve().parents[1] / "data" / "tiny.yaml"
 def test_render_starts_blender_first_and_its_worker_renders_with_it(tmp_path):
     for argv in (["synthfarm", "render", str(TINY), "--in-process"], ["synthfarm", "validate", str(TINY)],
                  ["synthfarm", "render", "--help"], ["synthfarm", "render", str(TINY), "--device", "tpu"],
-                 ["pytest", "render"]):
+                 ["pytest", "render"], ["/venv/lib/python3.13/site-packages/pytest/__main__.py", "render"]):
         assert not start_blender_early(argv) and not children._EARLY, argv
     assert start_blender_early(["synthfarm", "-v", "render", str(TINY), "--out", str(tmp_path), "--device=cpu"])
     [early] = children._EARLY
