@@ -2,6 +2,7 @@
 
     synthfarm render RECIPE --jobs N --out DIR [--preview] [--seed S] [--set name=value ...]
     synthfarm convert DIR --to coco|yolo|kitti|voc|bop [--class-map F] [--min-visibility V] ...
+    synthfarm report DIR
     synthfarm validate RECIPE
     synthfarm params RECIPE
     synthfarm compare A B [--out DIR] [--features handcrafted|onnx:PATH] [--projection umap|tsne|pca]
@@ -52,7 +53,10 @@ def _overrides(recipe, pairs: tuple[str, ...]) -> dict:
 @click.argument("recipe", type=click.Path(dir_okay=False))
 @click.option("--jobs", "-n", type=click.IntRange(min=1), default=1, show_default=True, help="Number of jobs.")
 @click.option("--out", "-o", type=click.Path(file_okay=False), required=True,
-              help="Dataset folder. An existing dataset of the same recipe is resumed, not overwritten.")
+              help="Dataset folder. The same dataset there (recipe, seed, tier, parameter values, resolutions) is "
+                   "resumed; another one is refused, with what differs.")
+@click.option("--replace", is_flag=True, help="Delete the dataset in OUT (its frames, exports and report) and render "
+                                                "this one, when OUT holds another dataset.")
 @click.option("--preview", is_flag=True, help="Preview tier: one frame, fewer samples, smaller images.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Batch seed; job seeds derive from it and the job number.")
@@ -63,34 +67,37 @@ def _overrides(recipe, pairs: tuple[str, ...]) -> dict:
               help="Local workers of the embedded farm, each with one Blender process (default: one per NVIDIA "
                    "GPU, one on a machine without).")
 @click.option("--in-process", is_flag=True, help="Render in this process instead of on the embedded farm.")
-def render(recipe, jobs, out, preview, seed, sets, device, workers, in_process):
+def render(recipe, jobs, out, replace, preview, seed, sets, device, workers, in_process):
     """Render JOBS jobs of RECIPE into the dataset folder OUT on an embedded farm (a coordinator and local
     workers in one command; its state lives in OUT/.farm)."""
     model = _load(recipe)
     params = _overrides(model, sets)
     from ..addon.core.dataset.native import DatasetError
-    from ..addon.engine.api import BatchMismatchError
 
     try:
         if in_process:
             from ..addon.engine.api import render as render_dataset
 
             summary = render_dataset(recipe, jobs=jobs, out=out, seed=seed, preview=preview, params=params,
-                                     device=device, progress=True)
+                                     device=device, progress=True, replace=replace)
             rendered, skipped, interrupted = summary.jobs_rendered, summary.jobs_skipped, summary.interrupted
             failed, errors = 0, []
         else:
-            from ..farm.embedded import render_on_farm
+            from ..farm.embedded import NoWorkerError, render_on_farm
 
-            with _progress_bar(jobs) as bar:
-                summary = render_on_farm(Path(recipe), jobs, Path(out), seed=seed, preview=preview, params=params,
-                                         workers=workers, device=device, progress=bar)
+            try:
+                with _progress_bar(jobs) as bar:
+                    summary = render_on_farm(Path(recipe), jobs, Path(out), seed=seed, preview=preview,
+                                             params=params, workers=workers, device=device, progress=bar,
+                                             replace=replace)
+            except NoWorkerError as err:
+                raise click.ClickException(str(err)) from None
             rendered, skipped, interrupted = summary.jobs_done, summary.jobs_skipped, summary.interrupted
             failed, errors = summary.jobs_failed, summary.errors or []
             if summary.stopped:
                 raise click.ClickException(f"stopped: {summary.stopped}; free some space and run the same command "
                                            "again")
-    except (BatchMismatchError, DatasetError, JobError, RecipeError) as err:
+    except (DatasetError, JobError, RecipeError) as err:
         raise click.ClickException(str(err)) from None
     click.echo(f"{rendered + skipped}/{jobs} jobs in {out} ({rendered} rendered, {skipped} already there"
                f"{f', {failed} failed' if failed else ''}; {summary.seconds:.1f} s)")
@@ -127,32 +134,46 @@ class _progress_bar:
 @main.command()
 @click.argument("dataset", type=click.Path(file_okay=False, exists=True))
 @click.option("--to", "formats", multiple=True, required=True, metavar="FORMAT",
-              help="coco, coco-polygons, yolo, yolo-seg, kitti, voc, bop, mot or coco-video (repeatable, or "
+              help="coco, coco-polygons, yolo, yolo-seg, yolo-pose, kitti, voc, bop, mot or coco-video (repeatable, or "
                    "comma-separated).")
 @click.option("--class-map", type=click.Path(dir_okay=False, exists=True),
-              help="Class map YAML: class ids, names, supercategories and rules from labels to classes.")
-@click.option("--min-visibility", type=click.FloatRange(0, 1), default=0.0, show_default=True,
-              help="Leave out objects whose visible fraction is lower.")
-@click.option("--min-pixels", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Class map YAML: class ids, names, supercategories and rules from labels to classes "
+                   "(default: the recipe's).")
+@click.option("--min-visibility", type=click.FloatRange(0, 1),
+              help="Leave out objects whose visible fraction is lower (default: the recipe's output.filters).")
+@click.option("--min-pixels", type=click.IntRange(min=1),
               help="Leave out objects with fewer visible pixels (fully hidden objects are always left out).")
-@click.option("--drop-truncated", is_flag=True, help="Leave out objects cut by the image border (> 1 %).")
-@click.option("--ignore-class", "ignore", multiple=True, metavar="CLASS", help="Leave out a class (repeatable).")
-@click.option("--val-fraction", type=click.FloatRange(0, 1), default=0.2, show_default=True,
-              help="YOLO: share of frames in the validation split.")
+@click.option("--drop-truncated/--keep-truncated", default=None,
+              help="Leave out (or keep) objects cut by the image border (> 1 %).")
+@click.option("--ignore-class", "ignore", multiple=True, metavar="CLASS",
+              help="Leave out a class (repeatable; replaces the recipe's list).")
+@click.option("--val-fraction", type=click.FloatRange(0, 1),
+              help="Share of frames in the validation split (COCO, YOLO, VOC; default: the recipe's).")
+@click.option("--test-fraction", type=click.FloatRange(0, 1), help="Share of frames in a test split.")
 @click.option("--out", type=click.Path(file_okay=False), help="Where to write DATASET/<format>/ (default: DATASET).")
-def convert(dataset, formats, class_map, min_visibility, min_pixels, drop_truncated, ignore, val_fraction, out):
-    """Export the native DATASET to other formats, into DATASET/<format>/."""
+def convert(dataset, formats, class_map, min_visibility, min_pixels, drop_truncated, ignore, val_fraction,
+            test_fraction, out):
+    """Export the native DATASET to other formats, into DATASET/<format>/ (each export replaces the
+    previous one whole). The recipe's output section (filters, splits, class map) applies unless an
+    option says otherwise."""
+    import dataclasses
+
     from ..addon.core.dataset.classmap import ClassMapError
-    from ..addon.core.dataset.convert import ConvertError, convert as run
-    from ..addon.core.dataset.frames import Filters
+    from ..addon.core.dataset.convert import convert as run, recipe_settings
+    from ..addon.core.dataset.native import DatasetError, require_dataset
 
     names = [n.strip() for item in formats for n in item.split(",") if n.strip()]
-    filters = Filters(min_visibility=min_visibility, min_pixels=min_pixels, drop_truncated=drop_truncated,
-                      ignore_classes=frozenset(ignore))
+    given = {"min_visibility": min_visibility, "min_pixels": min_pixels, "drop_truncated": drop_truncated,
+             "ignore_classes": frozenset(ignore) if ignore else None}
+    given = {k: v for k, v in given.items() if v is not None}
     try:
+        filters = None
+        if given:  # the options given replace those fields of the recipe's filters
+            require_dataset(Path(dataset))
+            filters = dataclasses.replace(recipe_settings(Path(dataset)).filters, **given)
         results = run(Path(dataset), names, class_map=class_map, filters=filters, val_fraction=val_fraction,
-                      out=Path(out) if out else None)
-    except (ConvertError, ClassMapError, FileNotFoundError) as err:
+                      test_fraction=test_fraction, out=Path(out) if out else None)
+    except (DatasetError, ClassMapError, ValueError) as err:
         raise click.ClickException(str(err)) from None
     for name, counts in results.items():
         click.echo(f"{name}: {', '.join(f'{k} {v}' for k, v in counts.items())} -> {Path(out or dataset) / name}")
@@ -165,8 +186,12 @@ def report(dataset, out):
     """Write an HTML report of DATASET: parameters requested vs realised, class counts, objects per image,
     box sizes and aspects, visibility, brightness, and sample frames with boxes and masks drawn."""
     from ..addon.core.analytics import write_report
+    from ..addon.core.dataset.native import DatasetError
 
-    click.echo(write_report(Path(dataset), Path(out) if out else None))
+    try:
+        click.echo(write_report(Path(dataset), Path(out) if out else None))
+    except DatasetError as err:
+        raise click.ClickException(str(err)) from None
 
 
 @main.command()

@@ -176,6 +176,8 @@ def worker(connect, gpu, device, max_jobs, max_rss, blender, name, work_dir, key
     _stop_on_signals(w.stop_event)
     click.echo(f"worker {w.worker_id} -> {connect}")
     w.run()
+    if w.fatal:
+        raise click.ClickException(f"this worker cannot render: {w.fatal}")
 
 
 @main.command()
@@ -331,7 +333,7 @@ def workers(connect, keys):
         gpu = f" {w['gpu_model']} ({w['vram_bytes'] / 2**30:.0f} GiB)" if w.get("gpu_model") else ""
         job = f", job {w['current_job']} of {w['current_batch']}" if w.get("current_batch") else ""
         click.echo(f"{w['id']} {w['status']} {w['device'] or '-'}{gpu} on {w['host'] or '-'}{job} "
-                   f"(seen {time.time() - w['last_seen']:.0f} s ago)")
+                   f"(seen {time.time() - w['last_seen']:.0f} s ago)" + (f": {w['error']}" if w.get("error") else ""))
 
 
 

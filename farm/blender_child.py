@@ -20,13 +20,30 @@ from pathlib import Path
 
 import zmq
 
+from ..addon.core.dataset.identity import batch_identity
 from ..addon.core.dataset.native import DatasetWriter
 from ..addon.core.jobs import JobSpec
 from ..addon.core.recipe import parse_recipe_text
-from ..addon.engine.runner import Runner
 from . import protocol as p
 
 log = logging.getLogger(__name__)
+NO_BLENDER_FIX = ("install Blender's Python module for this Python (pip install 'synthfarm[blender]': bpy 5.3 on "
+                  "Python 3.13, bpy 5.0 on 3.11), or run the worker inside Blender (synthfarm worker --blender "
+                  "/path/to/blender)")
+
+
+def load_runner():
+    """The engine's Runner class; raises ChildStartError (cause and fix) when Blender cannot be imported."""
+    try:
+        from ..addon.engine.runner import Runner
+    except ImportError as err:
+        raise ChildStartError(f"Blender cannot be imported in {sys.executable} ({type(err).__name__}: {err}); "
+                              f"{NO_BLENDER_FIX}") from err
+    return Runner
+
+
+class ChildStartError(Exception):
+    """This process cannot render: the message says why and what to do."""
 
 
 def send(sock, message: dict, parent: int) -> None:
@@ -42,12 +59,13 @@ def send(sock, message: dict, parent: int) -> None:
             time.sleep(0.05)
 
 
-def run_task(runner: Runner, task: p.Task, sock, parent: int) -> dict:
+def run_task(runner, task: p.Task, sock, parent: int) -> dict:
     start = time.perf_counter()
     root = Path(task.bundle_root) if task.bundle_root else None  # a job's inputs: nothing outside them is read
     recipe = parse_recipe_text(task.recipe, Path(task.recipe_dir), root=root)
     writer = DatasetWriter(Path(task.staging))
-    writer.open(task.recipe, recipe.hash(), {"name": recipe.name, "attempt": task.attempt_id})
+    identity = batch_identity(recipe, preview=task.preview, jobs=[(task.params, task.seed)])
+    writer.open(task.recipe, identity, {"name": recipe.name, "attempt": task.attempt_id})  # a fresh staging folder
     job = JobSpec(id=task.job_id, params=task.params, seed=task.seed, frames=task.frames, preview=task.preview)
     done = [0]
 
@@ -81,8 +99,14 @@ def main(endpoint: str) -> None:
     sock = context.socket(zmq.PAIR)
     sock.setsockopt(zmq.LINGER, 1000)
     sock.connect(endpoint)
-    runner = Runner(device=os.environ.get("SYNTHFARM_DEVICE", "auto"),
-                    gpu_index=int(os.environ["SYNTHFARM_GPU"]) if os.environ.get("SYNTHFARM_GPU") else None)
+    try:
+        runner = load_runner()(device=os.environ.get("SYNTHFARM_DEVICE", "auto"),
+                               gpu_index=int(os.environ["SYNTHFARM_GPU"]) if os.environ.get("SYNTHFARM_GPU") else None)
+    except Exception as err:  # no Blender, a broken one, no device: the supervisor reports it and stops
+        cause = str(err) if isinstance(err, ChildStartError) else f"{type(err).__name__}: {err}"
+        sock.send_json({"fatal": cause})
+        sock.close(linger=2000)
+        sys.exit(3)
     sock.send_json({"ready": True, "pid": os.getpid()})
     parent = os.getppid()
     while True:

@@ -40,11 +40,16 @@ def child_env(device: str, gpu: int | None) -> dict:
 
 
 class ChildError(Exception):
-    pass
+    """The Blender child cannot start; the message says why (its own words or its last lines) and the fix."""
+
+
+class ChildCannotRun(ChildError):
+    """The child said why it cannot run (no Blender module, no executable): starting it again would not help."""
 
 
 class Child:
-    """A Blender process running :mod:`blender_child`, reached over a PAIR socket."""
+    """A Blender process running :mod:`blender_child`, reached over a PAIR socket. Its output is passed on
+    to our stderr and its end kept (tasklog.OutputTail), to say why it died."""
 
     def __init__(self, context: zmq.Context, blender: str | None = None, env: dict | None = None,
                  start_timeout: float = 120.0):
@@ -62,24 +67,40 @@ class Child:
             cmd = [sys.executable, "-m", "synthfarm.farm.blender_child", endpoint]
         # its own session: a Ctrl-C at the terminal reaches the supervisor, which decides the child's fate
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **env}  # its lines reach the task log as printed
-        self.process = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL,
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            self.process = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                            stderr=subprocess.STDOUT, start_new_session=True)
+        except OSError as err:
+            self.sock.close(linger=0)
+            shutil.rmtree(self.scratch, ignore_errors=True)
+            raise ChildCannotRun(f"cannot start the Blender child ({' '.join(cmd)}): {err}; give a Blender "
+                                 "executable with --blender, or install the bpy module (pip install "
+                                 "'synthfarm[blender]')") from None
         self.output = OutputTail(self.process.stdout)  # echoed to our stderr; each attempt's end is kept
         self.cmd, self.start_timeout, self.started = cmd, start_timeout, time.monotonic()
         self.ready = False
 
     def wait_ready(self) -> "Child":
-        """Until the child says it is ready (it boots Blender meanwhile; start it early, wait late)."""
+        """Until the child says it is ready (it boots Blender meanwhile; start it early, wait late). Raises
+        ChildCannotRun when it says why it cannot (no Blender module), ChildError with its last lines when it
+        dies or stays silent."""
         deadline = self.started + self.start_timeout
         while not self.ready and time.monotonic() < deadline:
             if self.sock.poll(200):
-                self.ready = bool(self.sock.recv_json().get("ready"))
+                hello = self.sock.recv_json()
+                if hello.get("fatal"):
+                    self.kill()
+                    raise ChildCannotRun(hello["fatal"])
+                self.ready = bool(hello.get("ready"))
             elif self.process.poll() is not None:
                 break
         if not self.ready:
             self.kill()
-            raise ChildError(f"the Blender child did not start ({' '.join(self.cmd)}; exit code "
-                             f"{self.process.poll()})")
+            self.output.wait(2)
+            said = " | ".join(line for line in self.output.text().splitlines() if line.strip())[-1500:]
+            raise ChildError(f"the Blender child did not start (exit code {self.process.poll()}; {' '.join(self.cmd)})"
+                             + (f": {said}" if said else "") + "; check that Blender runs here (python -c "
+                             "'import bpy', or the --blender executable), then start the worker again")
         return self
 
     def alive(self) -> bool:

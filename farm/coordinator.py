@@ -74,6 +74,7 @@ class Coordinator(ClientRequests):
         self.jobs_log.check_all()
         self.state_error = ""  # why the state cannot be written (its disk is full); dispatch waits meanwhile
         self._seen: dict[bytes, float] = {}
+        self.worker_errors: dict[str, str] = {}  # worker id -> why it cannot render (from its BYE)
         self._known = {w["id"].encode() for w in self.store.workers() if w["status"] != "gone"}
         for attempt in self.store.running_attempts():  # workers that ran something: heard from now, or lost
             self._seen[attempt["worker_id"].encode()] = time.monotonic()
@@ -306,7 +307,10 @@ class Coordinator(ClientRequests):
         elif kind == "BYE":
             for attempt in self.store.running_attempts(worker_id):
                 self._lose(attempt["id"], "worker left")
-            self.store.worker_seen(worker_id, status="gone")
+            if msg.error:  # it cannot render: say so where people look (the log, `synthfarm workers`)
+                log.error("worker %s cannot render: %s", worker_id, msg.error)
+                self.worker_errors[worker_id] = msg.error
+            self.store.worker_seen(worker_id, status="broken" if msg.error else "gone")
             self._known.discard(identity)
             self._seen.pop(identity, None)  # a worker that said BYE is gone, not lost
 

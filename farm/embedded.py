@@ -19,7 +19,9 @@ from typing import Callable
 
 import zmq
 
+from ..addon.core.dataset import lock
 from ..addon.core.dataset.convert import export_for_recipe
+from ..addon.core.dataset.identity import batch_identity
 from ..addon.core.dataset.native import DatasetWriter
 from ..addon.core.jobs import resolve_params
 from .child import local_gpus
@@ -28,6 +30,10 @@ from .coordinator import Coordinator
 from .worker import Worker
 
 log = logging.getLogger(__name__)
+
+
+class NoWorkerError(RuntimeError):
+    """Every worker of the embedded farm stopped because its Blender cannot start; the message says why."""
 
 
 @dataclass
@@ -85,6 +91,12 @@ class EmbeddedFarm:
             thread.start()
         return self
 
+    def check_workers(self) -> None:
+        """Raise NoWorkerError when no local worker can render (their Blender children do not start)."""
+        if all(w.fatal for w in self.workers):
+            causes = sorted({w.fatal for w in self.workers})
+            raise NoWorkerError("no local worker can render: " + "; ".join(causes))
+
     def __exit__(self, *exc):
         for worker in self.workers:
             worker.stop()
@@ -103,15 +115,26 @@ def batch_id_for(out: Path, recipe_hash: str, count: int, seed: int, params: dic
 
 def render_on_farm(recipe_path: Path, jobs: int, out: Path, *, seed: int = 0, preview: bool = False,
                    params: dict | None = None, workers: int | None = None, device: str = "auto", max_jobs: int = 0,
-                   progress: Callable[[int, int], None] | None = None, poll_seconds: float = 2.0) -> FarmSummary:
+                   progress: Callable[[int, int], None] | None = None, poll_seconds: float = 2.0,
+                   replace: bool = False) -> FarmSummary:
     """Render ``jobs`` jobs of a recipe file into ``out`` on an embedded farm. The batch's status is read when
-    the coordinator announces a change of it (its events), and every ``poll_seconds`` in any case."""
+    the coordinator announces a change of it (its events), and every ``poll_seconds`` in any case. The folder
+    is locked against other writers throughout; a folder holding another dataset is refused unless ``replace``."""
     from ..addon.engine.api import load_source  # a .blend is read with the bpy module, here only
 
     recipe_path, out = Path(recipe_path).resolve(), Path(out).resolve()
     recipe, recipe_dir, text = load_source(recipe_path)
     params = resolve_params(recipe, params)  # bad values fail here, before anything is created
-    DatasetWriter(out).open(text, recipe.hash(), {"name": recipe.name})  # fails early on a foreign folder
+    with lock.writing(out, "render into it"):
+        identity = batch_identity(recipe, preview=preview, seed=seed, params=params)
+        DatasetWriter(out).open(text, identity, {"name": recipe.name}, replace=replace)  # refusals come first
+        return _run_batch(recipe, recipe_dir, text, jobs, out, seed=seed, preview=preview, params=params,
+                          workers=workers, device=device, max_jobs=max_jobs, progress=progress,
+                          poll_seconds=poll_seconds)
+
+
+def _run_batch(recipe, recipe_dir, text: str, jobs: int, out: Path, *, seed, preview, params, workers, device,
+               max_jobs, progress, poll_seconds) -> FarmSummary:
     batch_id = batch_id_for(out, recipe.hash(), jobs, seed, params or {}, preview)
     start = time.perf_counter()
     summary = FarmSummary(out, batch_id, jobs, 0, 0, 0, 0.0)
@@ -133,6 +156,7 @@ def render_on_farm(recipe_path: Path, jobs: int, out: Path, *, seed: int = 0, pr
                 if status["paused"]:  # nobody here will free the disk: stop, and say so
                     summary.stopped = status["reason"]
                     break
+                farm.check_workers()
                 if events.poll(int(poll_seconds * 1000)):  # a job moved: drain what came, then ask
                     while events.poll(0):
                         events.recv_multipart()

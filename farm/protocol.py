@@ -116,6 +116,7 @@ class Done(Payload):
 
 class Bye(Payload):
     worker_id: Name
+    error: str = ""  # why the worker stops, when it cannot render (e.g. its Blender does not start)
 
 
 # -- coordinator -> worker ------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..addon.core.dataset.identity import batch_identity
 from ..addon.core.dataset.native import DatasetError, DatasetWriter
 from ..addon.core.jobs import resolve_params
 from ..addon.core.recipe import RecipeError, parse_recipe_text
@@ -62,7 +63,7 @@ class ClientRequests:
             return {"batches": batches, "dropped": dict(self.dropped), "state_error": self.state_error,
                     "transfer_port": int(self.transfer_endpoint.rsplit(":", 1)[1])}
         if kind == "WORKERS":
-            return {"workers": self.fleet.workers()}
+            return {"workers": [{**w, "error": self.worker_errors.get(w["id"], "")} for w in self.fleet.workers()]}
         if kind == "JOBS":
             limit = min(msg.limit, self.settings.page_size)
             jobs = self.fleet.jobs(msg.batch_id, self.store.jobs(msg.batch_id, msg.offset, limit))
@@ -112,9 +113,9 @@ class ClientRequests:
             except ValueError as err:
                 raise ValueError(f"job {i}: {err}") from None
         frames = 1 if msg.preview else recipe.frames
-        writer = DatasetWriter(out)
-        done = writer.open(msg.recipe, recipe.hash(), {"name": recipe.name,
-                                                        "batch": batch_record(msg.seed, msg.preview, params, jobs)})
+        identity = batch_identity(recipe, preview=msg.preview, seed=msg.seed, params=params, jobs=jobs)
+        done = DatasetWriter(out).open(msg.recipe, identity, {
+            "name": recipe.name, "batch": batch_record(msg.seed, msg.preview, params, jobs)}, jobs=jobs)
         batch, created = self.store.submit(msg.batch_id, name=msg.name or recipe.name, recipe=msg.recipe,
                                            recipe_dir=msg.recipe_dir, out=str(out), count=count, seed=msg.seed,
                                            params=params, frames=frames, preview=msg.preview,

@@ -29,6 +29,7 @@ from typing import Callable
 import zmq
 
 from ..addon.core.dataset.native import FOLDERS
+from ..addon.core.files import new_temp_file
 
 CHUNK = 256 * 1024
 WINDOW = 8
@@ -118,8 +119,8 @@ class BlobStore:
     def add_file(self, source: Path, digest: str | None = None) -> str:
         digest = digest or sha256_file(source)
         if not self.has(digest):
-            fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".in-")
-            with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
+            tmp = new_temp_file(self.dir, ".in-")
+            with open(tmp, "wb") as out, open(source, "rb") as src:
                 out.write(src.read())
             os.replace(tmp, self.path(digest))
         return digest
@@ -205,9 +206,9 @@ def pull(sock, kind: str, header: dict, target: Path, tick: Callable[[], None] =
          timeout: float = 60.0) -> None:
     """Fetch a file in chunks (GET_BLOB or GET_OUTPUT) into ``target``, at most WINDOW requests ahead;
     written under a temporary name and renamed when whole."""
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    tmp = new_temp_file(target.parent, f".{target.name}.", ".part")
     try:
-        with os.fdopen(fd, "wb") as out:
+        with open(tmp, "wb") as out:
             _send(sock, kind, {**header, "offset": 0})
             _, answer, data = _recv(sock, timeout)
             size = answer["size"]

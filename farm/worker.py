@@ -23,7 +23,7 @@ from . import protocol as p
 from .auth import secure_client
 from ..addon.core.dataset.native import TMP_MARK
 from .capabilities import detect
-from .child import SCRATCH_PREFIX, Child, ChildError, child_env, take_early
+from .child import SCRATCH_PREFIX, Child, ChildCannotRun, ChildError, child_env, take_early
 from .health import HealthFile
 from .objectstore import StorageError
 from .wake import Wake
@@ -70,6 +70,7 @@ class Worker:
         self.jobs_done = 0
         self.restarts = 0
         self.wakeups = 0  # times the loop woke up (asleep in between)
+        self.fatal: str | None = None  # why this worker cannot render (its Blender child does not start)
 
     def stop(self) -> None:
         """Ask :meth:`run` (in another thread) to leave now, not at its next wake-up."""
@@ -100,17 +101,22 @@ class Worker:
                 self.child = (child or Child(self.context, self.blender, self.child_env)).wait_ready()
                 break
             except ChildError as err:
-                if attempt == tries - 1:
+                if attempt == tries - 1 or isinstance(err, ChildCannotRun):  # it said why: again would not help
                     raise
                 log.warning("%s; starting it again", err)
         self.jobs_in_child = 0
 
     def run(self) -> None:
-        """Serve until ``stop_event`` is set."""
+        """Serve until ``stop_event`` is set, or until the Blender child cannot start: then ``fatal`` says
+        why and how to fix it, and the coordinator hears it in the worker's BYE."""
         remove_orphan_scratch()
         if self.blender is None:
             self.early_child = take_early(self.child_env)
-        self._start_child()
+        try:
+            self._start_child()
+        except ChildError as err:
+            self._give_up(self._connect(), err)
+            return
         sock = self._connect()
         beat = {"next": time.monotonic()}
 
@@ -168,6 +174,9 @@ class Worker:
                     waiting, next_request = True, now + self.heartbeat * self.liveness  # ask again if unanswered
                 elif waiting and now >= next_request:
                     waiting = False
+        except ChildError as err:  # a restarted child did not come up
+            self.child = None
+            self._give_up(sock, err)
         finally:
             try:
                 sock.send_multipart(p.encode("BYE", p.Bye(worker_id=self.worker_id)), zmq.NOBLOCK)
@@ -179,6 +188,13 @@ class Worker:
                 self.child.kill() if self.attempt else self.child.stop()
             if self._transfer_sock is not None:
                 self._transfer_sock.close(linger=0)
+
+    def _give_up(self, sock, err: ChildError) -> None:
+        """This worker cannot render: say why in the log and in a BYE the coordinator keeps, then stop."""
+        self.fatal = str(err)
+        log.error("worker %s cannot render: %s", self.worker_id, err)
+        sock.send_multipart(p.encode("BYE", p.Bye(worker_id=self.worker_id, error=self.fatal)))
+        sock.close(linger=2000)  # time for the BYE to leave
 
     # -- no shared file system: inputs in, outputs out --
     def _transfer(self, fresh: bool = False):

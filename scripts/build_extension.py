@@ -30,7 +30,7 @@ PLATFORMS = {  # Blender's platform name -> the wheel tags pip may take for it
 }
 # What the add-on imports inside Blender (the CLI-only extras, click/tqdm/opencv/matplotlib, are not needed)
 REQUIREMENTS = ["pydantic>=2.6,<3", "pyyaml>=6", "pyzmq>=26", "OpenEXR>=3.3", "pycocotools>=2.0.8", "pillow>=10.1",
-                "psutil>=5.9"]
+                "psutil>=5.9", "filelock>=3.16", "plyfile>=1.0"]
 SKIP_WHEELS = ("numpy-",)  # Blender's own
 PYTHONS = ("3.11", "3.13", "3.14")  # Blender 5.0 runs 3.11; 5.1 to 5.3 run 3.13; distributions build 5.2+ on 3.14
 

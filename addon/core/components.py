@@ -549,6 +549,13 @@ class Camera(Component):
     clip: tuple[float, float] = Field((0.01, 100.0), json_schema_extra=unit("m"))
     outputs: list[Literal[OUTPUTS + EXTRA_OUTPUTS]] = list(OUTPUTS)  # type: ignore[valid-type]
 
+    def resolution_for(self, preview: bool, preview_scale: float) -> tuple[int, int]:
+        """The rendered (width, height): the preview tier scales it down (at least 4 px)."""
+        w, h = self.resolution
+        if preview:
+            w, h = max(4, round(w * preview_scale)), max(4, round(h * preview_scale))
+        return int(w), int(h)
+
     @model_validator(mode="after")
     def _lens(self):
         if self.focal_length is not None and self.fov is not None:

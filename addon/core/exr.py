@@ -1,4 +1,10 @@
-"""Reading and writing OpenEXR files with the OpenEXR Python bindings (pure numpy; no Blender)."""
+"""Reading and writing OpenEXR files with the OpenEXR Python bindings (pure numpy; no Blender).
+
+A dataset's depth is one float32 channel named ``Y`` and its normals are half-float ``R``, ``G``, ``B``
+(= x, y, z): the names OpenCV (4.x, with OPENCV_IO_ENABLE_OPENEXR=1), imageio's FreeImage plugin and EXR
+viewers read as a grey and a colour image. Datasets written before used ``Z`` and ``X, Y, Z``; the
+readers below take both.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,3 +31,26 @@ def read_exr(path: str | Path) -> dict[str, np.ndarray]:
             for name, channel in part.channels.items():
                 out[name] = channel.pixels
     return out
+
+
+DEPTH_CHANNEL = "Y"
+NORMAL_CHANNELS = ("R", "G", "B")
+
+
+def write_depth(path: str | Path, depth: np.ndarray) -> None:
+    write_exr(path, {DEPTH_CHANNEL: depth})
+
+
+def write_normals(path: str | Path, normals: np.ndarray) -> None:
+    write_exr(path, {name: normals[..., i] for i, name in enumerate(NORMAL_CHANNELS)}, half=True)
+
+
+def read_depth(path: str | Path) -> np.ndarray:
+    channels = read_exr(path)
+    return channels[DEPTH_CHANNEL] if DEPTH_CHANNEL in channels and len(channels) == 1 else channels["Z"]
+
+
+def read_normals(path: str | Path) -> np.ndarray:
+    channels = read_exr(path)
+    names = NORMAL_CHANNELS if NORMAL_CHANNELS[0] in channels else ("X", "Y", "Z")
+    return np.stack([channels[name] for name in names], axis=-1)

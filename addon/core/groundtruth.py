@@ -181,7 +181,7 @@ def geometry_labels(K, world_to_cam, resolution: tuple[int, int], triangles: np.
 def _amodal(K, front_tris, width, height) -> dict:
     px_tris = _to_pixels(K, front_tris)
     labels: dict = {"amodal_pixels": 0, "amodal_bbox": None, "amodal_bbox_unclipped": None,
-                    "amodal_segmentation": None, "truncation": 1.0}
+                    "amodal_segmentation": None, "truncation": 1.0, "amodal_pixels_all": 0, "amodal_bbox_all": None}
     if len(px_tris):
         pts = px_tris.reshape(-1, 2)
         x0, y0 = pts.min(axis=0)
@@ -191,14 +191,7 @@ def _amodal(K, front_tris, width, height) -> dict:
         labels["amodal_pixels"] = int(inside.sum())
         if labels["amodal_pixels"]:
             labels["amodal_segmentation"] = rle_encode_window(inside, top, left, height, width)
-        # the whole silhouette, on a canvas reaching past the image (at most two images each way)
-        ox, oy = int(np.floor(max(x0, -2 * width))), int(np.floor(max(y0, -2 * height)))
-        ex, ey = int(np.ceil(min(x1, 3 * width))), int(np.ceil(min(y1, 3 * height)))
-        if labels["amodal_pixels"] and (ox < 0 or oy < 0 or ex > width or ey > height):
-            total = int(rasterize_window(px_tris, ex - ox, ey - oy, origin=(ox, oy))[0].sum())
-            labels["truncation"] = float(1.0 - labels["amodal_pixels"] / max(total, labels["amodal_pixels"]))
-        elif labels["amodal_pixels"]:
-            labels["truncation"] = 0.0
+            labels.update(_whole_silhouette(px_tris, (inside, top, left), (x0, y0, x1, y1), width, height))
     return labels
 
 
@@ -270,6 +263,25 @@ def _image_points(K, view, cam_points: np.ndarray, near: float) -> list | None:
         return _to_pixels(K, cam_points).tolist()
     pixels, valid = view.lens.project(cam_points)
     return pixels.tolist() if valid.all() else None
+
+
+def _whole_silhouette(px_tris: np.ndarray, window, extent, width: int, height: int) -> dict:
+    """Pixel count and box of the whole silhouette, also where the image border cuts it, on the canvas
+    BOP's definitions use (one image beyond each border), and the truncation that follows. ``window``: the
+    in-image coverage as rasterize_window gives it (window, top row, left column)."""
+    inside, top, left = window
+    x0, y0, x1, y1 = extent
+    ox, oy = int(np.floor(max(x0, -width))), int(np.floor(max(y0, -height)))
+    ex, ey = int(np.ceil(min(x1, 2 * width))), int(np.ceil(min(y1, 2 * height)))
+    whole, origin = inside, (left, top)
+    if ox < 0 or oy < 0 or ex > width or ey > height:
+        whole, wtop, wleft = rasterize_window(px_tris, ex - ox, ey - oy, origin=(ox, oy))
+        origin = (ox + wleft, oy + wtop)
+    visible = int(inside.sum())
+    total = max(int(whole.sum()), visible)
+    box = bbox_of_mask(whole)
+    return {"truncation": float(1.0 - visible / total), "amodal_pixels_all": total,
+            "amodal_bbox_all": [box[0] + origin[0], box[1] + origin[1], box[2], box[3]] if box else None}
 
 
 def visibility(visible_pixels: int, amodal_pixels: int) -> float:

@@ -130,7 +130,15 @@ class OutputSpec(StrictModel):
     formats: list[str] = ["native"]  # native plus any of the exporters (see `synthfarm convert --help`)
     class_map: Optional[str] = None  # a class map YAML (relative to the recipe)
     filters: FilterSpec = FilterSpec()
-    val_fraction: float = Field(0.2, ge=0, le=1)  # YOLO validation split
+    val_fraction: float = Field(0.2, ge=0, le=1)  # share of frames in the validation split (COCO, YOLO, VOC)
+    test_fraction: float = Field(0.0, ge=0, le=1)  # share in a test split (none by default)
+
+    @model_validator(mode="after")
+    def _splits(self):
+        if self.val_fraction + self.test_fraction > 1:
+            raise ValueError(f"val_fraction + test_fraction must be at most 1, got {self.val_fraction} + "
+                             f"{self.test_fraction}")
+        return self
     preview: PreviewSpec = PreviewSpec()
 
     @field_validator("formats")

@@ -19,16 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from ..core.dataset import lock
 from ..core.dataset.convert import export_for_recipe
+from ..core.dataset.identity import batch_identity
 from ..core.dataset.native import DatasetWriter
 from ..core.jobs import JobSpec, make_jobs
 from ..core.recipe import Recipe, load_recipe, parse_recipe_text
 
 log = logging.getLogger(__name__)
-
-
-class BatchMismatchError(Exception):
-    """Resuming a dataset with other batch settings (seed, parameters, preview) than it was made with."""
 
 
 @dataclass
@@ -65,16 +63,17 @@ def load_source(recipe: str | Path | Recipe) -> tuple[Recipe, Path | None, str]:
 def render(recipe: str | Path | Recipe, jobs: int = 1, out: str | Path = "out", *, seed: int = 0,
            preview: bool = False, params: dict[str, Any] | None = None, device: str = "auto",
            use_current_scene: bool = False, progress: bool | Callable[[int, int], None] = True,
-           runner=None) -> RenderSummary:
+           runner=None, replace: bool = False) -> RenderSummary:
     """Render ``jobs`` jobs of ``recipe`` into the dataset folder ``out`` in this process.
 
     recipe: a path to a YAML recipe, a .blend whose scene holds a recipe (opened here; it becomes the
     scene every job starts from), or a Recipe. params: parameter values for every job (the recipe's
     defaults otherwise). device: auto | cpu | gpu. use_current_scene: start from the scene that is open
     now (``blender file.blend --python ...``) instead of an empty one. progress: True for a progress bar,
-    or a callback (done, total)."""
+    or a callback (done, total). A folder holding the same dataset (recipe, seed, tier, parameters,
+    resolutions) is resumed; another dataset there raises DatasetMismatchError unless ``replace``."""
     batch = LocalBatch(recipe, jobs, out, seed=seed, preview=preview, params=params, device=device,
-                       use_current_scene=use_current_scene, runner=runner)
+                       use_current_scene=use_current_scene, runner=runner, replace=replace)
     bar = _progress(progress, batch.summary.jobs_total, batch.summary.jobs_skipped)
     stop = GracefulInterrupt()
     try:
@@ -83,6 +82,9 @@ def render(recipe: str | Path | Recipe, jobs: int = 1, out: str | Path = "out", 
             bar(1)
     except KeyboardInterrupt:
         batch.interrupted()
+    except BaseException:
+        batch.close()
+        raise
     finally:
         stop.__exit__()
         bar(None)
@@ -92,11 +94,12 @@ def render(recipe: str | Path | Recipe, jobs: int = 1, out: str | Path = "out", 
 class LocalBatch:
     """A batch rendered in this process one job per :meth:`step` (the CLI loops; the add-on's Render
     Locally steps from a timer). :meth:`finish` writes the dataset summary and the exports; after
-    :meth:`interrupted` it removes what an unfinished job left and skips the exports."""
+    :meth:`interrupted` it removes what an unfinished job left and skips the exports. The dataset
+    folder is locked against other writers from the start until :meth:`finish` (or :meth:`close`)."""
 
     def __init__(self, recipe: str | Path | Recipe, jobs: int, out: str | Path, *, seed: int = 0,
                  preview: bool = False, params: dict[str, Any] | None = None, device: str = "auto",
-                 use_current_scene: bool = False, runner=None, base_dir: Path | None = None):
+                 use_current_scene: bool = False, runner=None, base_dir: Path | None = None, replace: bool = False):
         from .runner import Runner, versions  # needs bpy; imported here so that this module's import stays cheap
 
         self.recipe, loaded_dir, text = load_source(recipe)
@@ -104,10 +107,14 @@ class LocalBatch:
         self.batch = make_jobs(self.recipe, jobs, seed=seed, preview=preview, params=params)
         self.out = Path(out)
         self.writer = DatasetWriter(self.out)
-        settings = {"seed": seed, "preview": preview, "params": self.batch[0].params}
-        done = self.writer.open(text, self.recipe.hash(),
-                                {"name": self.recipe.name, "versions": versions(), "batch": settings})
-        _check_batch(self.writer, settings)
+        self._lock = lock.acquire(self.out, "render into it")
+        try:
+            identity = batch_identity(self.recipe, preview=preview, seed=seed, params=self.batch[0].params)
+            done = self.writer.open(text, identity, {"name": self.recipe.name, "versions": versions()},
+                                    replace=replace)
+        except BaseException:
+            self.close()
+            raise
         self.todo = [job for job in self.batch if job.id not in done]
         self.runner = runner or Runner(device=device, use_current_scene=use_current_scene)
         self.summary = RenderSummary(self.out, len(self.batch), 0, len(self.batch) - len(self.todo), 0, 0.0, 0.0)
@@ -149,9 +156,18 @@ class LocalBatch:
         self.writer.finalize({"jobs": len(self.writer.completed_jobs()), "jobs_requested": len(self.batch),
                               "frames_per_job": self.batch[0].frames,
                               "sensors": [v for v, _ in self.recipe.views()], "classes": self.runner.classes})
-        if not summary.interrupted:
-            summary.exports = export_for_recipe(self.recipe, self.base_dir, self.out)
+        try:
+            if not summary.interrupted:
+                summary.exports = export_for_recipe(self.recipe, self.base_dir, self.out)
+        finally:
+            self.close()
         return summary
+
+    def close(self) -> None:
+        """Let other writers into the dataset folder (finish does this)."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
 
 class GracefulInterrupt:
@@ -183,15 +199,6 @@ class GracefulInterrupt:
             self._previous = None
 
 
-def _check_batch(writer: DatasetWriter, settings: dict) -> None:
-    previous = writer.info().get("batch")
-    if previous and previous != settings:
-        diff = sorted(k for k in settings if previous.get(k) != settings.get(k))
-        raise BatchMismatchError(
-            f"{writer.root} was rendered with other {', '.join(diff)} ({ {k: previous.get(k) for k in diff} }); "
-            "resume with the same settings, or choose another --out")
-
-
 def _progress(progress, total: int, initial: int):
     if callable(progress):
         count = [initial]
@@ -209,4 +216,4 @@ def _progress(progress, total: int, initial: int):
     return lambda step: bar.update(step) if step else bar.close()
 
 
-__all__ = ["render", "load_source", "LocalBatch", "RenderSummary", "BatchMismatchError", "JobSpec"]
+__all__ = ["render", "load_source", "LocalBatch", "RenderSummary", "JobSpec"]

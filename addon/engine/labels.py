@@ -5,6 +5,7 @@ from __future__ import annotations
 import bpy
 import numpy as np
 
+from ..core.dataset.models import mesh_of, model_key
 from ..core.groundtruth import geometry_labels, instances_from_mask, keypoint_labels, visibility
 from .generators import GENERATOR_PROP
 from .keypoints import world_keypoints
@@ -16,9 +17,26 @@ class GeometryCache:
 
     def __init__(self):
         self._local: dict[int, np.ndarray] = {}
+        self._keys: dict[tuple, str] = {}  # (mesh, scale) -> model key
+        self.models: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # model key -> (vertices, faces), metres
 
     def clear(self):
         self._local.clear()
+        self._keys.clear()
+        self.models.clear()
+
+    def model(self, obj, local: np.ndarray, scale: np.ndarray) -> str:
+        """The key of the object's model (its geometry at its scale); the mesh is kept in ``models``."""
+        scale = np.round(scale, 6)  # float noise of the transform is no other model
+        cache = (obj.data.as_pointer(), tuple(scale)) if not obj.modifiers else None
+        if cache in self._keys:
+            return self._keys[cache]
+        vertices, faces = mesh_of(local, scale)
+        key = model_key(vertices)
+        self.models.setdefault(key, (vertices, faces))
+        if cache is not None:
+            self._keys[cache] = key
+        return key
 
     def local_triangles(self, obj, depsgraph) -> np.ndarray:
         modified = len(obj.modifiers) > 0
@@ -62,9 +80,10 @@ def frame_labels(scene, objects: list, index: np.ndarray, K: np.ndarray, world_t
         geo = geometry_labels(K, world_to_cam, resolution, world.reshape(-1, 3, 3), matrix,
                               bounds.min(axis=0), bounds.max(axis=0), near=near, view=view)
         pixels = seen.pixels if seen else 0
+        scale = np.linalg.norm(matrix[:3, :3], axis=0)
         records.append({
             "instance_id": iid, "name": obj.name, "generator": obj.get(GENERATOR_PROP), "class": cls,
-            "class_id": class_ids[cls], "visible_pixels": pixels,
+            "class_id": class_ids[cls], "model": geometry.model(obj, local, scale), "visible_pixels": pixels,
             "bbox": seen.bbox if seen else None, "segmentation": seen.rle if seen else None,
             "visibility": visibility(pixels, geo["amodal_pixels"]), **geo,
         })

@@ -15,6 +15,7 @@ from pathlib import Path
 import bpy
 import numpy as np
 
+from ..core.dataset.native import drop_png_text
 from ..core.exr import read_exr
 from .devices import DeviceInfo
 
@@ -217,6 +218,7 @@ def render_frame(scene, rgb_path: Path, scratch_dir: Path) -> FramePasses:
         rendered = time.perf_counter()
         _save(image, scene, exr_path, multilayer=True)
         _save(image, scene, Path(rgb_path), multilayer=False)
+    drop_png_text(rgb_path)  # no date or render times: the same render gives the same bytes
     channels = read_exr(exr_path)
     exr_path.unlink(missing_ok=True)
     depth = _channel(channels, ".Depth.Z").astype(np.float32)

@@ -174,7 +174,7 @@ class Runner:
     def _render_sensor(self, recipe, job, k, view_name, sensor, camera, objects, sampler, writer, scratch, report):
         scene = bpy.context.scene
         scene.camera = camera
-        resolution = sensors.sensor_resolution(sensor, job.preview, recipe.output.preview.scale)
+        resolution = sensor.resolution_for(job.preview, recipe.output.preview.scale)
         view = self.views.of(camera, resolution)
         samples = min(sensor.samples, recipe.output.preview.samples) if job.preview else sensor.samples
         stages = image_stages(recipe, sensor.name)
@@ -196,6 +196,8 @@ class Runner:
         camera_info = sensors.camera_record(camera, scene, view.lens)
         annotations = frame_labels(scene, objects, passes.index, view.lens.K, np.array(camera_info["world_to_cam"]),
                                    class_ids, self.geometry, passes.depth, view=view)
+        for key in {record["model"] for record in annotations}:
+            writer.write_model(key, *self.geometry.models[key])
         flow = None
         if passes.vector is not None:
             flow = tuple(flow_through_view(view, f) for f in flow_from_vector(*np.moveaxis(passes.vector, -1, 0)))

@@ -112,11 +112,6 @@ def aim_render(camera_obj, source: Lens) -> None:
     data.shift_y = (source.K[1, 2] - height / 2) / width
 
 
-def sensor_resolution(sensor, preview: bool, preview_scale: float) -> tuple[int, int]:
-    w, h = sensor.resolution
-    if preview:
-        w, h = max(4, round(w * preview_scale)), max(4, round(h * preview_scale))
-    return int(w), int(h)
 
 
 def intrinsics(camera_obj, scene) -> np.ndarray:

@@ -196,6 +196,7 @@ class SYNTHFARM_OT_preview(bpy.types.Operator):
 
     def execute(self, context):
         from ..core.analytics import annotated_frame
+        from ..core.dataset.identity import batch_identity
         from ..core.dataset.native import DatasetWriter
 
         scene = context.scene
@@ -209,8 +210,10 @@ class SYNTHFARM_OT_preview(bpy.types.Operator):
             with kept_user_state(scene), no_new_orphans(), sample_aside(scene, recipe, base):
                 try:
                     writer = DatasetWriter(folder / "dataset")
-                    writer.open(recipe.to_yaml(), recipe.hash(), {"name": recipe.name})
-                    report = runner().run_job(recipe, base, _job(recipe, seed, True), writer, folder / "scratch")
+                    job = _job(recipe, seed, True)
+                    writer.open(recipe.to_yaml(), batch_identity(recipe, preview=True, jobs=[(job.params, job.seed)]),
+                                {"name": recipe.name})
+                    report = runner().run_job(recipe, base, job, writer, folder / "scratch")
                 finally:
                     runner().release()
             image = preview_image(annotated_frame(folder / "dataset", report.stems[0]), folder)

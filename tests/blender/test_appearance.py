@@ -11,7 +11,7 @@ from PIL import Image
 import synthfarm
 from synthfarm.addon.core import effects
 from synthfarm.addon.core.dataset.native import read_png
-from synthfarm.addon.core.exr import read_exr
+from synthfarm.addon.core.exr import read_depth
 from synthfarm.addon.core.recipe import recipe_from_data
 from synthfarm.addon.engine.modifiers import ModifierError
 
@@ -44,7 +44,7 @@ def render(tmp_path, name, change=None, seed=3, **kw):
     out = tmp_path / name
     synthfarm.render(recipe_from_data(data, base_dir=kw.get("base")), jobs=1, out=out, seed=seed, progress=False)
     return {"rgb": read_png(out / "images" / f"{STEM}.png"), "mask": read_png(out / "masks" / f"{STEM}.png"),
-            "depth": read_exr(out / "depth" / f"{STEM}.exr")["Z"],
+            "depth": read_depth(out / "depth" / f"{STEM}.exr"),
             "objects": json.loads((out / "annotations" / f"{STEM}-ann.json").read_text())["objects"],
             "meta": json.loads((out / "metadata" / f"{STEM}-meta.json").read_text())}
 

@@ -81,7 +81,7 @@ def test_every_base_object_is_as_loaded_before_every_job(tmp_path):
     loaded = _state()
     assert loaded["objects"]["child"]["parent"] == "tilted"
     writer = DatasetWriter(tmp_path / "out")
-    writer.open(recipe_path.read_text(), recipe.hash(), {"name": recipe.name})
+    writer.open(recipe_path.read_text(), {"recipe_hash": recipe.hash()}, {"name": recipe.name})
     reports = []
     for job in make_jobs(recipe, 3, seed=4):
         reports.append(runner.run_job(recipe, tmp_path, job, writer, tmp_path / "scratch"))

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from synthfarm.addon.core.exr import read_exr
+from synthfarm.addon.core.exr import read_depth, read_exr
 from synthfarm.addon.core.groundtruth import rle_decode
 from synthfarm.addon.core.recipe import recipe_from_data
 from synthfarm.addon.core.dataset.native import read_png
@@ -54,7 +54,7 @@ def test_distorted_image_and_labels_agree(tmp_path, model, coeffs):
     assert K[0, 2] == pytest.approx(W / 2 + 3) and K[1, 2] == pytest.approx(H / 2 - 2)
     index = read_png(next((tmp_path / "masks").glob("*.png")))
     assert index.shape == (H, W) and set(np.unique(index)) <= {0} | {o["instance_id"] for o in ann["objects"]}
-    depth = read_exr(next((tmp_path / "depth").glob("*.exr")))["Z"]
+    depth = read_depth(next((tmp_path / "depth").glob("*.exr")))
     checked = 0
     for obj in ann["objects"]:
         if not obj["visible_pixels"] or obj["visibility"] < 0.98 or obj["truncation"] > 0:
@@ -92,7 +92,7 @@ def test_stereo_pair_disparity_matches_the_right_view_and_depth(tmp_path):
     assert np.allclose(relative[:3, :3], np.eye(3), atol=1e-6)
     assert np.allclose(relative[:3, 3], [-baseline, 0, 0], atol=1e-6)  # the right camera sits at +B along x
     disparity = read_exr(tmp_path / "disparity" / "0000000000-0000-cam.exr")["Z"]
-    depth = read_exr(tmp_path / "depth" / "0000000000-0000-cam.exr")["Z"]
+    depth = read_depth(tmp_path / "depth" / "0000000000-0000-cam.exr")
     f = np.array(left["camera"]["K"])[0, 0]
     hit = np.isfinite(depth)
     assert np.allclose(disparity[hit], f * baseline / depth[hit], rtol=1e-5)

@@ -10,7 +10,7 @@ import yaml
 
 import synthfarm
 from synthfarm.addon.core.dataset.native import read_png
-from synthfarm.addon.core.exr import read_exr
+from synthfarm.addon.core.exr import read_depth, read_normals
 from synthfarm.addon.core.groundtruth import rle_decode
 from synthfarm.addon.core.jobs import make_jobs
 from synthfarm.addon.core.recipe import load_recipe, recipe_from_data
@@ -95,12 +95,12 @@ def test_depth_at_a_known_object_matches_its_distance(tmp_path):
     data["sensors"][0]["resolution"] = [65, 49]
     recipe = recipe_from_data(data)
     synthfarm.render(recipe, jobs=1, out=tmp_path, progress=False)
-    depth = read_exr(tmp_path / "depth" / "0000000000-0000-cam.exr")["Z"]
-    normals = read_exr(tmp_path / "normals" / "0000000000-0000-cam.exr")
+    depth = read_depth(tmp_path / "depth" / "0000000000-0000-cam.exr")
+    normals = read_normals(tmp_path / "normals" / "0000000000-0000-cam.exr")
     assert depth.shape == (49, 65)
     assert depth[24, 32] == pytest.approx(2.8, abs=1e-3)
     assert math.isinf(depth[0, 0]) or depth[0, 0] > 2.8  # background or floor, never closer
-    assert normals["X"][24, 32] == pytest.approx(1.0, abs=1e-3)  # the face looks along +x
+    assert normals[24, 32, 0] == pytest.approx(1.0, abs=1e-3)  # the face looks along +x
 
 
 def test_same_seed_same_annotations_other_seed_differs(tmp_path):
@@ -111,6 +111,9 @@ def test_same_seed_same_annotations_other_seed_differs(tmp_path):
     assert runs["a"] == runs["b"]
     pixels = [read_png(tmp_path / n / "images" / "0000000000-0000-cam.png") for n in "ab"]
     assert np.array_equal(*pixels)  # same build, same device: same pixels
+    for folder in ("images", "masks", "semantic"):  # and the same bytes: no time stamps in the files
+        png = [(tmp_path / n / folder / "0000000000-0000-cam.png").read_bytes() for n in "ab"]
+        assert png[0] == png[1] and b"tEXt" not in png[0] and b"tIME" not in png[0]
     assert runs["a"] != runs["c"]
 
 
@@ -140,7 +143,7 @@ def test_fifty_jobs_do_not_grow_bpy_data(tmp_path):
     recipe = load_recipe(TINY)
     runner = Runner()
     writer = DatasetWriter(tmp_path)
-    writer.open(TINY.read_text(), recipe.hash(), {"name": "tiny"})
+    writer.open(TINY.read_text(), {"recipe_hash": recipe.hash()}, {"name": "tiny"})
     counts = []
     for job in make_jobs(recipe, 50, seed=1, preview=True):
         runner.run_job(recipe, TINY.parent, job, writer, tmp_path / "scratch")

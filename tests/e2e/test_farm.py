@@ -1,5 +1,7 @@
 """The farm as separate processes on loopback: a coordinator, workers with real Blender children,
 killed at the worst moments. The dataset must end with every job exactly once and no partial files."""
+import os
+import stat
 import subprocess
 import sys
 import time
@@ -115,5 +117,10 @@ def test_worker_without_a_shared_file_system(tmp_path):
         resumed = subprocess.run([sys.executable, "-m", "synthfarm.cli", "download", "batch", str(empty / "copy"),
                                   "--connect", f"tcp://127.0.0.1:{farm.port + 1}"], capture_output=True, text=True)
         assert " 0 files fetched" in resumed.stdout
+        umask = os.umask(0)
+        os.umask(umask)
+        modes = {oct(stat.S_IMODE(f.stat().st_mode)) for root in (tmp_path / "out", empty / "copy")
+                 for f in root.rglob("*") if f.is_file() and ".farm" not in f.parts}
+        assert modes == {oct(0o666 & ~umask)}  # uploaded, committed and downloaded files follow the umask
     finally:
         farm.stop()

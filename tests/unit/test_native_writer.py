@@ -1,5 +1,7 @@
 """The native dataset writer: layout, atomic files, resume, and completeness."""
 import json
+import os
+import stat
 
 import numpy as np
 import pytest
@@ -7,7 +9,7 @@ from PIL import Image
 
 from synthfarm.addon.core.dataset.native import (DatasetError, DatasetMismatchError, DatasetWriter, atomic_path,
                                                  read_png)
-from synthfarm.addon.core.exr import read_exr
+from synthfarm.addon.core.exr import read_depth, read_exr, read_normals
 
 
 def frame(writer, job, tmp_path, sensor="cam"):
@@ -23,13 +25,14 @@ def frame(writer, job, tmp_path, sensor="cam"):
 
 def test_layout_and_round_trips(tmp_path):
     writer = DatasetWriter(tmp_path / "ds")
-    assert writer.open("name: x\n", "abc", {"name": "x"}) == set()
+    assert writer.open("name: x\n", {"recipe_hash": "abc"}, {"name": "x"}) == set()
     mask = frame(writer, 3, tmp_path)
     paths = writer.frame_paths(3, 0, "cam")
     assert paths["image"].name == "0000000003-0000-cam.png"
     assert paths["annotation"].name == "0000000003-0000-cam-ann.json"
     assert np.array_equal(read_png(paths["mask"]), mask) and read_png(paths["mask"]).dtype == np.uint16
-    assert read_exr(paths["depth"])["Z"][0, 0] == 2.5 and read_exr(paths["normals"])["X"][0, 0] == 1.0
+    assert read_depth(paths["depth"])[0, 0] == 2.5 and read_normals(paths["normals"])[0, 0].tolist() == [1, 0, 0]
+    assert set(read_exr(paths["depth"])) == {"Y"} and set(read_exr(paths["normals"])) == {"R", "G", "B"}
     assert Image.open(paths["image"]).size == (8, 6)
     assert (tmp_path / "ds" / "recipe.yaml").read_text() == "name: x\n"
     writer.record_job(3, {"n": 1}, 42, "done", stems=["0000000003-0000-cam"])
@@ -49,24 +52,24 @@ def test_atomic_path_leaves_nothing_on_error(tmp_path):
 
 def test_resume_mismatch_and_foreign_folders(tmp_path):
     writer = DatasetWriter(tmp_path / "ds")
-    writer.open("r", "h1", {})
+    writer.open("r", {"recipe_hash": "h1"}, {})
     frame(writer, 0, tmp_path)
     writer.record_job(0, {}, 1, "done", stems=["0000000000-0000-cam"])
     writer.record_job(1, {}, 2, "running")
     (tmp_path / "ds" / "images" / ".x.png.123.tmp.png").write_text("leftover")
-    assert DatasetWriter(tmp_path / "ds").open("r", "h1", {}) == {0}
+    assert DatasetWriter(tmp_path / "ds").open("r", {"recipe_hash": "h1"}, {}) == {0}
     assert not list((tmp_path / "ds").rglob("*.tmp*"))
-    with pytest.raises(DatasetMismatchError, match="another recipe.*h1.*h2"):
-        DatasetWriter(tmp_path / "ds").open("r", "h2", {})
+    with pytest.raises(DatasetMismatchError, match=r"another recipe \(hash h1 there, h2 now\)"):
+        DatasetWriter(tmp_path / "ds").open("r", {"recipe_hash": "h2"}, {})
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("mine")
     with pytest.raises(DatasetError, match="not empty"):
-        DatasetWriter(tmp_path / "other").open("r", "h1", {})
+        DatasetWriter(tmp_path / "other").open("r", {"recipe_hash": "h1"}, {})
 
 
 def test_torn_jobs_line_and_missing_frame(tmp_path):
     writer = DatasetWriter(tmp_path)
-    writer.open("r", "h", {})
+    writer.open("r", {"recipe_hash": "h"}, {})
     frame(writer, 0, tmp_path / "..")
     writer.record_job(0, {}, 1, "done", stems=["0000000000-0000-cam"])
     writer.record_job(1, {}, 2, "done", stems=["0000000001-0000-cam"])  # its annotation never landed
@@ -87,7 +90,7 @@ def test_temporary_name_keeps_the_extension_and_lands_atomically(tmp_path):
 
 def test_job_completeness_and_redone_frames(tmp_path):
     writer = DatasetWriter(tmp_path / "ds")
-    writer.open("r", "h", {})
+    writer.open("r", {"recipe_hash": "h"}, {})
     for sensor in ("left", "right"):
         writer.write_frame(5, 0, sensor, annotation={"v": 1}, metadata={})
     assert not writer.job_complete(5, 2, ["left", "right"])  # frame 1 missing
@@ -100,7 +103,7 @@ def test_job_completeness_and_redone_frames(tmp_path):
 
 def test_masks_are_16_bit_and_out_of_range_ids_are_refused(tmp_path):
     writer = DatasetWriter(tmp_path / "ds")
-    writer.open("r", "h", {})
+    writer.open("r", {"recipe_hash": "h"}, {})
     mask = np.array([[0, 1, 65535], [300, 4096, 2]], dtype=np.int32)
     writer.write_frame(1, 0, "cam", instance_mask=mask, annotation={}, metadata={})
     back = read_png(writer.frame_paths(1, 0, "cam")["mask"])
@@ -112,7 +115,7 @@ def test_masks_are_16_bit_and_out_of_range_ids_are_refused(tmp_path):
 
 def test_torn_line_does_not_swallow_the_next_record(tmp_path):
     writer = DatasetWriter(tmp_path)
-    writer.open("r", "h", {})
+    writer.open("r", {"recipe_hash": "h"}, {})
     writer.record_job(0, {}, 1, "running")
     with open(tmp_path / "jobs.jsonl", "a") as handle:
         handle.write('{"id": 0, "status": "do')  # the process died here
@@ -126,10 +129,28 @@ def test_interrupted_open_corrupt_info_and_finalize(tmp_path):
     (root / "recipe.yaml").write_text("old")
     (root / ".dataset.yaml.x.tmp.yaml").write_text("half")
     writer = DatasetWriter(root)
-    assert writer.open("new", "h", {"name": "n"}) == set()
+    assert writer.open("new", {"recipe_hash": "h"}, {"name": "n"}) == set()
     assert (root / "recipe.yaml").read_text() == "new" and not list(root.glob(".*"))
     writer.finalize({"jobs": 3, "jobs_requested": 4})
     assert writer.info()["complete"] is False and writer.info()["recipe_hash"] == "h"
     (root / "dataset.yaml").write_text("[unclosed")
     with pytest.raises(DatasetError, match="not valid YAML"):
-        DatasetWriter(root).open("new", "h", {})
+        DatasetWriter(root).open("new", {"recipe_hash": "h"}, {})
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640)])
+def test_files_follow_the_umask(tmp_path, umask, mode):
+    """Every file of a dataset (written atomically) gets the mode any new file gets under the umask."""
+    previous = os.umask(umask)
+    try:
+        writer = DatasetWriter(tmp_path / "ds")
+        writer.open("name: x\n", {"recipe_hash": "abc"}, {"name": "x"})
+        frame(writer, 0, tmp_path)
+        writer.record_job(0, {}, 1, "done", stems=["0000000000-0000-cam"])
+        writer.finalize({"jobs": 1, "jobs_requested": 1})
+    finally:
+        os.umask(previous)
+    files = [p for p in (tmp_path / "ds").rglob("*") if p.is_file()]
+    assert len(files) >= 9
+    assert {p.relative_to(tmp_path): oct(stat.S_IMODE(p.stat().st_mode)) for p in files
+            if stat.S_IMODE(p.stat().st_mode) != mode} == {}

@@ -1,5 +1,6 @@
 """MOT Challenge and COCO-video exports of a sequence dataset, read back with TrackEval and pycocotools."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +15,9 @@ from synthfarm.addon.core.groundtruth import instances_from_mask
 W, H, FRAMES = 64, 48, 4
 
 
+TINY = Path(__file__).resolve().parents[1] / "data" / "tiny.yaml"
+
+
 def _square(mask, iid, x, y, size=8):
     mask[max(y, 0):max(y + size, 0), max(x, 0):max(x + size, 0)] = iid
 
@@ -22,7 +26,7 @@ def _square(mask, iid, x, y, size=8):
 def sequences(tmp_path):
     root = tmp_path / "ds"
     writer = DatasetWriter(root)
-    writer.open("name: t\n", "abc", {"name": "t"})
+    writer.open(TINY.read_text(), {"recipe_hash": "abc"}, {"name": "t"})  # convert reads the recipe's output
     truth = {}
     for job in (3, 4):
         for k in range(FRAMES):

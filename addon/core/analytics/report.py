@@ -26,7 +26,11 @@ STYLE = ("body{font-family:sans-serif;margin:2em;background:#fafafa;color:#222}i
 
 
 def write_report(root: Path, out: Path | None = None, samples: int = 12) -> Path:
-    """Write the report (index.html and its PNGs) and return the HTML's path."""
+    """Write the report (index.html and its PNGs) and return the HTML's path. Raises DatasetError for a
+    folder that holds no dataset or no finished frame."""
+    from ..dataset.native import require_dataset
+
+    require_dataset(Path(root))
     stats = collect(root)
     out = Path(out or Path(root) / "report")
     out.mkdir(parents=True, exist_ok=True)

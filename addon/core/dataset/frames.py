@@ -25,6 +25,12 @@ class Filters:
     drop_truncated: bool = False
     ignore_classes: frozenset[str] = frozenset()
 
+    @classmethod
+    def from_spec(cls, spec) -> "Filters":
+        """The filters of a recipe's ``output.filters``."""
+        return cls(min_visibility=spec.min_visibility, min_pixels=spec.min_pixels,
+                   drop_truncated=spec.drop_truncated, ignore_classes=frozenset(spec.ignore_classes))
+
     def keep(self, obj: dict) -> bool:
         return (obj.get("visible_pixels", 0) >= max(1, self.min_pixels)
                 and obj.get("visibility", 1.0) >= self.min_visibility
@@ -98,15 +104,13 @@ def link_or_copy(source: Path, target: Path) -> None:
         shutil.copy2(source, target)
 
 
-def mask_polygons(mask: np.ndarray, min_points: int = 3) -> list[list[float]]:
-    """Outer contours of a binary mask as flat [x1, y1, x2, y2, ...] polygons in pixel coordinates
-    (the pixel-corner outline traced by OpenCV, shifted so that (0, 0) is the image's top-left corner)."""
-    import cv2
-
-    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    polygons = []
-    for contour in contours:
-        if len(contour) >= min_points:
-            points = contour.reshape(-1, 2).astype(float) + 0.5  # OpenCV traces pixel centres
-            polygons.append([round(v, 2) for v in points.ravel().tolist()])
-    return polygons
+def keypoint_names(class_map: ClassMap, kept: list[Frame]) -> dict[int, list[str]]:
+    """{class id: keypoint names in export order} of the classes with keypoints: the class map's order, else
+    every name seen for that class, sorted."""
+    seen: dict[int, set[str]] = {}
+    for frame in kept:
+        for obj, entry in frame.objects:
+            if obj.get("keypoints"):
+                seen.setdefault(entry.id, set()).update(k["name"] for k in obj["keypoints"])
+    names = {c.id: list(c.keypoints) or sorted(seen.get(c.id, ())) for c in class_map.classes}
+    return {cid: n for cid, n in names.items() if n}

@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -24,7 +23,9 @@ import numpy as np
 import yaml
 from PIL import Image
 
-from ..exr import write_exr
+from ..exr import write_depth, write_exr, write_normals
+from ..files import new_temp_file
+from .identity import JOB_LIST_FILE, differences, job_list_lines, legacy_identity
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ FOLDERS = {"image": ("images", ".png"), "depth": ("depth", ".exr"), "normals": (
            "metadata": ("metadata", "-meta.json"), "annotation": ("annotations", "-ann.json")}
 OPTIONAL = ("flow_forward", "flow_backward", "disparity", "video")  # folders made when a recipe asks for them
 TMP_MARK = ".tmp"
+MODELS = "models"  # one PLY per distinct model (see models.py)
 
 
 class DatasetError(Exception):
@@ -42,18 +44,22 @@ class DatasetError(Exception):
 
 
 class DatasetMismatchError(DatasetError):
-    pass
+    """The folder holds a dataset of another identity (recipe, seed, tier, parameters or resolution)."""
+
+
+MISMATCH_FIX = ("Render into another folder (--out, out=...), or replace that dataset (--replace, replace=True: "
+                "its files are deleted first).")
+LOCK_FILE = ".synthfarm.lock"  # see lock.py
 
 
 # -- atomic files -------------------------------------------------------------------------------------
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` (same suffix, so writers that look at it work); on success
-    it is fsynced and renamed onto ``path``, on error removed."""
+    it is fsynced and renamed onto ``path``, on error removed. The file's mode follows the umask."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_MARK + path.suffix, dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = new_temp_file(path.parent, f".{path.name}.", TMP_MARK + path.suffix)
     try:
         yield tmp
         with open(tmp, "rb+") as handle:
@@ -83,6 +89,26 @@ def write_png(path: Path, array: np.ndarray) -> None:
     Image.fromarray(np.ascontiguousarray(array, dtype=dtype)).save(path, format="PNG", compress_level=1)
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_TEXT_CHUNKS = (b"tEXt", b"zTXt", b"iTXt", b"tIME")  # text and the modification time
+
+
+def drop_png_text(path: Path) -> None:
+    """Rewrite a PNG without its text and time chunks (Blender and Cycles write the date and render
+    times there), so that the same pixels give the same bytes. The image data is not touched."""
+    data = Path(path).read_bytes()
+    if not data.startswith(PNG_SIGNATURE):
+        raise ValueError(f"{path} is not a PNG file")
+    kept, at = [PNG_SIGNATURE], len(PNG_SIGNATURE)
+    while at < len(data):
+        length = int.from_bytes(data[at:at + 4], "big")
+        chunk = data[at:at + 12 + length]  # length, type, data, CRC
+        if chunk[4:8] not in PNG_TEXT_CHUNKS:
+            kept.append(chunk)
+        at += 12 + length
+    Path(path).write_bytes(b"".join(kept))
+
+
 def read_png(path: Path) -> np.ndarray:
     """A PNG as an array; 16-bit greyscale comes back as uint16."""
     with Image.open(path) as image:
@@ -99,6 +125,10 @@ def _id_image(kind: str, array: np.ndarray) -> np.ndarray:
         raise ValueError(f"the {kind} image holds ids outside 0..65535 ({array.min()}..{array.max()}); "
                          "a 16-bit PNG cannot store them")
     return array.astype(np.uint16, copy=False)
+
+
+def require_dataset(root: Path) -> dict:
+    return DatasetWriter(root).require()
 
 
 def job_record(job_id: int, parameters: dict, seed: int, status: str, **extra) -> dict:
@@ -124,29 +154,75 @@ class DatasetWriter:
             raise DatasetError(f"{path} does not describe a dataset (not a mapping); choose another --out")
         return info
 
-    def open(self, recipe_text: str, recipe_hash: str, info: dict) -> set[int]:
-        """Create the dataset, or resume it when it holds the same recipe. Returns the completed job ids."""
+    def open(self, recipe_text: str, identity: dict, info: dict, *, jobs: list[tuple[dict, int]] | None = None,
+             replace: bool = False) -> set[int]:
+        """Create the dataset, or resume it when it has the same identity (see identity.py); with
+        ``replace`` an existing dataset is deleted first. ``jobs``: the (params, seed) of every job of a
+        job-list batch, written to job_list.jsonl. Returns the completed job ids."""
         existing = self.info()
+        replaced = bool(existing and replace)
+        if replaced:
+            self.clear()
+            existing = {}
         if existing:
-            if existing.get("recipe_hash") != recipe_hash:
-                raise DatasetMismatchError(
-                    f"{self.root} holds a dataset of another recipe (hash {existing.get('recipe_hash')}, this "
-                    f"recipe {recipe_hash}); choose another --out or delete that folder")
+            self._check_identity(existing, identity)
             self.remove_leftovers()
             self._make_folders()
             done = self.completed_jobs()
             log.info("resuming %s: %d jobs already complete", self.root, len(done))
             return done
         foreign = self._foreign_entries()
-        if foreign:
+        if foreign and not replaced:  # files the user kept beside a dataset may stay beside the new one
             raise DatasetError(f"{self.root} is not empty and holds no synthfarm dataset (no dataset.yaml; it has "
                                f"{', '.join(foreign[:5])}); choose an empty or new --out folder")
         self.remove_leftovers()
         self._make_folders()
         atomic_write_text(self.root / "recipe.yaml", recipe_text)
-        self._write_info({**info, "recipe_hash": recipe_hash, "complete": False,
+        if jobs:
+            atomic_write_text(self.root / JOB_LIST_FILE, "".join(f"{line}\n" for line in job_list_lines(jobs)))
+        self._write_info({**info, "recipe_hash": identity["recipe_hash"], "identity": identity, "complete": False,
                           "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
         return set()
+
+    def _check_identity(self, existing: dict, identity: dict) -> None:
+        there = existing.get("identity")
+        if there is None:  # written before identities were recorded: compare what it did record
+            there = legacy_identity(existing)
+            if there is None:
+                raise DatasetMismatchError(
+                    f"{self.root} holds a dataset that does not record its seed, tier and parameter values, so "
+                    f"nothing can be added to it safely. {MISMATCH_FIX}")
+            identity = {key: identity.get(key) for key in there}
+        diffs = differences(there, identity)
+        if diffs:
+            raise DatasetMismatchError(f"{self.root} holds another dataset ({'; '.join(diffs)}): its frames and "
+                                       f"these would mix. {MISMATCH_FIX}")
+
+    def clear(self) -> None:
+        """Delete the dataset in this folder: every file and folder synthfarm writes there (its exports and
+        report included); anything else is left."""
+        from .convert import EXPORTERS
+
+        names = {folder for folder, _ in FOLDERS.values()} | set(EXPORTERS) | {
+            MODELS, "report", ".farm", ".staging", "dataset.yaml", "recipe.yaml", "jobs.jsonl", JOB_LIST_FILE}
+        for name in sorted(names):
+            path = self.root / name
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+        log.warning("deleted the dataset in %s (replace)", self.root)
+
+    def require(self) -> dict:
+        """The dataset's info, or a DatasetError saying why this folder is no dataset to read (yet)."""
+        if not (self.root / "dataset.yaml").is_file():
+            raise DatasetError(f"{self.root} is not a synthfarm dataset (it has no dataset.yaml): give the folder "
+                               "that `synthfarm render --out` wrote")
+        info = self.info()
+        if not any((self.root / "annotations").glob("*-ann.json")):
+            raise DatasetError(f"{self.root} holds no finished frame yet (its render stopped before a job was "
+                               "complete): run the same render command again to resume it")
+        return info
 
     def _make_folders(self) -> None:
         for kind, (folder, _) in FOLDERS.items():
@@ -160,7 +236,7 @@ class DatasetWriter:
         ours = {folder for folder, _ in FOLDERS.values()}
         foreign = []
         for entry in sorted(self.root.iterdir()):
-            if entry.name == "recipe.yaml" or (entry.name.startswith(".") and TMP_MARK in entry.name):
+            if entry.name in ("recipe.yaml", LOCK_FILE) or (entry.name.startswith(".") and TMP_MARK in entry.name):
                 continue
             if entry.is_dir() and entry.name in ours and not any(entry.iterdir()):
                 continue
@@ -205,10 +281,10 @@ class DatasetWriter:
                 shutil.move(image_png, tmp)
         if depth is not None:
             with atomic_path(paths["depth"]) as tmp:
-                write_exr(tmp, {"Z": depth})
+                write_depth(tmp, depth)
         if normals is not None:
             with atomic_path(paths["normals"]) as tmp:
-                write_exr(tmp, {"X": normals[..., 0], "Y": normals[..., 1], "Z": normals[..., 2]}, half=True)
+                write_normals(tmp, normals)
         for kind, array in masks.items():
             with atomic_path(paths[kind]) as tmp:
                 write_png(tmp, array)
@@ -226,6 +302,14 @@ class DatasetWriter:
         atomic_write_json(paths["annotation"], annotation)
         return paths
 
+    def write_model(self, key: str, vertices: np.ndarray, faces: np.ndarray) -> None:
+        """models/<key>.ply, unless the dataset has it already (a key names one mesh)."""
+        from .models import write_model
+
+        path = self.root / MODELS / f"{key}.ply"
+        if not path.is_file():
+            write_model(path, vertices, faces)
+
     def commit_staging(self, staging: Path) -> list[str]:
         """Move the frames an attempt wrote into ``staging`` (a dataset of the same layout) into this
         dataset: every file by rename, each frame's annotation last. Returns the frame stems moved."""
@@ -241,6 +325,11 @@ class DatasetWriter:
                 if source.exists():
                     (self.root / folder).mkdir(exist_ok=True)  # the optional folders (flow, videos) come with frames
                     os.replace(source, self.root / folder / source.name)
+        for model in sorted((staging / MODELS).glob("*.ply")):  # before the annotations that name them
+            target = self.root / MODELS / model.name
+            if not target.exists():
+                target.parent.mkdir(exist_ok=True)
+                os.replace(model, target)
         for stem in stems:
             os.replace(staging / "annotations" / f"{stem}-ann.json", self.root / "annotations" / f"{stem}-ann.json")
         shutil.rmtree(staging, ignore_errors=True)

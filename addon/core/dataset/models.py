@@ -1,0 +1,61 @@
+"""Object models: one mesh per distinct model (its geometry and scale), as PLY files.
+
+The render writes ``models/<key>.ply`` (metres, in the object's frame with its scale applied, so that
+pose R, t of the annotations places it) the first time a model appears; an object's annotation names its
+key. The key is a hash of the scaled geometry: instances of one asset at one scale share it, a scale
+jitter makes another model. The BOP export turns these into its models/ (millimetres).
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+from plyfile import PlyData, PlyElement
+
+from .native import atomic_path
+
+
+def mesh_of(triangles: np.ndarray, scale) -> tuple[np.ndarray, np.ndarray]:
+    """(vertices (N, 3) float32, faces (M, 3) int32) of local triangles (T, 3, 3) scaled per axis."""
+    points = (np.asarray(triangles, dtype=np.float64).reshape(-1, 3) * np.asarray(scale, dtype=np.float64))
+    vertices, faces = np.unique(points.astype(np.float32), axis=0, return_inverse=True)
+    return vertices, faces.reshape(-1, 3).astype(np.int32)
+
+
+def model_key(vertices: np.ndarray) -> str:
+    """A model's key: its distinct vertex positions (sorted, to a micrometre), so that one mesh at one scale
+    gets one key however its faces are split or ordered (an evaluated mesh may triangulate otherwise)."""
+    points = np.unique(np.round(np.asarray(vertices, dtype=np.float64), 6), axis=0)
+    return hashlib.sha256(np.ascontiguousarray(points).tobytes()).hexdigest()[:16]
+
+
+def write_model(path: Path, vertices: np.ndarray, faces: np.ndarray) -> None:
+    """A binary PLY (vertex x, y, z as float; face vertex_indices), written atomically."""
+    vertex = np.empty(len(vertices), dtype=[("x", "f4"), ("y", "f4"), ("z", "f4")])
+    vertex["x"], vertex["y"], vertex["z"] = np.asarray(vertices, dtype=np.float32).T
+    face = np.empty(len(faces), dtype=[("vertex_indices", "i4", (3,))])
+    face["vertex_indices"] = faces
+    with atomic_path(Path(path)) as tmp:
+        PlyData([PlyElement.describe(vertex, "vertex"), PlyElement.describe(face, "face")]).write(str(tmp))
+
+
+def read_model(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    data = PlyData.read(str(path))
+    vertex = data["vertex"]
+    vertices = np.stack([vertex["x"], vertex["y"], vertex["z"]], axis=-1).astype(np.float64)
+    faces = np.stack(data["face"]["vertex_indices"]).astype(np.int64) if len(data["face"].data) else \
+        np.zeros((0, 3), np.int64)
+    return vertices, faces
+
+
+def diameter(vertices: np.ndarray, chunk: int = 1024) -> float:
+    """The largest distance between two vertices (as BOP's calc_pts_diameter), in chunks to bound memory."""
+    points = np.unique(np.asarray(vertices, dtype=np.float64), axis=0)
+    squares = (points ** 2).sum(axis=1)
+    best = 0.0
+    for start in range(0, len(points), chunk):
+        block = points[start:start + chunk]
+        distances = squares[start:start + chunk, None] + squares[None, :] - 2.0 * block @ points.T
+        best = max(best, float(distances.max()))
+    return float(np.sqrt(max(best, 0.0)))
