@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from ..addon.core.dataset.identity import JOB_LIST_FILE
 from ..addon.core.dataset.native import FOLDERS
 
 STAGING = ".staging"
@@ -272,9 +273,9 @@ def download_dataset(s3, dataset: Location, target: Path, progress=None) -> tupl
 
 class Buckets:
     """The coordinator's side of datasets in buckets: a local mirror of each dataset's own files (dataset.yaml,
-    recipe.yaml, jobs.jsonl: the native writer keeps them there as for a folder), attempts committed from their
-    staging prefix, and the dataset's files published to the bucket when its batch finishes."""
-    OWN_FILES = ("dataset.yaml", "recipe.yaml", "jobs.jsonl")
+    recipe.yaml, jobs.jsonl, job_list.jsonl: the native writer keeps them there as for a folder), attempts committed
+    from their staging prefix, and the dataset's files published to the bucket when its batch finishes."""
+    OWN_FILES = ("dataset.yaml", "recipe.yaml", "jobs.jsonl", JOB_LIST_FILE)
 
     def __init__(self, mirrors: Path, db=None):
         self.mirrors = Path(mirrors)

@@ -68,8 +68,8 @@ def test_batch_into_a_bucket_with_a_worker_killed(s3, slow_recipe, tmp_path):
     assert export.returncode == 0, export.stderr
     from pycocotools.coco import COCO
 
-    coco = COCO(str(next((down / "coco").glob("*.json"))))
-    assert len(coco.getImgIds()) == 15 and len(coco.getAnnIds()) > 0
+    splits = [COCO(str(path)) for path in sorted((down / "coco" / "annotations").glob("instances_*.json"))]
+    assert sum(len(c.getImgIds()) for c in splits) == 15 and all(c.getAnnIds() for c in splits)
 
 
 def test_submit_refuses_a_bad_bucket_location(s3, tmp_path):

@@ -88,3 +88,21 @@ def test_locations_are_checked():
         with pytest.raises(o.StorageError):
             o.frame_rel(rel)
     assert o.frame_rel("annotations/0000000001-0002-cam-ann.json", 1) == ("annotation", "0000000001-0002-cam")
+
+
+def test_a_job_list_dataset_keeps_its_own_files_in_the_bucket(s3, tmp_path):
+    """The coordinator's mirror holds the dataset's own files, the job list of a batch API batch among them:
+    published, then fetched back into another coordinator's mirror (a resumed batch is checked against them)."""
+    url = "s3://data/sets/listed"
+    first = o.Buckets(tmp_path / "one")
+    first._s3 = s3
+    mirror = first.prepare(url)
+    for name, body in (("dataset.yaml", "identity: {}\n"), ("recipe.yaml", "name: x\n"),
+                       ("jobs.jsonl", '{"id": 0}\n'), ("job_list.jsonl", '{"params": {}, "seed": 3}\n')):
+        (mirror / name).write_text(body)
+    first.publish(url)
+    again = o.Buckets(tmp_path / "two")
+    again._s3 = s3
+    fetched = again.prepare(url)
+    assert sorted(p.name for p in fetched.iterdir()) == ["dataset.yaml", "job_list.jsonl", "jobs.jsonl", "recipe.yaml"]
+    assert (fetched / "job_list.jsonl").read_text() == '{"params": {}, "seed": 3}\n'
