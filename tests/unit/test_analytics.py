@@ -35,7 +35,7 @@ def dataset(tmp_path):
     boxes; job 0 twice asked with a value the job record keeps, parameters n (int) and kind (choice)."""
     root = tmp_path / "ds"
     writer = DatasetWriter(root)
-    writer.open("name: t\n", "h", {"name": "t"})
+    writer.open("name: t\n", {"recipe_hash": "h"}, {"name": "t"})
     toys = {0: 1, 1: 2, 2: 2}
     for job, count in toys.items():
         png = tmp_path / f"{job}.png"

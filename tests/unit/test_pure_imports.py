@@ -65,7 +65,7 @@ def test_the_add_on_preview_overlay_needs_only_the_extension_wheels(tmp_path):
         from synthfarm.addon.core.groundtruth import rle_encode
         root = {str(tmp_path / "ds")!r}
         writer = DatasetWriter(root)
-        writer.open("name: t", "h", {{}})
+        writer.open("name: t", {{"recipe_hash": "h"}}, {{}})
         Image.new("RGB", (20, 10), (90, 90, 90)).save({str(tmp_path / "f.png")!r})
         mask = np.zeros((10, 20), bool); mask[2:8, 3:9] = True
         obj = {{"class": "a", "visible_pixels": 36, "bbox": [3, 2, 6, 6], "segmentation": rle_encode(mask)}}
