@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Iterable
 import numpy as np
 from pycocotools import mask as coco_mask
 
-from .raster import rasterize, rasterize_window
+from .raster import rasterize, rasterize_window, rasterize_windows
 
 if TYPE_CHECKING:
     from .lens import Lens, View
@@ -167,19 +167,37 @@ def geometry_labels(K, world_to_cam, resolution: tuple[int, int], triangles: np.
     that reaches behind the camera is rare in datasets; its amodal area is then underestimated).
     With a distorting ``view`` (see :mod:`.lens`), points go through its lens and the amodal mask is
     rasterised in its pinhole render and remapped like the rendered ids."""
-    K, world_to_cam, matrix_world = (np.asarray(m, dtype=float) for m in (K, world_to_cam, matrix_world))
+    return geometry_labels_many(K, world_to_cam, resolution, [(triangles, matrix_world, local_lo, local_hi)], near,
+                                view)[0]
+
+
+def geometry_labels_many(K, world_to_cam, resolution: tuple[int, int], objects: list, near: float = 1e-4,
+                         view: "View | None" = None) -> list[dict]:
+    """:func:`geometry_labels` of every object of a frame, ``objects`` a list of (triangles, matrix_world, local_lo,
+    local_hi); the amodal masks of a pinhole view are rasterised in one pass."""
+    K, world_to_cam = np.asarray(K, dtype=float), np.asarray(world_to_cam, dtype=float)
     width, height = resolution
-    cam_tris = _to_camera(world_to_cam, np.asarray(triangles, dtype=float).reshape(-1, 3)).reshape(-1, 3, 3)
-    front = (cam_tris[..., 2] > near).all(axis=1)
+    fronts = []
+    for triangles, *_ in objects:
+        cam_tris = _to_camera(world_to_cam, np.asarray(triangles, dtype=float).reshape(-1, 3)).reshape(-1, 3, 3)
+        fronts.append(cam_tris[(cam_tris[..., 2] > near).all(axis=1)])
     if view is not None and not view.identity:
-        labels = _distorted_amodal(view, cam_tris[front])
+        amodal = [_distorted_amodal(view, front) for front in fronts]
     else:
-        labels = _amodal(K, cam_tris[front], width, height)
-    return {**labels, **_pose_labels(K, world_to_cam, matrix_world, local_lo, local_hi, near, view)}
+        amodal = _amodal_many(K, fronts, width, height)
+    return [{**labels, **_pose_labels(K, world_to_cam, np.asarray(matrix, dtype=float), lo, hi, near, view)}
+            for labels, (_, matrix, lo, hi) in zip(amodal, objects)]
 
 
-def _amodal(K, front_tris, width, height) -> dict:
-    px_tris = _to_pixels(K, front_tris)
+def _amodal_many(K, fronts: list[np.ndarray], width: int, height: int) -> list[dict]:
+    px = [_to_pixels(K, front) for front in fronts]  # one call per object: the same arithmetic as one object alone
+    owners = np.repeat(np.arange(len(px)), [len(p) for p in px])
+    windows = rasterize_windows(np.concatenate(px), owners, len(px), width, height)
+    return [_amodal(px_tris, window, width, height) for px_tris, window in zip(px, windows)]
+
+
+def _amodal(px_tris, window: tuple[np.ndarray, int, int], width, height) -> dict:
+    """Amodal labels of one object's triangles in pixels, its silhouette rasterised in ``window``."""
     labels: dict = {"amodal_pixels": 0, "amodal_bbox": None, "amodal_bbox_unclipped": None,
                     "amodal_segmentation": None, "truncation": 1.0, "amodal_pixels_all": 0, "amodal_bbox_all": None}
     if len(px_tris):
@@ -187,7 +205,7 @@ def _amodal(K, front_tris, width, height) -> dict:
         x0, y0 = pts.min(axis=0)
         x1, y1 = pts.max(axis=0)
         labels["amodal_bbox_unclipped"], labels["amodal_bbox"] = _boxes(pts, width, height)
-        inside, top, left = rasterize_window(px_tris, width, height)
+        inside, top, left = window
         labels["amodal_pixels"] = int(inside.sum())
         if labels["amodal_pixels"]:
             labels["amodal_segmentation"] = rle_encode_window(inside, top, left, height, width)

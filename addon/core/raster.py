@@ -27,10 +27,18 @@ def rasterize_window(triangles: np.ndarray, width: int, height: int,
                      origin: tuple[int, int] = (0, 0)) -> tuple[np.ndarray, int, int]:
     """The part of :func:`rasterize`'s mask that can hold covered pixels: (window, top row, left column), the
     window a bool array no larger than the triangles' extent on the canvas (empty when nothing is covered)."""
-    nothing = (np.zeros((0, 0), dtype=bool), 0, 0)
+    triangles = np.asarray(triangles, dtype=np.float64).reshape(-1, 3, 2)
+    return rasterize_windows(triangles, np.zeros(len(triangles), dtype=np.int64), 1, width, height, origin)[0]
+
+
+def rasterize_windows(triangles: np.ndarray, owners: np.ndarray, count: int, width: int, height: int,
+                      origin: tuple[int, int] = (0, 0)) -> list[tuple[np.ndarray, int, int]]:
+    """:func:`rasterize_window` of ``count`` sets of triangles in one pass (numpy's cost per call, not per set):
+    ``owners`` gives each triangle's set, 0..count-1, in non-decreasing order."""
+    windows = [(np.zeros((0, 0), dtype=bool), 0, 0)] * count
     tri = np.asarray(triangles, dtype=np.float64).reshape(-1, 3, 2) - np.asarray(origin, dtype=np.float64)
     if tri.size == 0:
-        return nothing
+        return windows
     (ax, ay), (bx, by), (cx, cy) = tri[:, 0].T, tri[:, 1].T, tri[:, 2].T
     area = (bx - ax) * (cy - ay) - (by - ay) * (cx - ax)
     r0 = np.clip(np.ceil(tri[:, :, 1].min(axis=1) - 0.5), 0, height).astype(np.int64)
@@ -38,7 +46,7 @@ def rasterize_window(triangles: np.ndarray, width: int, height: int,
     rows = np.where(np.abs(area) > 1e-12, np.maximum(r1 - r0 + 1, 0), 0)
     nz = np.flatnonzero(rows)
     if nz.size == 0:
-        return nothing
+        return windows
     which = np.repeat(nz, rows[nz])
     row = r0[which] + np.arange(which.size) - np.repeat(np.cumsum(rows[nz]) - rows[nz], rows[nz])
     y = row + 0.5
@@ -59,13 +67,19 @@ def rasterize_window(triangles: np.ndarray, width: int, height: int,
     c1 = np.clip(np.floor(hi - 0.5), -1, width - 1).astype(np.int64)
     ok = ~empty & (c1 >= c0)
     if not ok.any():
-        return nothing
-    row, c0, c1 = row[ok], c0[ok], c1[ok]
-    top, left = row.min(), c0.min()
-    shape = (row.max() - top + 1, c1.max() - left + 2)
-    # +1 where a span starts, -1 just after it ends, counted per cell (bincount: one pass, unlike np.add.at)
-    base = (row - top) * shape[1] - left
-    runs = np.bincount(base + c0, minlength=shape[0] * shape[1]) - \
-        np.bincount(base + c1 + 1, minlength=shape[0] * shape[1])
-    window = np.asfortranarray(np.cumsum(runs.reshape(shape), axis=1)[:, :-1] > 0)
-    return window, int(top), int(left)
+        return windows
+    row, c0, c1, owner = row[ok], c0[ok], c1[ok], np.asarray(owners)[which][ok]  # grouped by owner
+    present, first = np.unique(owner, return_index=True)
+    top, left = np.minimum.reduceat(row, first), np.minimum.reduceat(c0, first)
+    rows_of, cols_of = np.maximum.reduceat(row, first) - top + 1, np.maximum.reduceat(c1, first) - left + 2
+    sizes = rows_of * cols_of
+    offset = np.cumsum(sizes) - sizes
+    k = np.repeat(np.arange(present.size), np.diff(np.r_[first, row.size]))
+    # +1 where a span starts, -1 just after it ends, counted per cell of its owner's window, all windows in one
+    # buffer (bincount: one pass, unlike np.add.at)
+    base = offset[k] + (row - top[k]) * cols_of[k] - left[k]
+    runs = np.bincount(base + c0, minlength=int(sizes.sum())) - np.bincount(base + c1 + 1, minlength=int(sizes.sum()))
+    for j, index in enumerate(present.tolist()):
+        block = runs[offset[j]:offset[j] + sizes[j]].reshape(rows_of[j], cols_of[j])
+        windows[index] = (np.asfortranarray(np.cumsum(block, axis=1)[:, :-1] > 0), int(top[j]), int(left[j]))
+    return windows

@@ -6,7 +6,7 @@ import bpy
 import numpy as np
 
 from ..core.dataset.models import mesh_of, model_key
-from ..core.groundtruth import geometry_labels, instances_from_mask, keypoint_labels, visibility
+from ..core.groundtruth import geometry_labels_many, instances_from_mask, keypoint_labels, visibility
 from .generators import GENERATOR_PROP
 from .keypoints import world_keypoints
 from .scene import labelled_class
@@ -69,16 +69,19 @@ def frame_labels(scene, objects: list, index: np.ndarray, K: np.ndarray, world_t
     resolution = (index.shape[1], index.shape[0])
     visible = instances_from_mask(index, range(1, len(objects) + 1))
     near = scene.camera.data.clip_start
-    records = []
-    for iid, obj in enumerate(objects, start=1):
-        cls = labelled_class(obj)
-        seen = visible.get(iid)
+    shapes, locals_ = [], []
+    for obj in objects:
         matrix = np.array(obj.matrix_world)
         local = geometry.local_triangles(obj, depsgraph)
         world = local.reshape(-1, 3) @ matrix[:3, :3].T + matrix[:3, 3]
         bounds = np.array([c[:] for c in obj.bound_box])
-        geo = geometry_labels(K, world_to_cam, resolution, world.reshape(-1, 3, 3), matrix,
-                              bounds.min(axis=0), bounds.max(axis=0), near=near, view=view)
+        shapes.append((world.reshape(-1, 3, 3), matrix, bounds.min(axis=0), bounds.max(axis=0)))
+        locals_.append(local)
+    geometry_of = geometry_labels_many(K, world_to_cam, resolution, shapes, near=near, view=view)
+    records = []
+    for iid, (obj, local, (_, matrix, _, _), geo) in enumerate(zip(objects, locals_, shapes, geometry_of), start=1):
+        cls = labelled_class(obj)
+        seen = visible.get(iid)
         pixels = seen.pixels if seen else 0
         scale = np.linalg.norm(matrix[:3, :3], axis=0)
         records.append({
