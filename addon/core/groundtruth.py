@@ -193,18 +193,23 @@ def _amodal_many(K, fronts: list[np.ndarray], width: int, height: int) -> list[d
     px = [_to_pixels(K, front) for front in fronts]  # one call per object: the same arithmetic as one object alone
     owners = np.repeat(np.arange(len(px)), [len(p) for p in px])
     windows = rasterize_windows(np.concatenate(px), owners, len(px), width, height)
-    return [_amodal(px_tris, window, width, height) for px_tris, window in zip(px, windows)]
+    points = np.concatenate(px).reshape(-1, 2)  # every object's extent in two reductions, not four per object
+    sizes = np.array([3 * len(p) for p in px])
+    starts = (np.cumsum(sizes) - sizes)[sizes > 0]
+    lows = iter(np.minimum.reduceat(points, starts, axis=0).tolist() if starts.size else [])
+    highs = iter(np.maximum.reduceat(points, starts, axis=0).tolist() if starts.size else [])
+    return [_amodal(px_tris, window, width, height, *((next(lows), next(highs)) if len(px_tris) else (None, None)))
+            for px_tris, window in zip(px, windows)]
 
 
-def _amodal(px_tris, window: tuple[np.ndarray, int, int], width, height) -> dict:
-    """Amodal labels of one object's triangles in pixels, its silhouette rasterised in ``window``."""
+def _amodal(px_tris, window: tuple[np.ndarray, int, int], width, height, low, high) -> dict:
+    """Amodal labels of one object's triangles in pixels, its silhouette rasterised in ``window``, its points'
+    extent from ``low`` to ``high`` ((x, y) each)."""
     labels: dict = {"amodal_pixels": 0, "amodal_bbox": None, "amodal_bbox_unclipped": None,
                     "amodal_segmentation": None, "truncation": 1.0, "amodal_pixels_all": 0, "amodal_bbox_all": None}
     if len(px_tris):
-        pts = px_tris.reshape(-1, 2)
-        x0, y0 = pts.min(axis=0)
-        x1, y1 = pts.max(axis=0)
-        labels["amodal_bbox_unclipped"], labels["amodal_bbox"] = _boxes(pts, width, height)
+        (x0, y0), (x1, y1) = low, high
+        labels["amodal_bbox_unclipped"], labels["amodal_bbox"] = _boxes_of(x0, y0, x1, y1, width, height)
         inside, top, left = window
         labels["amodal_pixels"] = int(inside.sum())
         if labels["amodal_pixels"]:
@@ -217,8 +222,12 @@ def _boxes(points: np.ndarray, width: int, height: int) -> tuple[list | None, li
     """(unclipped, clipped) [x, y, w, h] boxes of pixel points."""
     if not len(points):
         return None, None
-    x0, y0 = points.min(axis=0)
-    x1, y1 = points.max(axis=0)
+    (x0, y0), (x1, y1) = points.min(axis=0), points.max(axis=0)
+    return _boxes_of(x0, y0, x1, y1, width, height)
+
+
+def _boxes_of(x0, y0, x1, y1, width: int, height: int) -> tuple[list, list | None]:
+    """(unclipped, clipped) [x, y, w, h] boxes of the extent (x0, y0)-(x1, y1)."""
     cx0, cy0, cx1, cy1 = max(x0, 0.0), max(y0, 0.0), min(x1, float(width)), min(y1, float(height))
     clipped = [float(cx0), float(cy0), float(cx1 - cx0), float(cy1 - cy0)] if cx1 > cx0 and cy1 > cy0 else None
     return [float(x0), float(y0), float(x1 - x0), float(y1 - y0)], clipped
