@@ -62,7 +62,10 @@ def test_render_toybox_preview(tmp_path):
 
 def test_ctrl_c_leaves_a_valid_dataset_and_resumes(tmp_path):
     cmd = [sys.executable, "-m", "synthfarm.cli", "render", str(TINY), "--jobs", "30", "--out", str(tmp_path)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    # SIG_DFL: as in a terminal, even when this suite runs as a background job (whose shell ignores SIGINT, and
+    # an ignored SIGINT is inherited: the command would rightly go on rendering)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     jobs_file = tmp_path / "jobs.jsonl"
     while time.time() < deadline:
