@@ -133,7 +133,7 @@ class Worker:
         poller, polled = zmq.Poller(), ()
         try:
             while not self.stop_event.is_set():
-                if polled != (sock, self.child.sock):  # a new socket after a reconnect or a new child
+                if polled[:2] != (sock, self.child.sock):  # a new socket after a reconnect or a new child
                     poller, polled = zmq.Poller(), (sock, self.child.sock, wake)
                     for each in polled:
                         poller.register(each, zmq.POLLIN)

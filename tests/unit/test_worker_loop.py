@@ -45,8 +45,17 @@ def recv(sock, kind, timeout=30.0):
     raise AssertionError(f"no {kind} from the worker")
 
 
-def test_the_supervisor_sleeps_while_its_child_renders(tmp_path):
+class CountedPoller(zmq.Poller):
+    made = 0
+
+    def __init__(self):
+        super().__init__()
+        CountedPoller.made += 1
+
+
+def test_the_supervisor_sleeps_while_its_child_renders(tmp_path, monkeypatch):
     render_seconds, heartbeat = 3.0, 1.0
+    monkeypatch.setattr(zmq, "Poller", CountedPoller)
     blender = standin(tmp_path, render_seconds)
     context = zmq.Context()
     coordinator = context.socket(zmq.ROUTER)  # the coordinator's side, played by the test
@@ -64,10 +73,11 @@ def test_the_supervisor_sleeps_while_its_child_renders(tmp_path):
         task = p.Task(attempt_id="a" * 32, batch_id="b", job_id=0, recipe="", recipe_dir=str(tmp_path), params={},
                       seed=1, frames=1, preview=False, staging=str(tmp_path / "staging"))
         coordinator.send_multipart([identity, *p.encode("TASK", task)])
-        before = worker.wakeups
+        before, polls_made = worker.wakeups, CountedPoller.made
         done = recv(coordinator, "DONE")
         during = worker.wakeups - before
         assert p.decode(done[1:])[1].ok
+        assert CountedPoller.made == polls_made, "the poller was built again with the same sockets"
         # a heartbeat a second and the child's answer; a short timer would be 4 or more a heartbeat
         assert during <= render_seconds / heartbeat + 3, f"{during} wake-ups in a {render_seconds:g} s render"
     finally:
