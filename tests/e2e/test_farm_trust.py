@@ -149,11 +149,10 @@ def test_worker_keys_cannot_read_batches(tmp_path):
         farm.stop()
 
 
-def test_reading_a_shared_file_system_is_the_coordinators_choice(farm, tmp_path):
+def test_reading_a_shared_file_system_is_the_coordinators_choice(farm, tmp_path, tmp_path_factory):
     url = f"tcp://127.0.0.1:{farm.port + 1}"
     farm.ready()
-    elsewhere = tmp_path / "recipes"
-    elsewhere.mkdir()
+    elsewhere = tmp_path_factory.mktemp("recipes")  # under neither shared root (the checkout, the farm's folder)
     (elsewhere / "tiny.yaml").write_text(TINY.read_text())
     body = {"batch_id": "b", "recipe": TINY.read_text(), "recipe_dir": str(elsewhere), "out": "x", "count": 1}
     reply = raw_request(url, "SUBMIT", body)

@@ -65,7 +65,8 @@ class Farm:
 
     def start_coordinator(self):
         return cli("coordinator", "--port", self.port, "--data", self.state, "--heartbeat", 0.3,
-                   "--lost-after", 3, "--out-root", self.out_root, "--shared-root", ROOT, *self.coordinator_args,
+                   "--lost-after", 3, "--out-root", self.out_root, "--shared-root", ROOT, "--shared-root", self.tmp,
+                   *self.coordinator_args,
                    stdout=subprocess.DEVNULL)
 
     def start_worker(self, name, work_dir: Path | None = None, cwd: Path | None = None):
