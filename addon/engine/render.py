@@ -1,12 +1,14 @@
 """One Cycles render per frame yields every pass as numpy arrays (see BPY_NOTES.md).
 
-In background mode the Render Result has no pixels in Python, so the frame is saved once as a
-multilayer EXR to a scratch folder (all passes, read back with OpenEXR) and once as an 8-bit PNG (the
-colour-managed RGB, written straight to the caller's temporary path).
+In background mode the Render Result has no pixels in Python (nor has a Viewer node: checked on bpy 5.0 and
+5.3), so the frame is saved once as a multilayer EXR (all passes, 32-bit, uncompressed, single-part: the
+fastest to write and read, tests/bench/passes_io.py) and read back with OpenEXR, and once as an 8-bit PNG (the
+colour-managed RGB). Both go to memory files (:class:`PassFiles`), not to a disk.
 """
 from __future__ import annotations
 
 import logging
+import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,7 +17,7 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-from ..core.dataset.native import drop_png_text
+from ..core.dataset.native import png_without_text
 from ..core.exr import read_exr
 from .devices import DeviceInfo
 
@@ -142,7 +144,8 @@ CHANGED_SETTINGS = {
     "cycles": ("samples", "use_denoising", "denoiser", "seed", "use_animated_seed", "filter_width", "device",
                *SPEED.values()),
     "view_settings": ("view_transform", "look", "exposure", "gamma"),
-    "render.image_settings": ("media_type", "file_format", "color_mode", "color_depth", "compression", "exr_codec"),
+    "render.image_settings": ("media_type", "file_format", "color_mode", "color_depth", "compression", "exr_codec",
+                              "use_exr_interleave"),
     "view_layers[0]": ("use_pass_z", "use_pass_normal", "use_pass_object_index", "use_pass_vector"),
 }
 
@@ -171,6 +174,7 @@ def _save(image, scene, path: Path, multilayer: bool) -> None:
         settings.file_format = "OPEN_EXR_MULTILAYER"
         settings.color_depth = "32"
         settings.exr_codec = "NONE"  # a scratch file read once: no time spent compressing
+        settings.use_exr_interleave = True  # one part for all passes: half the time of multi-part to write
     else:
         settings.media_type = "IMAGE"
         settings.file_format = "PNG"
@@ -180,6 +184,62 @@ def _save(image, scene, path: Path, multilayer: bool) -> None:
     image.save_render(str(path), scene=scene)
 
 
+class PassFiles:
+    """The two files a render is saved to and read back from: ``exr`` (every pass) and ``png`` (the colour
+    image, which lens remaps and image effects rewrite in place). Anonymous memory files (memfd, opened by path
+    through /proc/self/fd) where the system has them: nothing touches a disk and nothing is left behind when the
+    process is killed; else files in ``scratch``. One set per process at a time; :meth:`close` frees them."""
+
+    def __init__(self, scratch: Path):
+        self._fds: list[int] = []
+        self.exr, self.png = (self._memory(name) or Path(scratch) / name for name in ("passes.exr", "rgb.png"))
+        if not self.in_memory:
+            Path(scratch).mkdir(parents=True, exist_ok=True)
+
+    def _memory(self, name: str) -> Path | None:
+        if not hasattr(os, "memfd_create"):  # Linux only
+            return None
+        try:
+            fd = os.memfd_create(name)
+        except OSError:  # refused by a sandbox
+            return None
+        path = Path(f"/proc/{os.getpid()}/fd/{fd}")
+        if not path.exists():  # no /proc
+            os.close(fd)
+            return None
+        self._fds.append(fd)
+        return path
+
+    @property
+    def in_memory(self) -> bool:
+        return bool(self._fds)
+
+    def png_bytes(self) -> bytes:
+        """The colour image as it goes into the dataset: without text and time chunks (Blender writes the date
+        and render times there), so that the same render gives the same bytes."""
+        return png_without_text(self.png.read_bytes())
+
+    def clear(self, *paths: Path) -> None:
+        """Give the memory back (or remove the files): ``paths``, or both."""
+        for path in paths or (self.exr, self.png):
+            if self.in_memory:
+                os.truncate(path, 0)
+            else:
+                path.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        self.clear()
+        for fd in self._fds:
+            os.close(fd)
+        self._fds = []
+
+    def __enter__(self) -> "PassFiles":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def _channel(channels: dict[str, np.ndarray], suffix: str) -> np.ndarray:
     for name, pixels in channels.items():
         if name.endswith(suffix):
@@ -187,21 +247,22 @@ def _channel(channels: dict[str, np.ndarray], suffix: str) -> np.ndarray:
     raise RuntimeError(f"the render has no {suffix!r} pass (channels: {sorted(channels)})")
 
 
-def render_frame(scene, rgb_path: Path, scratch_dir: Path) -> FramePasses:
-    """Render ``scene`` once; write the RGB PNG to ``rgb_path`` and return the passes.
+def render_frame(scene, files: PassFiles) -> FramePasses:
+    """Render ``scene`` once; save the RGB PNG to ``files.png`` and return the passes.
 
     With motion blur or depth of field, the passes come from a second, sharp render (1 sample): Cycles takes
     ids and depth from a sample at a random time within the shutter and a random point of the aperture, and
     leaves the Vector pass empty under motion blur; labels describe the frame's own instant, in focus."""
+    files.clear()  # nothing of the last frame can remain
     start = time.perf_counter()
     bpy.ops.render.render()
     image = bpy.data.images["Render Result"]
-    exr_path = Path(scratch_dir) / "passes.exr"
+    exr_path, rgb_path = files.exr, files.png
     render_seconds = time.perf_counter() - start
     dof = scene.camera.data.dof
     blurred = (scene.render.use_motion_blur, dof.use_dof)
     if any(blurred):
-        _save(image, scene, Path(rgb_path), multilayer=False)
+        _save(image, scene, rgb_path, multilayer=False)
         kept = scene.cycles.samples, scene.cycles.use_denoising
         scene.render.use_motion_blur, dof.use_dof = False, False
         scene.cycles.samples, scene.cycles.use_denoising = 1, False
@@ -217,10 +278,9 @@ def render_frame(scene, rgb_path: Path, scratch_dir: Path) -> FramePasses:
     else:
         rendered = time.perf_counter()
         _save(image, scene, exr_path, multilayer=True)
-        _save(image, scene, Path(rgb_path), multilayer=False)
-    drop_png_text(rgb_path)  # no date or render times: the same render gives the same bytes
+        _save(image, scene, rgb_path, multilayer=False)
     channels = read_exr(exr_path)
-    exr_path.unlink(missing_ok=True)
+    files.clear(exr_path)
     depth = _channel(channels, ".Depth.Z").astype(np.float32)
     depth[depth >= BACKGROUND_DEPTH] = np.inf
     normals = np.stack([_channel(channels, f".Normal.{axis}") for axis in "XYZ"], axis=-1).astype(np.float32)

@@ -119,7 +119,8 @@ class Runner:
         self.prepare(recipe, base_dir)
         scene = bpy.context.scene
         report = JobReport(job.id)
-        with JobScope(keep=self.keep) as scope, render.scene_speed(scene) as self.scene_speed:
+        with (JobScope(keep=self.keep) as scope, render.scene_speed(scene) as self.scene_speed,
+              render.PassFiles(scratch) as files):
             motion.set_frame_rate(scene, recipe.frame_rate)
             sampler, cameras, updates = self.build(recipe, base_dir, job, scope.collection)
             keyed = motion.Keyed(scene, updates, job.frames, recipe.frame_rate) if animated(recipe, job) else None
@@ -137,7 +138,7 @@ class Runner:
                     bpy.context.view_layer.update()
                     for view_name, sensor in recipe.views():
                         self._render_sensor(recipe, job, k, view_name, sensor, cameras[view_name], objects,
-                                            sampler, writer, scratch, report)
+                                            sampler, writer, files, report)
                     report.frames += 1
                     report.objects = max(report.objects, len(objects))
             finally:
@@ -171,7 +172,7 @@ class Runner:
             raise RuntimeError("more than 65535 labelled objects in one frame: masks are 16-bit")
         return objects
 
-    def _render_sensor(self, recipe, job, k, view_name, sensor, camera, objects, sampler, writer, scratch, report):
+    def _render_sensor(self, recipe, job, k, view_name, sensor, camera, objects, sampler, writer, files, report):
         scene = bpy.context.scene
         scene.camera = camera
         resolution = sensor.resolution_for(job.preview, recipe.output.preview.scale)
@@ -184,12 +185,10 @@ class Runner:
                          view=camera.get("synthfarm_view"), transparent=any(rnd.kind == "backplate" for rnd in stages),
                          shutter=sensor.shutter, vector="flow" in sensor.outputs, speed=speed)
         sensors.aim_render(camera, view.source)
-        scratch.mkdir(parents=True, exist_ok=True)
-        rgb_tmp = scratch / f"{job.id:010d}-{k:04d}-{view_name}.png"
-        passes = views.to_image(view, render.render_frame(scene, rgb_tmp, scratch), rgb_tmp)
+        passes = views.to_image(view, render.render_frame(scene, files), files.png)
         t_effects = time.perf_counter()
         if stages:
-            apply_image_stages(stages, rgb_tmp, sampler, base_dir=self.base_dir, item=f"{view_name}/{k:04d}")
+            apply_image_stages(stages, files.png, sampler, base_dir=self.base_dir, item=f"{view_name}/{k:04d}")
         effects_seconds = time.perf_counter() - t_effects
         t_labels = time.perf_counter()
         class_ids = {name: i for i, name in enumerate(self.classes, start=1)}
@@ -230,7 +229,7 @@ class Runner:
         t_write = time.perf_counter()
         outputs = set(sensor.outputs)
         writer.write_frame(
-            job.id, k, view_name, image_png=rgb_tmp,
+            job.id, k, view_name, image_png=files.png_bytes(),
             depth=passes.depth if "depth" in outputs else None,
             normals=passes.normals if "normals" in outputs else None,
             instance_mask=passes.index.astype(np.uint16) if "instance_mask" in outputs else None,

@@ -42,7 +42,8 @@ def labels(scene, objects, tmp_path):
     for i, obj in enumerate(objects, start=1):
         obj.pass_index = i
     bpy.context.view_layer.update()
-    passes = render.render_frame(scene, tmp_path / "rgb.png", tmp_path)
+    with render.PassFiles(tmp_path) as files:
+        passes = render.render_frame(scene, files)
     info = camera_record(scene.camera, scene)
     classes = {c: i for i, c in enumerate(sorted({o["synthfarm_class"] for o in objects}), start=1)}
     return frame_labels(scene, objects, passes.index, np.array(info["K"]), np.array(info["world_to_cam"]),

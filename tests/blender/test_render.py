@@ -1,4 +1,5 @@
 """One Cycles render gives every pass, oriented like the image; devices fall back to the CPU."""
+import os
 import struct
 
 import bpy
@@ -6,6 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from synthfarm.addon.core.dataset.native import png_without_text
+from synthfarm.addon.core.exr import read_exr
 from synthfarm.addon.engine import devices, render
 
 
@@ -27,7 +30,8 @@ def scene():
 
 
 def test_passes_are_exact_and_top_row_first(scene, tmp_path):
-    passes = render.render_frame(scene, tmp_path / "rgb.png", tmp_path)
+    with render.PassFiles(tmp_path) as files:
+        passes = render.render_frame(scene, files)
     assert passes.index.shape == (48, 64) and passes.index.dtype == np.int32
     assert set(np.unique(passes.index)) == {0, 3, 7}
     rows_high = np.nonzero(passes.index == 7)[0]
@@ -43,19 +47,62 @@ def test_passes_are_exact_and_top_row_first(scene, tmp_path):
     assert (passes.normals[0, 0] == 0).all()
     length = np.linalg.norm(passes.normals, axis=-1)
     assert np.allclose(length[length > 0], 1, atol=1e-5)
-    assert passes.render_seconds > 0 and not (tmp_path / "passes.exr").exists()
+    assert passes.render_seconds > 0
     assert scene.cycles.filter_width <= render.MAX_FILTER_WIDTH
 
 
 def test_png_opens_in_standard_readers(scene, tmp_path):
-    render.render_frame(scene, tmp_path / "rgb.png", tmp_path)
-    data = (tmp_path / "rgb.png").read_bytes()
+    with render.PassFiles(tmp_path) as files:
+        render.render_frame(scene, files)
+        data = files.png_bytes()
+    (tmp_path / "rgb.png").write_bytes(data)
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     width, height, depth, colour = struct.unpack(">IIBB", data[16:26])
     assert (width, height, depth, colour) == (64, 48, 8, 2)  # 8-bit RGB
+    assert b"tEXt" not in data and b"tIME" not in data  # no date or render times: same render, same bytes
     with Image.open(tmp_path / "rgb.png") as image:
         assert image.mode == "RGB" and image.size == (64, 48)
         assert np.asarray(image).std() > 0  # not blank
+
+
+def old_way(scene, folder):
+    """The passes and PNG as synthfarm read them before issue 13: a multi-part EXR and a PNG in a folder."""
+    image, settings = bpy.data.images["Render Result"], scene.render.image_settings
+    settings.media_type, settings.file_format = "MULTI_LAYER_IMAGE", "OPEN_EXR_MULTILAYER"
+    settings.color_depth, settings.exr_codec, settings.use_exr_interleave = "32", "NONE", False
+    image.save_render(str(folder / "old.exr"), scene=scene)
+    settings.media_type, settings.file_format, settings.color_mode = "IMAGE", "PNG", "RGB"
+    settings.color_depth, settings.compression = "8", 15
+    image.save_render(str(folder / "old.png"), scene=scene)
+    channels = read_exr(folder / "old.exr")
+    pick = {suffix: next(v for k, v in channels.items() if k.endswith(suffix))
+            for suffix in (".Depth.Z", ".Object Index.X", ".Normal.X", ".Normal.Y", ".Normal.Z")}
+    return pick, png_without_text((folder / "old.png").read_bytes())
+
+
+@pytest.mark.parametrize("memory", [True, False], ids=["memory files", "scratch folder"])
+def test_passes_come_back_through_memory_files_identical_to_the_old_way(scene, tmp_path, monkeypatch, memory):
+    """Depth and ids bit-exact, the PNG byte-identical, whether the system has memory files or not; with them
+    nothing is written to any folder."""
+    if not memory:  # a system without memfd_create
+        monkeypatch.delattr(os, "memfd_create")
+    scratch = tmp_path / "scratch"
+    with render.PassFiles(scratch) as files:
+        assert files.in_memory == memory
+        passes = render.render_frame(scene, files)
+        png = files.png_bytes()
+        old, old_png = old_way(scene, tmp_path)
+        assert (list(scratch.iterdir()) == [files.png]) if not memory else not scratch.exists()
+    assert png == old_png
+    depth = old[".Depth.Z"].copy()
+    depth[depth >= render.BACKGROUND_DEPTH] = np.inf
+    assert passes.depth.tobytes() == depth.tobytes()
+    assert np.array_equal(passes.index, np.rint(old[".Object Index.X"]).astype(np.int32))
+    normals = np.stack([old[f".Normal.{a}"] for a in "XYZ"], axis=-1)
+    length = np.linalg.norm(normals, axis=-1, keepdims=True)
+    assert passes.normals.tobytes() == np.divide(normals, length, out=np.zeros_like(normals),
+                                                 where=length > 1e-8).tobytes()
+    assert set(np.unique(passes.index)) == {0, 3, 7}
 
 
 def test_gpu_request_falls_back_to_cpu_and_says_so(scene, caplog):

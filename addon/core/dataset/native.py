@@ -93,12 +93,11 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_TEXT_CHUNKS = (b"tEXt", b"zTXt", b"iTXt", b"tIME")  # text and the modification time
 
 
-def drop_png_text(path: Path) -> None:
-    """Rewrite a PNG without its text and time chunks (Blender and Cycles write the date and render
-    times there), so that the same pixels give the same bytes. The image data is not touched."""
-    data = Path(path).read_bytes()
+def png_without_text(data: bytes) -> bytes:
+    """A PNG without its text and time chunks (Blender and Cycles write the date and render times there),
+    so that the same pixels give the same bytes. The image data is not touched."""
     if not data.startswith(PNG_SIGNATURE):
-        raise ValueError(f"{path} is not a PNG file")
+        raise ValueError("not a PNG file")
     kept, at = [PNG_SIGNATURE], len(PNG_SIGNATURE)
     while at < len(data):
         length = int.from_bytes(data[at:at + 4], "big")
@@ -106,7 +105,7 @@ def drop_png_text(path: Path) -> None:
         if chunk[4:8] not in PNG_TEXT_CHUNKS:
             kept.append(chunk)
         at += 12 + length
-    Path(path).write_bytes(b"".join(kept))
+    return b"".join(kept)
 
 
 def read_png(path: Path) -> np.ndarray:
@@ -265,7 +264,7 @@ class DatasetWriter:
         return all(self.frame_paths(job_id, frame, sensor)["annotation"].is_file()
                    for frame in range(frames) for sensor in sensors)
 
-    def write_frame(self, job_id: int, frame: int, sensor: str, *, image_png: Path | None = None,
+    def write_frame(self, job_id: int, frame: int, sensor: str, *, image_png: bytes | Path | None = None,
                     depth: np.ndarray | None = None, normals: np.ndarray | None = None,
                     instance_mask: np.ndarray | None = None, semantic_mask: np.ndarray | None = None,
                     flow: tuple[np.ndarray, np.ndarray] | None = None, disparity: np.ndarray | None = None,
@@ -276,7 +275,9 @@ class DatasetWriter:
         masks = {kind: _id_image(kind, array) for kind, array in (("mask", instance_mask), ("semantic", semantic_mask))
                  if array is not None}
         paths["annotation"].unlink(missing_ok=True)  # a re-done frame is not done until it is all rewritten
-        if image_png is not None:
+        if isinstance(image_png, bytes):
+            atomic_write_bytes(paths["image"], image_png)
+        elif image_png is not None:  # a file: moved into place
             with atomic_path(paths["image"]) as tmp:
                 shutil.move(image_png, tmp)
         if depth is not None:
