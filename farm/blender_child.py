@@ -20,6 +20,7 @@ from pathlib import Path
 
 import zmq
 
+from ..addon.core.dataset.background import BackgroundWriter
 from ..addon.core.dataset.identity import batch_identity
 from ..addon.core.dataset.native import DatasetWriter
 from ..addon.core.jobs import JobSpec
@@ -67,15 +68,19 @@ def run_task(runner, task: p.Task, sock, parent: int) -> dict:
     identity = batch_identity(recipe, preview=task.preview, jobs=[(task.params, task.seed)])
     writer.open(task.recipe, identity, {"name": recipe.name, "attempt": task.attempt_id})  # a fresh staging folder
     job = JobSpec(id=task.job_id, params=task.params, seed=task.seed, frames=task.frames, preview=task.preview)
-    done = [0]
+    views = len(recipe.views())
+    reported = [0]
 
-    def frame_done():
-        done[0] += 1
-        send(sock, {"progress": {"attempt_id": task.attempt_id, "frames_done": done[0],
-                                 "frames_total": task.frames}}, parent)
+    def frame_done():  # between frames: say how many frames are durable (all their sensors' files), if more
+        done = frames.durable_frames // views
+        if done > reported[0]:
+            reported[0] = done
+            send(sock, {"progress": {"attempt_id": task.attempt_id, "frames_done": done,
+                                     "frames_total": task.frames}}, parent)
 
-    with tempfile.TemporaryDirectory(prefix="job-") as scratch:  # inside the child's own temp folder
-        report = runner.run_job(recipe, Path(task.recipe_dir), job, writer, Path(scratch), should_stop=frame_done)
+    with (tempfile.TemporaryDirectory(prefix="job-") as scratch,  # inside the child's own temp folder
+          BackgroundWriter(writer) as frames):  # frames written while the next renders; all durable on leaving
+        report = runner.run_job(recipe, Path(task.recipe_dir), job, frames, Path(scratch), should_stop=frame_done)
     return {"attempt_id": task.attempt_id, "ok": True, "frames": report.frames,
             "seconds": time.perf_counter() - start, "device": runner.device.kind if runner.device else ""}
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..core.dataset import lock
+from ..core.dataset.background import BackgroundWriter
 from ..core.dataset.convert import export_for_recipe
 from ..core.dataset.identity import batch_identity
 from ..core.dataset.native import DatasetWriter
@@ -107,6 +108,7 @@ class LocalBatch:
         self.batch = make_jobs(self.recipe, jobs, seed=seed, preview=preview, params=params)
         self.out = Path(out)
         self.writer = DatasetWriter(self.out)
+        self.frames: BackgroundWriter | None = None
         self._lock = lock.acquire(self.out, "render into it")
         try:
             identity = batch_identity(self.recipe, preview=preview, seed=seed, params=self.batch[0].params)
@@ -116,6 +118,7 @@ class LocalBatch:
             self.close()
             raise
         self.todo = [job for job in self.batch if job.id not in done]
+        self.frames = BackgroundWriter(self.writer)  # a job is written while the next one renders
         self.runner = runner or Runner(device=device, use_current_scene=use_current_scene)
         self.summary = RenderSummary(self.out, len(self.batch), 0, len(self.batch) - len(self.todo), 0, 0.0, 0.0)
         self.scratch = Path(tempfile.mkdtemp(prefix="synthfarm-scratch-"))
@@ -131,10 +134,11 @@ class LocalBatch:
             return False
         should_stop()
         job = self.todo.pop(0)
-        self.writer.record_job(job.id, job.params, job.seed, "running")
-        report = self.runner.run_job(self.recipe, self.base_dir, job, self.writer, self.scratch,
+        self.frames.record_job(job.id, job.params, job.seed, "running")
+        report = self.runner.run_job(self.recipe, self.base_dir, job, self.frames, self.scratch,
                                      should_stop=should_stop)
-        self.writer.record_job(job.id, job.params, job.seed, "done", frames=report.frames, stems=report.stems,
+        # recorded done by the writer once the job's files are durable
+        self.frames.record_job(job.id, job.params, job.seed, "done", frames=report.frames, stems=report.stems,
                                seconds=round(report.wall_seconds, 3))
         self.summary.jobs_rendered += 1
         self.summary.frames += report.frames
@@ -148,6 +152,11 @@ class LocalBatch:
 
     def finish(self) -> RenderSummary:
         summary = self.summary
+        try:
+            self.frames.close()  # every job rendered is durable and recorded
+        except BaseException:
+            self.close()
+            raise
         if summary.interrupted:
             self.writer.remove_leftovers()
         shutil.rmtree(self.scratch, ignore_errors=True)
@@ -164,7 +173,9 @@ class LocalBatch:
         return summary
 
     def close(self) -> None:
-        """Let other writers into the dataset folder (finish does this)."""
+        """Write what is queued, then let other writers into the dataset folder (finish does this)."""
+        if self.frames is not None:
+            self.frames.close(raise_error=False)  # the jobs rendered so far are kept
         if self._lock is not None:
             self._lock.release()
             self._lock = None

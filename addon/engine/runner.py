@@ -20,7 +20,8 @@ from ..core.jobs import JobSpec
 from ..core.recipe import Recipe, resolve_path
 from ..core.sampling import Sampler
 from . import assets as asset_lib
-from ..core.dataset.native import atomic_path
+from ..core.dataset.background import BackgroundWriter
+from ..core.dataset.native import DatasetWriter, atomic_path
 from ..core.flow import CONVENTION, flow_from_vector, flow_through_view
 from ..core.lens import stereo_disparity
 from ..core.video import encode_mp4, require_encoder
@@ -58,10 +59,11 @@ def animated(recipe: Recipe, job: JobSpec) -> bool:
     return job.frames > 1 or any(s.shutter > 0 or "flow" in s.outputs for s in recipe.sensors)
 
 
-def write_videos(recipe: Recipe, job: JobSpec, writer) -> None:
+def write_videos(recipe: Recipe, job: JobSpec, writer: BackgroundWriter) -> None:
     """An MP4 of each view that asks for ``video`` (sequences only), beside the job's first frame."""
-    if job.frames < 2:
+    if job.frames < 2 or not any("video" in sensor.outputs for _, sensor in recipe.views()):
         return
+    writer.drain()  # the frames' images on disk
     for view_name, sensor in recipe.views():
         if "video" in sensor.outputs:
             frames = [writer.frame_paths(job.id, k, view_name)["image"] for k in range(job.frames)]
@@ -111,10 +113,15 @@ class Runner:
         base_labels = {labelled_class(o) for o in bpy.context.scene.objects if labelled_class(o)}
         self.classes = class_list.dataset_classes(recipe, base_dir, extra=base_labels)
 
-    def run_job(self, recipe: Recipe, base_dir: Path | None, job: JobSpec, writer, scratch: Path,
-                should_stop=lambda: None) -> JobReport:
+    def run_job(self, recipe: Recipe, base_dir: Path | None, job: JobSpec, writer: DatasetWriter | BackgroundWriter,
+                scratch: Path, should_stop=lambda: None) -> JobReport:
         """Render every frame and sensor of ``job`` into ``writer``. ``should_stop`` is called between
-        frames and may raise (e.g. KeyboardInterrupt) to stop at a frame boundary."""
+        frames and may raise (e.g. KeyboardInterrupt) to stop at a frame boundary. Frames are written while the
+        next one renders; into a DatasetWriter, they are all durable when this returns; into a caller's
+        BackgroundWriter, they may still be queued (the caller drains it)."""
+        if isinstance(writer, DatasetWriter):
+            with BackgroundWriter(writer) as frames:
+                return self.run_job(recipe, base_dir, job, frames, scratch, should_stop)
         start = time.perf_counter()
         self.prepare(recipe, base_dir)
         scene = bpy.context.scene
@@ -144,7 +151,7 @@ class Runner:
             finally:
                 if keyed is not None:
                     keyed.release()
-            write_videos(recipe, job, writer)
+        write_videos(recipe, job, writer)  # after the job's scene is gone: meanwhile its last frame is written
         self.geometry.clear()  # mesh addresses may be reused once the job's data is freed
         report.wall_seconds = time.perf_counter() - start
         return report
@@ -226,6 +233,7 @@ class Runner:
                     "timings": {"setup": report.timings.get("setup"), "render": passes.render_seconds,
                                 "passes_io": passes.write_seconds, "effects": effects_seconds,
                                 "labels": labels_seconds}}
+        timings = dict(metadata["timings"])  # the metadata is the writer's from here on
         t_write = time.perf_counter()
         outputs = set(sensor.outputs)
         writer.write_frame(
@@ -235,8 +243,8 @@ class Runner:
             instance_mask=passes.index.astype(np.uint16) if "instance_mask" in outputs else None,
             semantic_mask=semantic if "semantic_mask" in outputs else None, flow=flow, disparity=disparity,
             annotation=annotation, metadata=metadata)
-        metadata["timings"]["write"] = time.perf_counter() - t_write
+        timings["write"] = time.perf_counter() - t_write  # queueing it: it is written while the next frame renders
         report.stems.append(writer.frame_stem(job.id, k, view_name))
         report.render_seconds += passes.render_seconds
-        for key, value in metadata["timings"].items():
+        for key, value in timings.items():
             report.timings[key] = report.timings.get(key, 0.0) + (value or 0.0) if key != "setup" else value

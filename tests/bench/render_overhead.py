@@ -1,13 +1,20 @@
-"""Benchmark: how much of a job's wall time is not the render call.
+"""Benchmark: how much of a frame's wall time is not the render call, in a warm worker.
 
-Renders the toybox recipe (640x480, 16 samples) through ``synthfarm.render`` in this process and, for
-the same frames in the same run, times the bare ``bpy.ops.render.render()`` call that synthfarm makes.
-Prints per job: wall seconds, render-call seconds, overhead fraction; then the mean overhead after the
-first job (target: <= 5 %). The render time is taken around the very
-``bpy.ops.render.render()`` call (stored in each frame's metadata as ``timings.render``); everything else
-in the job's wall time (scene set-up, physics, pass read-back, labels, file writes, clean-up) is overhead.
+Each run is a real ``synthfarm render`` (the embedded farm: a coordinator, a worker and its Blender child; or
+``--in-process``) of N one-frame jobs of a recipe with every output (image, depth, normals, instance and class
+masks) and every label. The preview tier is ``--preview`` with the recipe's preview
+set to half size and 1 sample (no denoising); the full tier renders at ``--size`` with ``--samples`` and the
+sensor's denoising. A frame's wall time in the steady state is the time between two consecutive frames'
+annotations landing (their files' modification times; a frame is committed when its annotation is renamed into
+place, and a rename keeps the time), after the first ``--warm`` jobs; the render call's own time is measured
+around ``bpy.ops.render.render()`` and stored in each frame's metadata (``timings.render``). Overhead = 1 - render
+calls / wall. Targets (issue 13): <= 25 % at the preview tier (320x240, 1 sample), <= 5 % at 640x480, 16 samples.
 
-    python tests/bench/render_overhead.py [--jobs 6] [--samples 16]
+With ``--against DIR`` (a copy of another version of synthfarm: ``DIR/synthfarm/__init__.py``, e.g. made with
+``git archive``), the same runs of that version are interleaved with this one's, round by round.
+
+    python tests/bench/render_overhead.py [--tier preview|full|both] [--mode farm|in-process|both] [--jobs 12]
+        [--rounds 2] [--against /tmp/main-export] [--recipe assets/recipes/toybox.yaml] [--size 640 480] [--samples 16]
 """
 from __future__ import annotations
 
@@ -15,57 +22,87 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
-import time
 from pathlib import Path
 
-os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="synthfarm-bench-"))
-
-import synthfarm  # noqa: E402
-from synthfarm.addon.core.recipe import load_recipe  # noqa: E402
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
+TIERS = {"preview": ["--preview"], "full": []}  # preview: half size, 1 sample (see make_recipe), no denoising
+OUTPUTS = ["rgb", "depth", "normals", "instance_mask", "semantic_mask"]
+
+
+def make_recipe(source: Path, size, samples: int) -> Path:
+    data = yaml.safe_load(source.read_text())
+    for sensor in data["sensors"]:
+        sensor.update(resolution=list(size), samples=samples, outputs=OUTPUTS)
+    data.setdefault("output", {})["preview"] = {"scale": 0.5, "samples": 1}
+    path = source.parent / f".bench-{os.getpid()}.yaml"  # beside it: relative paths hold
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def run(version: Path | None, recipe: Path, tier: str, jobs: int, mode: str, out: Path, warm: int) -> dict:
+    env = dict(os.environ, BLENDER_USER_RESOURCES=str(out.parent / "blender-user"))
+    if version is not None:
+        env["PYTHONPATH"] = str(version)
+    cmd = [sys.executable, "-m", "synthfarm.cli", "render", str(recipe), "--jobs", str(jobs), "--out", str(out)]
+    done = subprocess.run(cmd + TIERS[tier] + (["--in-process"] if mode == "in-process" else []), env=env,
+                          capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr[-2000:]}")
+    landed = sorted((p.stat().st_mtime_ns / 1e9, p.name.removesuffix("-ann.json"))
+                    for p in (out / "annotations").glob("*-ann.json"))[warm:]
+    render = sum(json.loads((out / "metadata" / f"{stem}-meta.json").read_text())["timings"]["render"]
+                 for _, stem in landed[1:])
+    wall = landed[-1][0] - landed[0][0]
+    return {"wall": wall / (len(landed) - 1), "render": render / (len(landed) - 1), "overhead": 1 - render / wall}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--jobs", type=int, default=6)
-    parser.add_argument("--samples", type=int, default=16)
-    parser.add_argument("--recipe", default=str(ROOT / "assets/recipes/toybox.yaml"))
+    parser.add_argument("--tier", choices=["preview", "full", "both"], default="both")
+    parser.add_argument("--mode", choices=["farm", "in-process", "both"], default="farm")
+    parser.add_argument("--jobs", type=int, default=12)
+    parser.add_argument("--warm", type=int, default=2, help="jobs left out at the start (a cold worker)")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--against", type=Path, help="another version of synthfarm to interleave with this one")
+    parser.add_argument("--recipe", type=Path, default=ROOT / "tests" / "data" / "tiny.yaml")
+    parser.add_argument("--size", type=int, nargs=2, default=(640, 480), help="the full tier's (preview: half)")
+    parser.add_argument("--samples", type=int, default=16, help="the full tier's (preview: 1)")
     args = parser.parse_args()
-
-    recipe_path = Path(args.recipe)
-    data = load_recipe(recipe_path).to_data()
-    data["sensors"][0]["samples"] = args.samples
-    import yaml
-
+    tiers = ["preview", "full"] if args.tier == "both" else [args.tier]
+    modes = ["farm", "in-process"] if args.mode == "both" else [args.mode]
+    versions = {"this": None, **({"against": args.against.resolve()} if args.against else {})}
     work = Path(tempfile.mkdtemp(prefix="synthfarm-bench-"))
-    patched = recipe_path.parent / f".bench-{os.getpid()}.yaml"  # beside the original: relative paths hold
-    patched.write_text(yaml.safe_dump(data))
-
-    job_ends: list[float] = []
-    start = time.perf_counter()
+    recipe = make_recipe(args.recipe, args.size, args.samples)
+    results: dict[tuple, list[dict]] = {}
     try:
-        summary = synthfarm.render(patched, jobs=args.jobs, out=work / "out",
-                                   progress=lambda done, total: job_ends.append(time.perf_counter()))
+        for rnd in range(args.rounds):
+            for tier in tiers:
+                for mode in modes:
+                    names = list(versions)[::1 if rnd % 2 == 0 else -1]  # alternate which version goes first
+                    for name in names:
+                        out = work / f"{tier}-{mode}-{name}-{rnd}"
+                        result = run(versions[name], recipe, tier, args.jobs, mode, out, args.warm)
+                        results.setdefault((tier, mode, name), []).append(result)
+                        print(f"round {rnd} {tier:7} {mode:10} {name:7} wall {result['wall'] * 1e3:8.1f} ms/frame, "
+                              f"render call {result['render'] * 1e3:8.1f} ms, overhead {result['overhead']:6.1%}",
+                              flush=True)
     finally:
-        patched.unlink(missing_ok=True)
-    # the render call's own time, measured around bpy.ops.render.render() and stored per frame
-    render_calls = [sum(json.loads(p.read_text())["timings"]["render"]
-                        for p in sorted((work / "out" / "metadata").glob(f"{job:010d}-*-meta.json")))
-                    for job in range(args.jobs)]
-    walls = [b - a for a, b in zip([start] + job_ends[:-1], job_ends)]
-    print(f"toybox {data['sensors'][0]['resolution']} samples={args.samples} jobs={args.jobs} "
-          f"device={summary.device}")
-    print(f"{'job':>4} {'wall s':>8} {'render s':>9} {'overhead':>9}")
-    overheads = []
-    for i, (wall, rend) in enumerate(zip(walls, render_calls)):
-        overhead = (wall - rend) / wall
-        if i > 0:
-            overheads.append(overhead)
-        print(f"{i:>4} {wall:8.3f} {rend:9.3f} {overhead:9.1%}")
-
-    print(f"mean overhead after the first job: {statistics.mean(overheads):.1%} (target <= 5%)")
+        recipe.unlink(missing_ok=True)
+    print(f"\n{args.recipe.name}, {args.jobs} one-frame jobs, first {args.warm} left out, median of {args.rounds} "
+          f"rounds, load {os.getloadavg()[0]:.1f}")
+    print(f"{'tier':8} {'mode':11} {'version':8} {'ms/frame':>9} {'render ms':>10} {'overhead':>9} {'wall/render':>12}")
+    for (tier, mode, name), rows in results.items():
+        wall = statistics.median(r["wall"] for r in rows)
+        render = statistics.median(r["render"] for r in rows)
+        overhead = statistics.median(r["overhead"] for r in rows)
+        target = 0.25 if tier == "preview" else 0.05
+        print(f"{tier:8} {mode:11} {name:8} {wall * 1e3:9.1f} {render * 1e3:10.1f} {overhead:9.1%} "
+              f"{wall / render:12.2f}   (target <= {target:.0%})")
 
 
 if __name__ == "__main__":

@@ -187,3 +187,39 @@ def test_lens_by_fov_and_denoise(tmp_path):
     K = np.array(meta["camera"]["K"])
     assert K[0, 0] == pytest.approx(32.0, rel=1e-4)  # 90 degrees across 64 px: f = 32 px
     assert meta["sampled"]["sensors/cam"]["fov"] == 90 and meta["denoise"] is True
+
+
+def test_frames_are_written_on_the_writer_thread_not_the_render_thread(tmp_path, monkeypatch):
+    """Every frame file is fsynced by the writer thread, not by the render thread (which renders the next job
+    meanwhile); a job's "done" line is fsynced after its annotation's folder; the dataset is complete."""
+    import os
+    import threading
+
+    from synthfarm.addon.engine import render
+
+    events = []
+    fsync, render_frame = os.fsync, render.render_frame
+
+    def recording_fsync(fd):
+        fsync(fd)
+        events.append(("fsync", Path(os.readlink(f"/proc/self/fd/{fd}")), threading.current_thread().name))
+
+    def recording_render(*args):
+        events.append(("render", None, threading.current_thread().name))
+        return render_frame(*args)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    monkeypatch.setattr(render, "render_frame", recording_render)
+    synthfarm.render(TINY, jobs=3, out=tmp_path, progress=False)
+    frame_syncs = [(i, path, name) for i, (what, path, name) in enumerate(events)
+                   if what == "fsync" and (path.parent.name in ("images", "masks", "annotations", "depth")
+                                           or path.name in ("annotations", "images"))]
+    assert frame_syncs and {name for _, _, name in frame_syncs} == {"synthfarm-writer"}
+    renders = [i for i, (what, _, name) in enumerate(events) if what == "render"]
+    assert len(renders) == 3 and {events[i][2] for i in renders} == {"MainThread"}
+    log_syncs = [i for i, (what, path, _) in enumerate(events) if what == "fsync" and path.name == "jobs.jsonl"]
+    marker_syncs = [i for i, path, _ in frame_syncs if path.name == "annotations"]
+    assert len(marker_syncs) >= 1 and log_syncs[-1] > marker_syncs[-1]
+    assert len(frames_of(tmp_path)) == 3 and not list(tmp_path.rglob("*.tmp*"))
+    done = [json.loads(line) for line in (tmp_path / "jobs.jsonl").read_text().splitlines()]
+    assert sorted(r["id"] for r in done if r["status"] == "done") == [0, 1, 2]

@@ -30,14 +30,19 @@ def model_key(vertices: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(points).tobytes()).hexdigest()[:16]
 
 
-def write_model(path: Path, vertices: np.ndarray, faces: np.ndarray) -> None:
-    """A binary PLY (vertex x, y, z as float; face vertex_indices), written atomically."""
+def ply(vertices: np.ndarray, faces: np.ndarray) -> PlyData:
+    """A binary PLY (vertex x, y, z as float; face vertex_indices)."""
     vertex = np.empty(len(vertices), dtype=[("x", "f4"), ("y", "f4"), ("z", "f4")])
     vertex["x"], vertex["y"], vertex["z"] = np.asarray(vertices, dtype=np.float32).T
     face = np.empty(len(faces), dtype=[("vertex_indices", "i4", (3,))])
     face["vertex_indices"] = faces
+    return PlyData([PlyElement.describe(vertex, "vertex"), PlyElement.describe(face, "face")])
+
+
+def write_model(path: Path, vertices: np.ndarray, faces: np.ndarray) -> None:
+    """A binary PLY, written atomically."""
     with atomic_path(Path(path)) as tmp:
-        PlyData([PlyElement.describe(vertex, "vertex"), PlyElement.describe(face, "face")]).write(str(tmp))
+        ply(vertices, faces).write(str(tmp))
 
 
 def read_model(path: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -25,6 +26,7 @@ from PIL import Image
 
 from ..exr import write_depth, write_exr, write_normals
 from ..files import new_temp_file
+from .durable import TMP_MARK, DurableGroup, fsync_folder
 from .identity import JOB_LIST_FILE, differences, job_list_lines, legacy_identity
 
 log = logging.getLogger(__name__)
@@ -35,7 +37,6 @@ FOLDERS = {"image": ("images", ".png"), "depth": ("depth", ".exr"), "normals": (
            "disparity": ("disparity", ".exr"), "video": ("videos", ".mp4"),
            "metadata": ("metadata", "-meta.json"), "annotation": ("annotations", "-ann.json")}
 OPTIONAL = ("flow_forward", "flow_backward", "disparity", "video")  # folders made when a recipe asks for them
-TMP_MARK = ".tmp"
 MODELS = "models"  # one PLY per distinct model (see models.py)
 
 
@@ -79,8 +80,12 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def json_bytes(data: Any) -> bytes:
+    return (json.dumps(data, indent=1, allow_nan=False) + "\n").encode("utf-8")
+
+
 def atomic_write_json(path: Path, data: Any) -> None:
-    atomic_write_text(path, json.dumps(data, indent=1, allow_nan=False) + "\n")
+    atomic_write_bytes(path, json_bytes(data))
 
 
 def write_png(path: Path, array: np.ndarray) -> None:
@@ -135,10 +140,30 @@ def job_record(job_id: int, parameters: dict, seed: int, status: str, **extra) -
     return {"id": job_id, "parameters": parameters, "seed": seed, "status": status, **extra}
 
 
+@dataclass
+class FrameFiles:
+    """What one frame of one sensor writes. ``flow`` is (forward, backward), each (H, W, 2) in pixels (channels X,
+    Y); ``disparity`` (H, W) in pixels (channel Z); ``image_png`` the PNG's bytes, or a PNG file to move in."""
+
+    job_id: int
+    frame: int
+    sensor: str
+    annotation: dict
+    metadata: dict
+    image_png: bytes | Path | None = None
+    depth: np.ndarray | None = None
+    normals: np.ndarray | None = None
+    instance_mask: np.ndarray | None = None
+    semantic_mask: np.ndarray | None = None
+    flow: tuple[np.ndarray, np.ndarray] | None = None
+    disparity: np.ndarray | None = None
+
+
 # -- the writer -----------------------------------------------------------------------------------------
 class DatasetWriter:
     def __init__(self, root: Path):
         self.root = Path(root)
+        self.fsyncs = 0  # by the frame writes (a figure for the benchmarks)
 
     # -- opening and resuming --
     def info(self) -> dict:
@@ -264,52 +289,60 @@ class DatasetWriter:
         return all(self.frame_paths(job_id, frame, sensor)["annotation"].is_file()
                    for frame in range(frames) for sensor in sensors)
 
-    def write_frame(self, job_id: int, frame: int, sensor: str, *, image_png: bytes | Path | None = None,
-                    depth: np.ndarray | None = None, normals: np.ndarray | None = None,
-                    instance_mask: np.ndarray | None = None, semantic_mask: np.ndarray | None = None,
-                    flow: tuple[np.ndarray, np.ndarray] | None = None, disparity: np.ndarray | None = None,
-                    annotation: dict, metadata: dict) -> dict[str, Path]:
-        """Write a frame's files; the annotation last (the frame's commit marker). ``flow`` is (forward,
-        backward), each (H, W, 2) in pixels (channels X, Y); ``disparity`` (H, W) in pixels (channel Z)."""
-        paths = self.frame_paths(job_id, frame, sensor)
-        masks = {kind: _id_image(kind, array) for kind, array in (("mask", instance_mask), ("semantic", semantic_mask))
-                 if array is not None}
-        paths["annotation"].unlink(missing_ok=True)  # a re-done frame is not done until it is all rewritten
-        if isinstance(image_png, bytes):
-            atomic_write_bytes(paths["image"], image_png)
-        elif image_png is not None:  # a file: moved into place
-            with atomic_path(paths["image"]) as tmp:
-                shutil.move(image_png, tmp)
-        if depth is not None:
-            with atomic_path(paths["depth"]) as tmp:
-                write_depth(tmp, depth)
-        if normals is not None:
-            with atomic_path(paths["normals"]) as tmp:
-                write_normals(tmp, normals)
+    def write_frame(self, job_id: int, frame: int, sensor: str, **files) -> dict[str, Path]:
+        """Write one frame's files (the keywords of :class:`FrameFiles`), durably, the annotation last."""
+        return self.write_frames([FrameFiles(job_id, frame, sensor, **files)])[0]
+
+    def write_frames(self, frames: list["FrameFiles"], models: dict[str, tuple] | None = None) -> list[dict]:
+        """Write frames' files and ``models`` ({key: (vertices, faces)}, those the dataset lacks) as one durable
+        group (durable.py): every file fsynced, renamed, each folder fsynced once; then the annotations (the
+        frames' commit markers), so that a frame counts as done only once all its files are durable. Returns
+        each frame's paths."""
+        from .models import ply
+
+        masks = [{kind: _id_image(kind, array) for kind, array in (("mask", f.instance_mask),
+                                                                   ("semantic", f.semantic_mask)) if array is not None}
+                 for f in frames]  # refused before anything is written
+        all_paths = [self.frame_paths(f.job_id, f.frame, f.sensor) for f in frames]
+        with DurableGroup() as group:
+            group.remove([paths["annotation"] for paths in all_paths])  # a re-done frame is not done until all of
+            #                                                             it is rewritten
+            for key, (vertices, faces) in (models or {}).items():
+                path = self.root / MODELS / f"{key}.ply"
+                if not path.is_file():
+                    model = ply(vertices, faces)
+                    group.add(path, lambda tmp, m=model: m.write(str(tmp)))
+            for f, paths, id_images in zip(frames, all_paths, masks):
+                self._add_frame(group, f, paths, id_images)
+        self.fsyncs += group.fsyncs
+        return all_paths
+
+    @staticmethod
+    def _add_frame(group: DurableGroup, f: "FrameFiles", paths: dict[str, Path], masks: dict) -> None:
+        if isinstance(f.image_png, bytes):
+            group.add_bytes(paths["image"], f.image_png)
+        elif f.image_png is not None:  # a file: moved into place
+            group.add(paths["image"], lambda tmp: shutil.move(f.image_png, tmp))
+        if f.depth is not None:
+            group.add(paths["depth"], lambda tmp: write_depth(tmp, f.depth))
+        if f.normals is not None:
+            group.add(paths["normals"], lambda tmp: write_normals(tmp, f.normals))
         for kind, array in masks.items():
-            with atomic_path(paths[kind]) as tmp:
-                write_png(tmp, array)
+            group.add(paths[kind], lambda tmp, a=array: write_png(tmp, a))
         floats = {}
-        if flow is not None:
-            floats.update({kind: {"X": f[..., 0], "Y": f[..., 1]} for kind, f in zip(("flow_forward", "flow_backward"),
-                                                                                      flow)})
-        if disparity is not None:
-            floats["disparity"] = {"Z": disparity}
+        if f.flow is not None:
+            floats.update({kind: {"X": v[..., 0], "Y": v[..., 1]}
+                           for kind, v in zip(("flow_forward", "flow_backward"), f.flow)})
+        if f.disparity is not None:
+            floats["disparity"] = {"Z": f.disparity}
         for kind, channels in floats.items():
-            paths[kind].parent.mkdir(exist_ok=True)
-            with atomic_path(paths[kind]) as tmp:
-                write_exr(tmp, channels)
-        atomic_write_json(paths["metadata"], metadata)
-        atomic_write_json(paths["annotation"], annotation)
-        return paths
+            group.add(paths[kind], lambda tmp, c=channels: write_exr(tmp, c))
+        group.add_bytes(paths["metadata"], json_bytes(f.metadata))
+        group.add_bytes(paths["annotation"], json_bytes(f.annotation), marker=True)
 
     def write_model(self, key: str, vertices: np.ndarray, faces: np.ndarray) -> None:
         """models/<key>.ply, unless the dataset has it already (a key names one mesh)."""
-        from .models import write_model
-
-        path = self.root / MODELS / f"{key}.ply"
-        if not path.is_file():
-            write_model(path, vertices, faces)
+        self.write_frames([], {key: (vertices, faces)})
 
     def commit_staging(self, staging: Path) -> list[str]:
         """Move the frames an attempt wrote into ``staging`` (a dataset of the same layout) into this
@@ -352,10 +385,13 @@ class DatasetWriter:
                 handle.seek(-1, os.SEEK_END)
                 if handle.read(1) != b"\n":
                     text = "\n" + text
+        new = not path.exists()
         with open(path, "a", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
+        if new:  # its name too
+            fsync_folder(self.root)
 
     def jobs(self) -> dict[int, dict]:
         """The latest line of every job (a torn last line from a crash is ignored)."""

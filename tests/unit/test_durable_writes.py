@@ -1,0 +1,112 @@
+"""Frames are made durable together: every file fsynced before its rename, every folder fsynced once per group
+after its renames and before any annotation (the commit marker) lands, the annotations' folder after them; the
+background writer does this on its own thread, in order, and records a job only behind its durable frames."""
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from synthfarm.addon.core.dataset.background import BackgroundWriter
+from synthfarm.addon.core.dataset.native import DatasetWriter, FrameFiles
+
+
+@pytest.fixture()
+def events(monkeypatch):
+    """What reaches the disk, in order, from which thread: (what, path, thread name). The real calls are made."""
+    seen = []
+    fsync, replace = os.fsync, os.replace
+
+    def recording_fsync(fd):
+        fsync(fd)
+        seen.append(("fsync", Path(os.readlink(f"/proc/self/fd/{fd}")), threading.current_thread().name))
+
+    def recording_replace(source, target):
+        replace(source, target)
+        seen.append(("rename", Path(target), threading.current_thread().name))
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    monkeypatch.setattr(os, "replace", recording_replace)
+    return seen
+
+
+def frame(job: int, k: int = 0, ids=None) -> FrameFiles:
+    ids = np.arange(48, dtype=np.uint16).reshape(6, 8) if ids is None else ids
+    return FrameFiles(job, k, "cam", image_png=b"\x89PNG\r\n\x1a\n", depth=np.full((6, 8), 2.5, np.float32),
+                      normals=np.dstack([np.ones((6, 8)), np.zeros((6, 8)), np.zeros((6, 8))]), instance_mask=ids,
+                      semantic_mask=ids // 10, annotation={"objects": [], "job": job}, metadata={"seed": job})
+
+
+def dataset(tmp_path) -> DatasetWriter:
+    writer = DatasetWriter(tmp_path / "ds")
+    writer.open("name: x\n", {"recipe_hash": "abc"}, {"name": "x"})
+    return writer
+
+
+def check_group(events, root: Path, frames: int):
+    """The order durability needs, with one fsync per folder for the whole group."""
+    renames = [(i, path) for i, (what, path, _) in enumerate(events) if what == "rename"]
+    fsyncs = [(i, path) for i, (what, path, _) in enumerate(events) if what == "fsync"]
+    data = [(i, p) for i, p in renames if p.parent.name != "annotations"]
+    markers = [(i, p) for i, p in renames if p.parent.name == "annotations"]
+    assert len(markers) == frames and len(data) == frames * 6 + 1  # image, depth, normals, masks, semantic, meta; model
+    for i, path in renames:  # its bytes were durable before it got its name
+        assert any(j < i and f.parent == path.parent and f.name.startswith(f".{path.name}.") for j, f in fsyncs), path
+    folders = [(j, f) for j, f in fsyncs if f.is_dir()]
+    assert sorted(f.name for _, f in folders) == sorted(
+        ["images", "depth", "normals", "masks", "semantic", "metadata", "models", "annotations"])  # once each
+    first_marker = min(i for i, _ in markers)
+    for i, path in data:  # every data folder durable after its last rename and before any annotation lands
+        assert any(i < j < first_marker and f == path.parent for j, f in folders), path.parent
+    assert any(j > max(i for i, _ in markers) and f == root / "annotations" for j, f in folders)
+
+
+def test_a_group_of_frames_is_durable_in_order_with_one_fsync_per_folder(tmp_path, events):
+    writer = dataset(tmp_path)
+    events.clear()
+    writer.write_frames([frame(0), frame(0, 1), frame(1)], {"m1": (np.eye(3), np.array([[0, 1, 2]]))})
+    check_group(events, tmp_path / "ds", 3)
+    assert writer.fsyncs == len([e for e in events if e[0] == "fsync"]) == 3 * 7 + 1 + 8
+    assert not list((tmp_path / "ds").rglob("*.tmp*"))
+
+
+def test_a_redone_frame_loses_its_old_annotation_durably_before_anything_is_rewritten(tmp_path, events):
+    writer = dataset(tmp_path)
+    writer.write_frame(**vars(frame(0)))
+    events.clear()
+    writer.write_frames([frame(0)])
+    first_rename = min(i for i, e in enumerate(events) if e[0] == "rename")
+    assert events[0][:2] == ("fsync", tmp_path / "ds" / "annotations") and first_rename > 0
+
+
+def test_the_background_writer_writes_on_its_own_thread_and_records_a_job_behind_its_durable_frames(
+        tmp_path, events):
+    writer = dataset(tmp_path)
+    events.clear()
+    with BackgroundWriter(writer) as frames:
+        frames.record_job(0, {}, 1, "running")
+        frames.write_model("m1", np.eye(3), np.array([[0, 1, 2]]))
+        frames.write_frame(**vars(frame(0)))
+        frames.record_job(0, {}, 1, "done", stems=["0000000000-0000-cam"])
+    assert {name for _, _, name in events} == {"synthfarm-writer"}  # nothing on the render thread
+    log = tmp_path / "ds" / "jobs.jsonl"
+    log_syncs = [i for i, (what, path, _) in enumerate(events) if what == "fsync" and path == log]
+    marker = max(i for i, (what, path, _) in enumerate(events) if what == "fsync" and path.name == "annotations")
+    assert log_syncs and log_syncs[-1] > marker  # "done" reached the disk after the frame was durable
+    assert frames.durable_frames == 1 and writer.completed_jobs() == {0}
+
+
+def test_after_a_failed_frame_nothing_more_is_written_and_the_error_reaches_the_render_thread(tmp_path):
+    writer = dataset(tmp_path)
+    frames = BackgroundWriter(writer)
+    frames.write_frame(**vars(frame(0, ids=np.full((6, 8), 70000, np.int64))))  # ids a 16-bit PNG cannot hold
+    frames.record_job(0, {}, 1, "done", stems=["0000000000-0000-cam"])
+    with pytest.raises(ValueError, match="outside 0..65535"):
+        frames.drain()
+    with pytest.raises(ValueError):
+        frames.write_frame(**vars(frame(1)))
+    with pytest.raises(ValueError):
+        frames.close()
+    assert writer.jobs() == {} and not list((tmp_path / "ds" / "annotations").iterdir())
+    assert not list((tmp_path / "ds").rglob("*.tmp*"))
