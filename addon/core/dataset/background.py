@@ -18,7 +18,7 @@ from .native import DatasetWriter, FrameFiles, job_record
 
 log = logging.getLogger(__name__)
 _STOP = object()
-QUEUE_DEPTH = 4  # frames a render may run ahead of the disk (each holds its passes in memory)
+QUEUE_DEPTH = 8  # writes a render may run ahead of the disk (a frame's pixels hold its passes in memory)
 
 
 class BackgroundWriter:
@@ -28,7 +28,7 @@ class BackgroundWriter:
 
     def __init__(self, dataset: DatasetWriter, depth: int = QUEUE_DEPTH):
         self.dataset = dataset
-        self.durable_frames = 0  # frames (of one sensor) written durably so far
+        self.durable_frames = 0  # frames (of one sensor) committed durably so far
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="synthfarm-writer", daemon=True)
@@ -106,5 +106,5 @@ class BackgroundWriter:
         records = [item[1] for item in items if isinstance(item, tuple) and item[0] == "record"]
         if frames or models:
             self.dataset.write_frames(frames, models)
-            self.durable_frames += len(frames)
+            self.durable_frames += sum(f.annotation is not None for f in frames)
         self.dataset.record_jobs(records)

@@ -1,15 +1,17 @@
 """Files made durable together, with as few fsyncs as that takes (standard library only).
 
 A file is durable once its bytes are (fsync of the file) and its name is (fsync of its folder, after the
-rename). A :class:`DurableGroup` writes every file under a temporary name in its final folder and fsyncs it,
-renames them all into place and fsyncs each folder once; then it does the same for its commit markers (a
-frame's annotation: a frame counts as done when its annotation exists), so that no marker can outlive a file it
-stands for. A crash at any point leaves temporary files (removed on the next open) and no partial file under a
+rename). A :class:`DurableGroup` writes every file under a temporary name in its final folder and fsyncs it
+(all files at once, on a few encoder threads: the encoders release the GIL and concurrent fsyncs share the
+file system's journal commits), renames them all into place and fsyncs each folder once; then it does the same
+for its commit markers (a frame's annotation: a frame counts as done when its annotation exists), so that no
+marker can outlive a file it stands for. A crash at any point leaves temporary files (removed on the next open) and no partial file under a
 real name.
 """
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Callable
 
@@ -35,24 +37,38 @@ def fsync_file(path: Path) -> None:
         os.fsync(handle.fileno())
 
 
+ENCODERS = 4  # files of a group encoded and fsynced at once (encoders and fsync release the GIL)
+_pool: ThreadPoolExecutor | None = None
+
+
+def _encoders() -> ThreadPoolExecutor:
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(ENCODERS, thread_name_prefix="synthfarm-encode")
+    return _pool
+
+
+def _all(calls: list[Callable[[], None]]) -> None:
+    """Run ``calls`` on the encoder threads; wait for every one, then raise the first error."""
+    futures = [_encoders().submit(call) for call in calls]
+    wait(futures)
+    for future in futures:
+        future.result()
+
+
 class DurableGroup:
-    """``add`` files (a function writes each to the temporary path it is given), then ``commit``: files, then
-    markers, each group renamed into place and its folders fsynced once. ``discard`` removes what was not
-    committed. As a context manager: commit on success, discard on error."""
+    """``add`` files (a function writes each to the temporary path it is given), then ``commit``: every file
+    written and fsynced (at once, on encoder threads), the files renamed into place and their folders fsynced,
+    then the same for the markers. ``discard`` removes what was not committed. As a context manager: commit on
+    success, discard on error."""
 
     def __init__(self):
-        self._files: list[tuple[Path, Path]] = []  # (temporary, final)
-        self._markers: list[tuple[Path, Path]] = []
+        self._files: list[tuple[Path, Callable[[Path], None], bool]] = []
+        self._written: list[tuple[Path, Path, bool]] = []  # (temporary, final, marker)
         self.fsyncs = 0
 
     def add(self, path: Path, write: Callable[[Path], None], marker: bool = False) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = new_temp_file(path.parent, f".{path.name}.", TMP_MARK + path.suffix)
-        (self._markers if marker else self._files).append((tmp, path))
-        write(tmp)
-        fsync_file(tmp)
-        self.fsyncs += 1
+        self._files.append((Path(path), write, marker))
 
     def add_bytes(self, path: Path, data: bytes, marker: bool = False) -> None:
         self.add(path, lambda tmp: tmp.write_bytes(data), marker)
@@ -64,28 +80,44 @@ class DurableGroup:
             path.unlink()
         self._sync_folders(gone)
 
+    def _write(self, path: Path, write: Callable[[Path], None], marker: bool) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = new_temp_file(path.parent, f".{path.name}.", TMP_MARK + path.suffix)
+        self._written.append((tmp, path, marker))  # list.append is atomic: the encoder threads share the list
+        write(tmp)
+        fsync_file(tmp)
+
     def commit(self) -> None:
-        for group in (self._files, self._markers):
-            for tmp, path in group:
-                os.replace(tmp, path)
-            self._sync_folders([path for _, path in group])
-            group.clear()
+        _all([lambda f=f: self._write(*f) for f in self._files])
+        self.fsyncs += len(self._files)
+        self._files = []
+        for marker in (False, True):
+            landed = [path for tmp, path, is_marker in self._written if is_marker == marker]
+            for tmp, path, is_marker in self._written:
+                if is_marker == marker:
+                    os.replace(tmp, path)
+            self._sync_folders(landed)
+        self._written = []
 
     def _sync_folders(self, paths: list[Path]) -> None:
-        for folder in sorted({path.parent for path in paths}):
-            fsync_folder(folder)
-            self.fsyncs += 1
+        folders = sorted({path.parent for path in paths})
+        _all([lambda folder=folder: fsync_folder(folder) for folder in folders])
+        self.fsyncs += len(folders)
 
     def discard(self) -> None:
-        for tmp, _ in self._files + self._markers:
+        for tmp, _, _ in self._written:
             tmp.unlink(missing_ok=True)
-        self._files, self._markers = [], []
+        self._files, self._written = [], []
 
     def __enter__(self) -> "DurableGroup":
         return self
 
     def __exit__(self, kind, error, trace) -> None:
         if kind is None:
-            self.commit()
+            try:
+                self.commit()
+            except BaseException:
+                self.discard()
+                raise
         else:
             self.discard()

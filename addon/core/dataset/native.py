@@ -143,13 +143,15 @@ def job_record(job_id: int, parameters: dict, seed: int, status: str, **extra) -
 @dataclass
 class FrameFiles:
     """What one frame of one sensor writes. ``flow`` is (forward, backward), each (H, W, 2) in pixels (channels X,
-    Y); ``disparity`` (H, W) in pixels (channel Z); ``image_png`` the PNG's bytes, or a PNG file to move in."""
+    Y); ``disparity`` (H, W) in pixels (channel Z); ``image_png`` the PNG's bytes, or a PNG file to move in. A
+    frame may be written in parts (its pixels while its labels are computed): it is committed by the part that
+    has its ``annotation``, which must come last."""
 
     job_id: int
     frame: int
     sensor: str
-    annotation: dict
-    metadata: dict
+    annotation: dict | None = None
+    metadata: dict | None = None
     image_png: bytes | Path | None = None
     depth: np.ndarray | None = None
     normals: np.ndarray | None = None
@@ -337,8 +339,10 @@ class DatasetWriter:
             floats["disparity"] = {"Z": f.disparity}
         for kind, channels in floats.items():
             group.add(paths[kind], lambda tmp, c=channels: write_exr(tmp, c))
-        group.add_bytes(paths["metadata"], json_bytes(f.metadata))
-        group.add_bytes(paths["annotation"], json_bytes(f.annotation), marker=True)
+        if f.metadata is not None:
+            group.add_bytes(paths["metadata"], json_bytes(f.metadata))
+        if f.annotation is not None:
+            group.add_bytes(paths["annotation"], json_bytes(f.annotation), marker=True)
 
     def write_model(self, key: str, vertices: np.ndarray, faces: np.ndarray) -> None:
         """models/<key>.ply, unless the dataset has it already (a key names one mesh)."""
