@@ -18,7 +18,7 @@ from ..core.values import file_members
 from ..core.sampling import Sampler
 from . import assets as asset_lib
 from .materials import new_material, own_materials, set_base_color
-from .scene import CLASS_PROP, labelled_class, pointers
+from .scene import CLASS_PROP, alive, labelled_class, pointers
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class Primitives:
 
     def mesh(self, shape: str) -> bpy.types.Mesh:
         mesh = self.meshes.get(shape)
-        if mesh is not None and mesh.name in bpy.data.meshes:
+        if alive(mesh, bpy.data.meshes):
             return mesh
         scene = bpy.context.scene
         with bpy.context.temp_override(scene=scene, view_layer=scene.view_layers[0],
@@ -64,7 +64,7 @@ class Primitives:
         for v in mesh.vertices:
             v.co = [(v.co[i] - centre[i]) / (dims[i] if dims[i] > 1e-6 else 1.0) for i in range(3)]
         mesh.update()
-        if self.default_material is None or self.default_material.name not in bpy.data.materials:
+        if not alive(self.default_material, bpy.data.materials):
             self.default_material = new_material("synthfarm_default", (0.8, 0.8, 0.8))
         mesh.materials.append(self.default_material)
         self.meshes[shape] = mesh

@@ -64,6 +64,15 @@ def labelled_class(obj) -> str | None:
     return None
 
 
+def alive(id_, collection) -> bool:
+    """Whether a datablock Python still holds is in ``collection`` (e.g. bpy.data.meshes): File > New, Open and
+    undo free datablocks under a kept reference, which then raises ReferenceError."""
+    try:
+        return id_ is not None and collection.get(id_.name) == id_
+    except ReferenceError:
+        return False
+
+
 def pointers(ids) -> set[int]:
     """Memory addresses of datablocks that still exist (freed ones are skipped)."""
     out = set()
