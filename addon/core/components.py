@@ -484,9 +484,15 @@ class CyclesTier(StrictModel):
     max_bounces: Optional[int] = Field(None, ge=0, le=1024)  # light bounces of any kind (with the scene's per-kind caps)
     light_tree: Optional[bool] = None  # sample many lights by importance (Blender 3.5+)
     persistent_data: Optional[bool] = None  # keep scene data between renders (left out: on)
+    # Height in pixels of the world's light importance map, built again whenever the world changes (every job with a
+    # world randomizer); 0: no importance map. Left out: the world's own (Blender's automatic: the HDRI's size, 1024
+    # for a procedural world; ~1 s of a 2-core CPU per job, see README).
+    world_map: Optional[int] = Field(None, ge=0, le=8192)
 
     @model_validator(mode="after")
-    def _adaptive(self):
+    def _consistent(self):
+        if self.world_map is not None and 0 < self.world_map < 4:
+            raise ValueError(f"world_map is 0 (no importance map) or 4 to 8192 pixels, not {self.world_map}")
         if self.adaptive_threshold is not None and self.adaptive_sampling is False:
             raise ValueError("adaptive_threshold applies to adaptive sampling, which adaptive_sampling: false turns "
                              "off; leave one of them out")

@@ -362,6 +362,8 @@ FIELD_HELP = {
                           "scene's, Blender's 12)",
     "cycles.light_tree": "Sample many lights by importance (left out: the scene's setting)",
     "cycles.persistent_data": "Keep scene data between renders of a process (left out: on)",
+    "cycles.world_map": "Height in pixels of the world's light importance map, built again each time the world "
+                        "changes; smaller is faster, 0 is none (left out: the world's own, Blender's automatic)",
     "cycles.denoiser": "Denoiser at full quality: openimagedenoise, or optix on an NVIDIA GPU (left out: "
                        "openimagedenoise)",
     "cycles.denoise_quality": "OpenImageDenoise quality: high, balanced or fast (left out: the scene's, high)",
@@ -371,6 +373,7 @@ FIELD_HELP = {
     "cycles.preview.max_bounces": "Most light bounces at the preview tier (left out: as at full quality)",
     "cycles.preview.light_tree": "Light tree at the preview tier (left out: as at full quality)",
     "cycles.preview.persistent_data": "Persistent data at the preview tier (left out: as at full quality)",
+    "cycles.preview.world_map": "The world's importance map height at the preview tier (left out: as at full quality)",
     "outputs": "Image outputs written per frame (labels are always complete)",
     "description": "What this dataset is for",
     "scene.base": "A .blend to start from in headless runs (in Blender the open scene is the base)",

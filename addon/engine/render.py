@@ -77,6 +77,49 @@ def scene_speed(scene):
             setattr(scene.cycles, prop, own[key])
 
 
+class WorldMaps:
+    """The recipe's ``world_map`` (the world's light importance map) on the world a sensor renders with; every world
+    touched gets its own back at the end of the block (:func:`world_maps`). A sensor that sets none renders with the
+    world's own. A setting is written only when it differs: Cycles rebuilds the map whenever the world changes."""
+
+    def __init__(self):
+        self.own: dict[int, tuple] = {}  # world pointer -> (world, sampling_method, sample_map_resolution)
+
+    def set(self, world, value: int | None):
+        """Set ``world``'s map for the next render; returns what it renders with: the map's height, 0 for none,
+        "automatic" (None without a world)."""
+        if world is None:
+            return None
+        settings = world.cycles
+        _, method, resolution = self.own.setdefault(world.as_pointer(), (world, settings.sampling_method,
+                                                                          settings.sample_map_resolution))
+        if value == 0:
+            method = "NONE"
+        elif value is not None:
+            method, resolution = "MANUAL", value
+        if (settings.sampling_method, settings.sample_map_resolution) != (method, resolution):
+            settings.sampling_method, settings.sample_map_resolution = method, resolution
+        return {"NONE": 0, "MANUAL": resolution}.get(method, method.lower())
+
+    def restore(self) -> None:
+        for world, method, resolution in self.own.values():
+            try:
+                if (world.cycles.sampling_method, world.cycles.sample_map_resolution) != (method, resolution):
+                    world.cycles.sampling_method, world.cycles.sample_map_resolution = method, resolution
+            except ReferenceError:  # removed with the job's scene
+                pass
+        self.own.clear()
+
+
+@contextmanager
+def world_maps():
+    maps = WorldMaps()
+    try:
+        yield maps
+    finally:
+        maps.restore()
+
+
 def speed_record(scene) -> dict:
     """The speed settings the scene renders with, by their recipe names (for the frame's metadata)."""
     record = {key: getattr(scene.cycles, prop) for key, prop in SPEED.items()}

@@ -88,6 +88,7 @@ class Runner:
         self.device: devices.DeviceInfo | None = None
         self.classes: list[str] = []
         self.scene_speed: dict = {}  # during a job: the scene's own Cycles speed settings (render.scene_speed)
+        self.world_maps = render.WorldMaps()  # during a job: the worlds whose importance map a sensor set
 
     def release(self) -> None:
         """Forget and remove the caches (the add-on calls this when a run in the user's scene ends)."""
@@ -127,7 +128,7 @@ class Runner:
         scene = bpy.context.scene
         report = JobReport(job.id)
         with (JobScope(keep=self.keep) as scope, render.scene_speed(scene) as self.scene_speed,
-              render.PassFiles(scratch) as files):
+              render.world_maps() as self.world_maps, render.PassFiles(scratch) as files):
             motion.set_frame_rate(scene, recipe.frame_rate)
             sampler, cameras, updates = self.build(recipe, base_dir, job, scope.collection)
             keyed = motion.Keyed(scene, updates, job.frames, recipe.frame_rate) if animated(recipe, job) else None
@@ -191,6 +192,7 @@ class Runner:
                          denoise=sensor.denoise and not job.preview, device=self.device, clip=tuple(sensor.clip),
                          view=camera.get("synthfarm_view"), transparent=any(rnd.kind == "backplate" for rnd in stages),
                          shutter=sensor.shutter, vector="flow" in sensor.outputs, speed=speed)
+        world_map = self.world_maps.set(scene.world, speed.get("world_map"))
         sensors.aim_render(camera, view.source)
         passes = views.to_image(view, render.render_frame(scene, files), files.png)
         t_effects = time.perf_counter()
@@ -236,7 +238,7 @@ class Runner:
                     **({"flow": CONVENTION} if flow is not None else {}),
                     **({"disparity": f"pixels, left view: d = fx * {sensor.stereo_baseline} / z; the right view sees "
                                      "the point at x - d"} if disparity is not None else {}),
-                    "cycles": render.speed_record(scene),
+                    "cycles": {**render.speed_record(scene), "world_map": world_map},
                     "versions": versions(),
                     "timings": {"setup": report.timings.get("setup"), "render": passes.render_seconds,
                                 "passes_io": passes.write_seconds, "effects": effects_seconds,

@@ -7,7 +7,7 @@ time (``timings.render`` of each frame) as a ratio to the factory settings' in t
 are from the factory settings' (mean absolute difference in 8-bit levels and PSNR), so speed is weighed against
 what it changes.
 
-    python tests/bench/cycles_speed.py [--jobs 3] [--rounds 2] [--size 160 120] [--samples 16]
+    python tests/bench/cycles_speed.py [--jobs 3] [--rounds 2] [--size 160 120] [--samples 16] [--variants NAME ...]
 """
 from __future__ import annotations
 
@@ -38,6 +38,10 @@ VARIANTS = {
     "denoise_quality fast": {"denoise_quality": "fast"},
     "persistent_data false": {"persistent_data": False},
     "threshold 0.05 + bounces 4": {"adaptive_threshold": 0.05, "max_bounces": 4},
+    "world_map 512": {"world_map": 512},
+    "world_map 256": {"world_map": 256},
+    "world_map 64": {"world_map": 64},
+    "world_map 0 (none)": {"world_map": 0},
 }
 
 
@@ -65,7 +69,11 @@ def main() -> None:
     parser.add_argument("--size", type=int, nargs=2, default=(160, 120))
     parser.add_argument("--samples", type=int, default=16)
     parser.add_argument("--recipe", default=str(ROOT / "assets/recipes/toybox.yaml"))
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS)[1:], help="only these (and factory)")
     args = parser.parse_args()
+    if args.variants:
+        for name in set(VARIANTS) - {"factory", *args.variants}:
+            del VARIANTS[name]
 
     path = Path(args.recipe)
     base = load_recipe(path).to_data()

@@ -68,3 +68,40 @@ def test_optix_denoiser_is_refused_on_the_cpu_with_the_fix():
     with pytest.raises(render.RenderError, match="optix needs an NVIDIA GPU.*choose openimagedenoise"):
         render.configure(scene, resolution=(64, 48), samples=1, denoise=True,
                          device=devices.select_device(scene, "cpu"), speed={"denoiser": "optix"})
+
+
+@pytest.mark.parametrize("preview", [False, True])
+def test_world_map_is_set_for_the_sensor_that_asks_and_the_world_gets_its_own_back(tmp_path, preview):
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    scene = bpy.context.scene
+    scene.world = bpy.data.worlds.new("users_world")  # the user's world: the recipe has no world randomizer
+    scene.world.cycles.sampling_method, scene.world.cycles.sample_map_resolution = "MANUAL", 333
+    data = yaml.safe_load(TINY.read_text())
+    data["randomizers"] = [r for r in data["randomizers"] if r["kind"] != "world"]
+    plain = data["sensors"][0]
+    data["sensors"] = [{**plain, "name": "fast", "cycles": {"world_map": 64, "preview": {"world_map": 0}}},
+                       {**plain, "name": "plain"}, {**plain, "name": "last", "cycles": {"world_map": 128}}]
+    seen = []  # what each render call saw, read by Blender's own render_pre handler
+
+    def record(scene_, *_):
+        seen.append((scene_.camera.name, scene_.world.cycles.sampling_method, scene_.world.cycles.sample_map_resolution))
+
+    bpy.app.handlers.render_pre.append(record)
+    try:
+        synthfarm.render(recipe_from_data(data, base_dir=DATA), jobs=1, out=tmp_path, preview=preview, progress=False,
+                         runner=Runner(use_current_scene=True, device="cpu"))
+    finally:
+        bpy.app.handlers.render_pre.remove(record)
+    fast = ("NONE", 333) if preview else ("MANUAL", 64)
+    assert [s[1:] for s in seen] == [fast, ("MANUAL", 333), ("MANUAL", 128)]  # "plain" keeps nothing of "fast"
+    assert cycles_of(tmp_path, "fast")["world_map"] == (0 if preview else 64)
+    assert cycles_of(tmp_path, "plain")["world_map"] == 333
+    world = bpy.data.worlds["users_world"]
+    assert (world.cycles.sampling_method, world.cycles.sample_map_resolution) == ("MANUAL", 333)
+
+
+def test_world_map_out_of_blenders_range_is_refused_with_the_field():
+    data = yaml.safe_load(TINY.read_text())
+    data["sensors"][0]["cycles"] = {"preview": {"world_map": 2}}
+    with pytest.raises(Exception, match=r"(?s)cycles.*world_map is 0 \(no importance map\) or 4 to 8192"):
+        recipe_from_data(data, base_dir=DATA)
