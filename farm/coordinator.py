@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import os
 import shutil
 import sqlite3
 import threading
@@ -43,8 +44,16 @@ def disk_error(err: BaseException) -> bool:
         sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR)
 
 
-def staging_dir(out: str, attempt_id: str) -> Path:
-    return Path(out) / ".staging" / attempt_id
+def staging_dir(out: str, attempt_id: str) -> str:
+    return os.path.join(out, ".staging", attempt_id)
+
+
+def discard_staging(path: str) -> None:
+    """Delete an attempt's staging folder; a link in its place is removed, never followed."""
+    if os.path.islink(path):
+        os.unlink(path)
+    else:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 class Coordinator(ClientRequests):
@@ -73,11 +82,14 @@ class Coordinator(ClientRequests):
         self.jobs_log = JobsLog(self.store)  # jobs.jsonl lines, written after each commit
         self.jobs_log.check_all()
         self.state_error = ""  # why the state cannot be written (its disk is full); dispatch waits meanwhile
-        self._seen: dict[bytes, float] = {}
+        self._seen: dict[bytes, float] = {}  # worker identity -> when last heard from (monotonic)
+        self._live_ids: set[str] = set()  # the same workers' ids (kept with _seen, not rebuilt per dispatch)
+        self._roots: dict[str, str] = {}  # recipe folder -> the task's root, found again in every cycle
+        self._ended: set[str] = set()  # batches whose jobs ended in this cycle: finished? (asked once, at its end)
         self.worker_errors: dict[str, str] = {}  # worker id -> why it cannot render (from its BYE)
         self._known = {w["id"].encode() for w in self.store.workers() if w["status"] != "gone"}
         for attempt in self.store.running_attempts():  # workers that ran something: heard from now, or lost
-            self._seen[attempt["worker_id"].encode()] = time.monotonic()
+            self._heard(attempt["worker_id"].encode())
         self.sockets = {}
         self.transfer = TransferServer(BlobStore(Path(data_dir) / "blobs"), self._attempt_files, self._dataset_of,
                                        max_uploads=self.settings.max_uploads_per_sender)
@@ -134,6 +146,7 @@ class Coordinator(ClientRequests):
 
     def step(self, poller: zmq.Poller, timeout_ms: int = 500) -> None:
         ready = dict(poller.poll(timeout_ms))
+        self._roots.clear()
         if self.sockets["transfer"] in ready:
             self._on_transfer()
         for name, handle in (("workers", self._on_worker), ("clients", self._on_client)):
@@ -152,6 +165,8 @@ class Coordinator(ClientRequests):
                 self._probe_state()
             else:
                 self._guarded("liveness", [], lambda _: self._check_liveness())
+        if self._ended:
+            self._guarded("finish", [], lambda _: self._finish_ended())
         try:
             self.store.commit()
         except sqlite3.Error as err:  # nothing of this cycle is kept, so nothing of it is announced
@@ -247,7 +262,7 @@ class Coordinator(ClientRequests):
         if attempt is None or attempt["status"] != "running":
             return None
         batch = self.store.batch(attempt["batch_id"])
-        return AttemptFiles(staging_dir(batch["out"], attempt_id), attempt["job_id"], batch["frames"],
+        return AttemptFiles(Path(staging_dir(batch["out"], attempt_id)), attempt["job_id"], batch["frames"],
                             attempt["worker_id"])
 
     def _dataset_of(self, batch_id: str) -> Path | None:
@@ -276,7 +291,7 @@ class Coordinator(ClientRequests):
         if kind != "HELLO" and identity not in self._known:
             self.dropped["unknown_identity"] += 1
             return
-        self._seen[identity] = time.monotonic()
+        self._heard(identity)
         if self.state_error:  # nothing can be recorded: keep workers connected and idle, write nothing
             return self._while_state_fails(identity, kind, msg)
         if kind == "HELLO":
@@ -312,7 +327,7 @@ class Coordinator(ClientRequests):
                 self.worker_errors[worker_id] = msg.error
             self.store.worker_seen(worker_id, status="broken" if msg.error else "gone")
             self._known.discard(identity)
-            self._seen.pop(identity, None)  # a worker that said BYE is gone, not lost
+            self._not_heard(identity)  # a worker that said BYE is gone, not lost
 
     def _while_state_fails(self, identity: bytes, kind: str, msg) -> None:
         if kind == "HELLO":
@@ -339,7 +354,7 @@ class Coordinator(ClientRequests):
         self._send("workers", identity, "TASK", p.Task(
             attempt_id=attempt_id, batch_id=batch["id"], job_id=job_id, recipe=batch["recipe"],
             recipe_dir=batch["recipe_dir"], params=params, seed=seed,
-            frames=batch["frames"], preview=batch["preview"], staging=str(staging_dir(batch["out"], attempt_id)),
+            frames=batch["frames"], preview=batch["preview"], staging=staging_dir(batch["out"], attempt_id),
             storage=self.buckets.url_of(batch["id"]),
             inputs=batch["inputs"], recipe_path=batch["recipe_path"], bundle_root=self._task_root(batch)))
 
@@ -348,16 +363,29 @@ class Coordinator(ClientRequests):
         (one no longer allowed leaves the worker no folder to read)."""
         if batch["inputs"]:
             return ""
-        return str(shared_root(self.settings, batch["recipe_dir"]) or "/nonexistent")
+        folder = batch["recipe_dir"]
+        if folder not in self._roots:  # resolved once per cycle (links included), not for every task
+            self._roots[folder] = str(shared_root(self.settings, folder) or "/nonexistent")
+        return self._roots[folder]
+
+    def _heard(self, identity: bytes) -> None:
+        if identity not in self._seen:
+            self._live_ids.add(identity.decode(errors="replace"))
+        self._seen[identity] = time.monotonic()
+
+    def _not_heard(self, identity: bytes) -> None:
+        if self._seen.pop(identity, None) is not None:
+            self._live_ids.discard(identity.decode(errors="replace"))
 
     def _live(self) -> set[str]:
-        """The workers heard from within ``lost_after``."""
-        return {identity.decode(errors="replace") for identity in self._seen}
+        """The workers heard from within ``lost_after`` (the caller must not change the set)."""
+        return self._live_ids
 
     def _on_done(self, worker_id: str, msg: p.Done) -> None:
         attempt = self.store.attempt(msg.attempt_id)
         batch = self.store.batch(attempt["batch_id"]) if attempt else None
         staging = staging_dir(batch["out"], msg.attempt_id) if batch else None
+        staged = staging is not None and os.path.lexists(staging)
         current = bool(attempt and attempt["status"] == "running" and attempt["worker_id"] == worker_id)
         if current and not msg.ok and msg.reason == "no_space":
             self.store.worker_seen(worker_id, status="idle")
@@ -370,14 +398,15 @@ class Coordinator(ClientRequests):
                 log.warning("attempt %s of worker %s refused: %s", msg.attempt_id, worker_id, err)
                 msg = msg.model_copy(update={"ok": False, "error": str(err)})
         elif msg.ok and current:
-            refused = vet_staging(staging, Path(batch["out"]), attempt["job_id"], batch["frames"])
+            refused = vet_staging(staging, batch["out"], attempt["job_id"], batch["frames"])
             if refused:  # a failed attempt, with the reason
                 log.warning("attempt %s of worker %s refused: %s", msg.attempt_id, worker_id, refused)
                 msg = msg.model_copy(update={"ok": False, "error": refused})
         if msg.ok and current:
             # files first: a crash after this re-runs the job, whose identical files overwrite these
             try:
-                stems = stems if url else DatasetWriter(Path(batch["out"])).commit_staging(staging)
+                if not url:  # nothing staged: nothing to move
+                    stems = DatasetWriter(Path(batch["out"])).commit_staging(Path(staging)) if staged else []
             except OSError as err:
                 if err.errno != errno.ENOSPC:
                     raise
@@ -391,8 +420,8 @@ class Coordinator(ClientRequests):
             self.store.save_log(msg.attempt_id, msg.log_tail)
         outcome = self.store.finish(msg.attempt_id, worker_id, msg.ok, msg.error, msg.seconds, attempt,
                                     self._live())
-        if staging is not None and staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)  # a stale or failed attempt's files
+        if staged and os.path.lexists(staging):
+            discard_staging(staging)  # a stale or failed attempt's files
         if url and not msg.ok:
             self.buckets.discard(url, msg.attempt_id)
         self.store.worker_seen(worker_id, status="idle")
@@ -400,8 +429,17 @@ class Coordinator(ClientRequests):
             self.dropped["stale_result"] += 1
             return
         self._event(attempt["batch_id"], kind="job", job=attempt["job_id"], outcome=outcome, error=msg.error)
-        if self.store.batch_finished(attempt["batch_id"]):
-            self._finish_batch(batch)
+        if outcome != "retry":
+            self._ended.add(attempt["batch_id"])
+
+    def _finish_ended(self) -> None:
+        """At the end of a cycle: finish the batches whose last jobs ended in it (one query per batch and cycle,
+        not per job; still before the cycle's commit, and its event after the jobs' events)."""
+        for batch_id in sorted(self._ended):
+            batch = self.store.batch(batch_id)
+            if batch is not None and self.store.batch_finished(batch_id):
+                self._finish_batch(batch)
+            self._ended.discard(batch_id)  # kept when finishing raised: tried again in the next cycle
 
     def _lose(self, attempt_id: str, why: str) -> None:
         """Requeue an attempt's job and drop whatever files it staged."""
@@ -409,7 +447,7 @@ class Coordinator(ClientRequests):
         self.store.lose_attempt(attempt_id, why)
         batch = self.store.batch(attempt["batch_id"]) if attempt else None
         if batch:
-            shutil.rmtree(staging_dir(batch["out"], attempt_id), ignore_errors=True)
+            discard_staging(staging_dir(batch["out"], attempt_id))
             if self.buckets.url_of(batch["id"]):
                 self.buckets.discard(self.buckets.url_of(batch["id"]), attempt_id)
 
@@ -479,7 +517,7 @@ class Coordinator(ClientRequests):
                 for attempt in self.store.running_attempts(worker_id):
                     self._lose(attempt["id"], "worker lost")
                 self.store.worker_seen(worker_id, status="lost")
-                del self._seen[identity]
+                self._not_heard(identity)
         for worker_id in self.store.forget_workers(now - self.settings.forget_workers_after):
             self._known.discard(worker_id.encode())
         for attempt in self.store.running_attempts():
@@ -497,9 +535,9 @@ class Coordinator(ClientRequests):
         outcome = self.store.finish(attempt["id"], attempt["worker_id"], False, error, attempt=self.store.attempt(
             attempt["id"]), live=self._live())
         if batch:
-            shutil.rmtree(staging_dir(batch["out"], attempt["id"]), ignore_errors=True)
+            discard_staging(staging_dir(batch["out"], attempt["id"]))
         self._send("workers", attempt["worker_id"].encode(), "CANCEL", p.Cancel(attempt_id=attempt["id"]))
         if batch:
             self._event(batch["id"], kind="job", job=attempt["job_id"], outcome=outcome, error=error)
-            if self.store.batch_finished(batch["id"]):
-                self._finish_batch(batch)
+            if outcome != "retry":
+                self._ended.add(batch["id"])

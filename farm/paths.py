@@ -3,10 +3,14 @@ shared roots it names, and an attempt's files committed only when they are regul
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 from .settings import Settings
+from ..addon.core.dataset.native import MODELS
 from .transfer import FRAME_FOLDERS, frame_file
+
+COMMITTED_FOLDERS = {*FRAME_FOLDERS, MODELS}  # the dataset folders a commit writes into (DatasetWriter.commit_staging)
 
 
 class RequestError(ValueError):
@@ -48,18 +52,52 @@ def recipe_root(settings: Settings, recipe_dir: str) -> Path:
                        + "; submit without --shared to send the recipe and its files")
 
 
-def vet_staging(staging: Path, out: Path, job_id: int, frames: int) -> str | None:
+def vet_staging(staging: str, out: str, job_id: int, frames: int) -> str | None:
     """Why an attempt's files may not be committed, or None: only regular files of its own job's frames, never
-    through a link, and into dataset folders that are no links either."""
-    for folder in ("", *FRAME_FOLDERS):
-        if (out / folder).is_symlink():
-            return f"the dataset's folder {out / folder} is a link; nothing is written through it"
-    for folder, dirs, names in os.walk(staging, followlinks=False):
-        for name in [*dirs, *names]:
-            path = Path(folder) / name
-            rel = path.relative_to(staging).as_posix()
-            if path.is_symlink() or not (path.is_dir() or path.is_file()):
-                return f"{rel} is a link or a special file; an attempt delivers regular files only"
-            if name in names and rel.split("/")[0] in FRAME_FOLDERS and not frame_file(rel, job_id, frames):
-                return f"{rel} is not a file of job {job_id}'s frames; the attempt is refused"
+    through a link, and into dataset folders that are no links either: the dataset's own folder and every folder
+    its files go to, looked at (lstat) for each attempt as it is committed, since a folder may become a link at
+    any time. Plain ``os`` calls: this runs for every finished job, on the coordinator's loop."""
+    try:
+        if not stat.S_ISDIR(os.lstat(staging).st_mode):
+            return "the attempt's staging folder is a link or a file; nothing is taken from it"
+    except FileNotFoundError:
+        return _vet_folders(out, ())  # nothing staged: only the dataset's own folder is written (jobs.jsonl)
+    targets: set[str] = set()
+    refused = _vet_tree(staging, "", job_id, frames, targets)
+    return refused or _vet_folders(out, sorted(targets))
+
+
+def _vet_tree(folder: str, prefix: str, job_id: int, frames: int, targets: set[str]) -> str | None:
+    """Refusal for the first entry under ``folder`` that is a link, a special file or a file of another job; adds
+    to ``targets`` the dataset folders the files go to."""
+    with os.scandir(folder) as entries:
+        listed = list(entries)
+    for entry in listed:  # the entries' types come from the listing itself (no stat, never through a link)
+        rel = prefix + entry.name
+        if entry.is_symlink() or not (entry.is_dir(follow_symlinks=False) or entry.is_file(follow_symlinks=False)):
+            return f"{rel} is a link or a special file; an attempt delivers regular files only"
+        if entry.is_dir(follow_symlinks=False):
+            refused = _vet_tree(entry.path, rel + "/", job_id, frames, targets)
+            if refused:
+                return refused
+            continue
+        top = rel.split("/", 1)[0]
+        if top in FRAME_FOLDERS and not frame_file(rel, job_id, frames):
+            return f"{rel} is not a file of job {job_id}'s frames; the attempt is refused"
+        if top != rel and top in COMMITTED_FOLDERS:
+            targets.add(top)
+    return None
+
+
+def _vet_folders(out: str, folders) -> str | None:
+    for folder in ("", *folders):
+        path = os.path.join(out, folder) if folder else out
+        try:
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            continue  # made by the commit, as a folder
+        if stat.S_ISLNK(mode):
+            return f"the dataset's folder {path} is a link; nothing is written through it"
+        if not stat.S_ISDIR(mode):
+            return f"the dataset's folder {path} is not a folder; nothing is written there"
     return None

@@ -47,6 +47,9 @@ CREATE TRIGGER IF NOT EXISTS count_status AFTER UPDATE OF status ON jobs WHEN ol
 END;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 """
+WORKER_ROW = ("INSERT INTO workers VALUES (?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET status=excluded.status, "
+              "last_seen=excluded.last_seen, host=CASE WHEN excluded.host='' THEN host ELSE excluded.host END, "
+              "device=CASE WHEN excluded.device='' THEN device ELSE excluded.device END")
 STATUSES = ("queued", "running", "done", "failed", "cancelled")
 # jobs of one status in job order: without this the planner walks the whole batch by primary key to keep the order
 BY_STATUS = "INDEXED BY jobs_queue"
@@ -96,10 +99,14 @@ class Store:
         self._batches: dict[str, dict] = {}  # rows of batches, dropped whenever one changes
         self._active: list[str] | None = None  # active batch ids in dispatch order
         self._with_failures = {r[0] for r in self.db.execute("SELECT DISTINCT batch_id FROM failures")}
-        self._workers: dict[str, str] = {}  # worker id -> last status written
+        self._workers: dict[str, str] = {}  # worker id -> last status given
+        self._statuses: dict[str, tuple] = {}  # worker id -> its workers row, written at the commit (one per cycle)
         self._running: dict[str, str | None] = {}  # worker id -> its running attempt
+        self._inputs: dict[tuple[str, int], tuple] = {}  # (batch, job) -> (params, seed) row of a running job
+        self._attempts: dict[str, dict] = {}  # running attempts leased since the start: id -> row
 
     def commit(self) -> None:
+        self._write_statuses()
         self.db.commit()
 
     def probe(self) -> None:
@@ -118,15 +125,20 @@ class Store:
         if not self.db.in_transaction:
             self.db.execute("BEGIN")
         self.db.execute("SAVEPOINT request")
+        statuses = dict(self._statuses)
         try:
             yield
         except BaseException:
             try:
                 self.db.execute("ROLLBACK TO request")
                 self.db.execute("RELEASE request")
+                undone = False
             except sqlite3.Error:  # SQLite already rolled the whole transaction back (a full disk, say)
                 self.db.rollback()
+                undone = True
             self.reset_caches()
+            if not undone:  # the statuses given by the cycle's earlier messages still stand
+                self._statuses = statuses
             raise
         self.db.execute("RELEASE request")
 
@@ -135,11 +147,13 @@ class Store:
         self._queues.clear()
         self._changed()
         self._workers.clear()
+        self._statuses.clear()
         self._running.clear()
+        self._attempts.clear()
         self._with_failures = {r[0] for r in self.db.execute("SELECT DISTINCT batch_id FROM failures")}
 
     def close(self) -> None:
-        self.db.commit()
+        self.commit()
         self.db.close()
 
     # -- batches ----------------------------------------------------------------------------------------
@@ -224,8 +238,9 @@ class Store:
                         (batch_id,))
         running = self.db.execute("SELECT id, worker_id FROM attempts WHERE batch_id=? AND status='running'",
                                   (batch_id,)).fetchall()
-        for _, worker_id in running:
-            self._running.pop(worker_id, None)
+        for attempt_id, worker_id in running:
+            self._running[worker_id] = None
+            self._attempts.pop(attempt_id, None)
         self.db.execute("UPDATE attempts SET status='cancelled', finished=? WHERE batch_id=? AND status='running'",
                         (time.time(), batch_id))
         self._queues.pop(batch_id, None)
@@ -267,8 +282,10 @@ class Store:
     # -- dispatch ---------------------------------------------------------------------------------------
     def job_input(self, batch: dict, job_id: int) -> tuple[dict, int]:
         """A job's (params, seed): its own when the batch gave them, else the batch's."""
-        row = self.db.execute("SELECT params, seed FROM jobs WHERE batch_id=? AND job_id=?",
-                              (batch["id"], job_id)).fetchone()
+        row = self._inputs.get((batch["id"], job_id))  # a running job's, read when it was claimed
+        if row is None:
+            row = self.db.execute("SELECT params, seed FROM jobs WHERE batch_id=? AND job_id=?",
+                                  (batch["id"], job_id)).fetchone()
         if row and row[0] is not None:
             return json.loads(row[0]), int(row[1])
         return batch["params"], job_seed(batch["seed"], job_id)
@@ -305,28 +322,28 @@ class Store:
         if self._active is None:
             self._active = [r[0] for r in self.db.execute(
                 "SELECT id FROM batches WHERE status='active' AND paused='' ORDER BY priority DESC, created, id")]
-        others = set(live) - {worker_id}
         for batch_id in self._active:
             if accepts is not None and not accepts(batch_id):
                 continue
             failed: set[int] = set()
-            if batch_id in self._with_failures and others:  # blocks and failures only exist once something failed
+            others = set(live) - {worker_id} if batch_id in self._with_failures else ()
+            if others:  # blocks and failures only exist once something failed
                 blocked = {r[0] for r in self.db.execute("SELECT worker_id FROM blocks WHERE batch_id=?", (batch_id,))}
                 if worker_id in blocked and others - blocked:
                     continue
                 failed = {job for (job,) in self.db.execute("SELECT job_id FROM failures WHERE batch_id=? AND "
                                                             "worker_id=?", (batch_id, worker_id))
                           if others - self._failed_by(batch_id, job)}
-            job_id = self._pop_queued(batch_id, skip=failed)
+            job_id = self._claim_queued(batch_id, skip=failed)
             if job_id is None:
                 continue
             attempt_id = uuid.uuid4().hex
             now = time.time()
-            self.db.execute("UPDATE jobs SET status='running', attempts=attempts+1 WHERE batch_id=? AND job_id=?",
-                            (batch_id, job_id))
             self.db.execute("INSERT INTO attempts (id, batch_id, job_id, worker_id, status, started, progressed) "
                             "VALUES (?,?,?,?,'running',?,?)", (attempt_id, batch_id, job_id, worker_id, now, now))
             self._running[worker_id] = attempt_id
+            self._attempts[attempt_id] = {"id": attempt_id, "batch_id": batch_id, "job_id": job_id,
+                                          "worker_id": worker_id, "status": "running"}
             return self.batch(batch_id), job_id, attempt_id
         return None
 
@@ -334,23 +351,25 @@ class Store:
         return {r[0] for r in self.db.execute("SELECT worker_id FROM failures WHERE batch_id=? AND job_id=?",
                                               (batch_id, job_id))}
 
-    def _pop_queued(self, batch_id: str, skip: set[int]) -> int | None:
-        """The next queued job of a batch that is not in ``skip`` (jobs this worker already failed).
-        Job ids are read ahead in windows; the table stays the truth (an id in the window may have been
-        cancelled meanwhile)."""
+    def _claim_queued(self, batch_id: str, skip: set[int]) -> int | None:
+        """Mark running the next queued job of a batch that is not in ``skip`` (jobs this worker already failed),
+        and return its id. Job ids are read ahead in windows; the table stays the truth: a job is claimed only
+        if it is still queued (one in the window may have been cancelled meanwhile). Its input comes back with
+        the claim (kept for :meth:`job_input` while it runs)."""
         queue = self._queues.setdefault(batch_id, deque())
         for _ in range(2):
             i = 0
             while i < len(queue):
                 job_id = queue[i]
-                status = self.db.execute("SELECT status FROM jobs WHERE batch_id=? AND job_id=?",
-                                         (batch_id, job_id)).fetchone()
-                if not status or status[0] != "queued":
-                    del queue[i]
-                elif job_id in skip:
+                if job_id in skip:
                     i += 1
-                else:
-                    del queue[i]
+                    continue
+                del queue[i]
+                claimed = self.db.execute("UPDATE jobs SET status='running', attempts=attempts+1 WHERE batch_id=? AND "
+                                          "job_id=? AND status='queued' RETURNING params, seed",
+                                          (batch_id, job_id)).fetchall()
+                if claimed:
+                    self._inputs[batch_id, job_id] = claimed[0]
                     return job_id
             queue.clear()
             queue.extend(r[0] for r in self.db.execute(
@@ -364,6 +383,9 @@ class Store:
         self._queues.setdefault(batch_id, deque()).appendleft(job_id)
 
     def attempt(self, attempt_id: str) -> dict | None:
+        """The attempt's id, batch, job, worker and status (not to be changed by the caller)."""
+        if attempt_id in self._attempts:
+            return self._attempts[attempt_id]
         row = self.db.execute("SELECT id, batch_id, job_id, worker_id, status FROM attempts WHERE id=?",
                               (attempt_id,)).fetchone()
         return dict(zip(("id", "batch_id", "job_id", "worker_id", "status"), row)) if row else None
@@ -381,7 +403,9 @@ class Store:
         if attempt is None or attempt["status"] != "running" or attempt["worker_id"] != worker_id:
             return "stale"
         batch_id, job_id, now = attempt["batch_id"], attempt["job_id"], time.time()
-        self._running.pop(worker_id, None)
+        self._running[worker_id] = None
+        self._attempts.pop(attempt_id, None)
+        self._inputs.pop((batch_id, job_id), None)
         self.db.execute("UPDATE attempts SET status=?, finished=?, error=? WHERE id=?",
                         ("done" if ok else "failed", now, error[:2000], attempt_id))
         if ok:
@@ -414,7 +438,9 @@ class Store:
         self.db.execute("UPDATE attempts SET status='lost', finished=?, error=? WHERE id=?",
                         (time.time(), why, attempt_id))
         if self._running.get(attempt["worker_id"]) == attempt_id:
-            del self._running[attempt["worker_id"]]
+            self._running[attempt["worker_id"]] = None
+        self._attempts.pop(attempt_id, None)
+        self._inputs.pop((attempt["batch_id"], attempt["job_id"]), None)
         self._requeue(attempt["batch_id"], attempt["job_id"])
 
     def running_attempt_of(self, worker_id: str) -> str | None:
@@ -449,20 +475,29 @@ class Store:
     # -- workers ----------------------------------------------------------------------------------------
     def worker_seen(self, worker_id: str, host: str = "", device: str = "", status: str = "idle",
                     force: bool = False) -> None:
-        """Record a worker's status; the heartbeat-time refresh is written at most when ``force``."""
+        """Record a worker's status; the heartbeat-time refresh is written at most when ``force``. A change of status
+        alone is written with the cycle's commit (the last of the cycle: one row per worker and cycle)."""
         if not force and not host and self._workers.get(worker_id) == status:
             return
         self._workers[worker_id] = status
-        self.db.execute("INSERT INTO workers VALUES (?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET status=excluded.status, "
-                        "last_seen=excluded.last_seen, host=CASE WHEN excluded.host='' THEN host ELSE excluded.host END,"
-                        " device=CASE WHEN excluded.device='' THEN device ELSE excluded.device END",
-                        (worker_id, host, device, status, time.time()))
+        row = (worker_id, host, device, status, time.time())
+        if host or device:  # a worker's HELLO: at once, after any status given before it
+            self._statuses.pop(worker_id, None)
+            self.db.execute(WORKER_ROW, row)
+        else:
+            self._statuses[worker_id] = row
+
+    def _write_statuses(self) -> None:
+        if self._statuses:
+            self.db.executemany(WORKER_ROW, list(self._statuses.values()))
+            self._statuses.clear()
 
     def worker_status(self, worker_id: str) -> str | None:
         return self._workers.get(worker_id)
 
     def forget_workers(self, before: float) -> list[str]:
         """Delete the rows of workers lost or gone before ``before`` (epoch seconds) that run nothing."""
+        self._write_statuses()
         gone = [r[0] for r in self.db.execute(
             "SELECT id FROM workers WHERE status IN ('lost','gone') AND last_seen < ? AND id NOT IN "
             "(SELECT worker_id FROM attempts WHERE status='running')", (before,))]
@@ -473,6 +508,7 @@ class Store:
         return gone
 
     def workers(self) -> list[dict]:
+        self._write_statuses()
         rows = self.db.execute("SELECT id, host, device, status, last_seen FROM workers ORDER BY id")
         return [dict(zip(("id", "host", "device", "status", "last_seen"), r)) for r in rows]
 

@@ -116,6 +116,41 @@ def test_links_are_never_followed(farm, tmp_path):
     sock.close()
 
 
+
+def test_no_commit_writes_through_a_link_it_did_not_check(farm, tmp_path):
+    """Every dataset folder a commit writes into is checked as that attempt is committed, the models folder too
+    (a staged model went through a linked models/ before), and a staging folder that is itself a link is refused."""
+    out = tmp_path / "out"
+    farm.submit(TINY, 3, out)
+    w = StandIn(f"tcp://127.0.0.1:{farm.port}", "w")
+    task = w.take()
+    staging = out / ".staging" / task.attempt_id
+    for rel, data in {**frame_files(task.job_id), "models/part.ply": b"ply"}.items():
+        (staging / rel).parent.mkdir(parents=True, exist_ok=True)
+        (staging / rel).write_bytes(data)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (out / "models").symlink_to(elsewhere)
+    w.finish(task)
+    status = farm.wait(lambda s: s["jobs"]["running"] == 0)
+    assert list(elsewhere.iterdir()) == [] and status["jobs"]["done"] == 0
+    assert not (out / "annotations" / f"{STEM.format(task.job_id)}-ann.json").exists()
+    (out / "models").unlink()
+    task = w.take()  # a staging folder that is a link to files elsewhere: nothing is taken from it
+    outside = tmp_path / "outside"
+    for rel, data in frame_files(task.job_id).items():
+        (outside / rel).parent.mkdir(parents=True, exist_ok=True)
+        (outside / rel).write_bytes(data)
+    (out / ".staging").mkdir(exist_ok=True)
+    (out / ".staging" / task.attempt_id).symlink_to(outside)
+    w.finish(task)
+    status = farm.wait(lambda s: s["jobs"]["running"] == 0)
+    assert status["jobs"]["done"] == 0 and not (out / "annotations" / f"{STEM.format(task.job_id)}-ann.json").exists()
+    assert sorted(p.relative_to(outside).as_posix() for p in outside.rglob("*") if p.is_file()) == sorted(
+        frame_files(task.job_id))
+    assert not os.path.lexists(out / ".staging" / task.attempt_id)  # the link is gone, what it named is not
+    w.close()
+
 def test_worker_keys_cannot_read_batches(tmp_path):
     keys = tmp_path / "keys"
     subprocess.run([sys.executable, "-m", "synthfarm.cli", "keys", "init", str(keys)], check=True,
