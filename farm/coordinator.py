@@ -405,8 +405,9 @@ class Coordinator(ClientRequests):
         if msg.ok and current:
             # files first: a crash after this re-runs the job, whose identical files overwrite these
             try:
-                if not url:  # nothing staged: nothing to move
+                if not url:  # nothing staged: nothing to move (the commit removes the staging folder)
                     stems = DatasetWriter(Path(batch["out"])).commit_staging(Path(staging)) if staged else []
+                    staged = False
             except OSError as err:
                 if err.errno != errno.ENOSPC:
                     raise
@@ -420,7 +421,7 @@ class Coordinator(ClientRequests):
             self.store.save_log(msg.attempt_id, msg.log_tail)
         outcome = self.store.finish(msg.attempt_id, worker_id, msg.ok, msg.error, msg.seconds, attempt,
                                     self._live())
-        if staged and os.path.lexists(staging):
+        if staged:
             discard_staging(staging)  # a stale or failed attempt's files
         if url and not msg.ok:
             self.buckets.discard(url, msg.attempt_id)

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import secrets
 import sqlite3
 import time
-import uuid
 from collections import deque
 from pathlib import Path
 
@@ -102,7 +102,7 @@ class Store:
         self._workers: dict[str, str] = {}  # worker id -> last status given
         self._statuses: dict[str, tuple] = {}  # worker id -> its workers row, written at the commit (one per cycle)
         self._running: dict[str, str | None] = {}  # worker id -> its running attempt
-        self._inputs: dict[tuple[str, int], tuple] = {}  # (batch, job) -> (params, seed) row of a running job
+        self._inputs: dict[tuple[str, int], tuple] = {}  # (batch, job) -> (params, seed) of a running job
         self._attempts: dict[str, dict] = {}  # running attempts leased since the start: id -> row
 
     def commit(self) -> None:
@@ -282,10 +282,15 @@ class Store:
     # -- dispatch ---------------------------------------------------------------------------------------
     def job_input(self, batch: dict, job_id: int) -> tuple[dict, int]:
         """A job's (params, seed): its own when the batch gave them, else the batch's."""
-        row = self._inputs.get((batch["id"], job_id))  # a running job's, read when it was claimed
-        if row is None:
-            row = self.db.execute("SELECT params, seed FROM jobs WHERE batch_id=? AND job_id=?",
-                                  (batch["id"], job_id)).fetchone()
+        known = self._inputs.get((batch["id"], job_id))  # a running job's, read when it was claimed
+        if known is not None:
+            return known
+        row = self.db.execute("SELECT params, seed FROM jobs WHERE batch_id=? AND job_id=?",
+                              (batch["id"], job_id)).fetchone()
+        return self._input_of(batch, job_id, row)
+
+    @staticmethod
+    def _input_of(batch: dict, job_id: int, row: tuple | None) -> tuple[dict, int]:
         if row and row[0] is not None:
             return json.loads(row[0]), int(row[1])
         return batch["params"], job_seed(batch["seed"], job_id)
@@ -337,7 +342,7 @@ class Store:
             job_id = self._claim_queued(batch_id, skip=failed)
             if job_id is None:
                 continue
-            attempt_id = uuid.uuid4().hex
+            attempt_id = secrets.token_hex(16)  # 32 hex digits, as uuid4().hex gave
             now = time.time()
             self.db.execute("INSERT INTO attempts (id, batch_id, job_id, worker_id, status, started, progressed) "
                             "VALUES (?,?,?,?,'running',?,?)", (attempt_id, batch_id, job_id, worker_id, now, now))
@@ -369,7 +374,7 @@ class Store:
                                           "job_id=? AND status='queued' RETURNING params, seed",
                                           (batch_id, job_id)).fetchall()
                 if claimed:
-                    self._inputs[batch_id, job_id] = claimed[0]
+                    self._inputs[batch_id, job_id] = self._input_of(self.batch(batch_id), job_id, claimed[0])
                     return job_id
             queue.clear()
             queue.extend(r[0] for r in self.db.execute(
