@@ -9,7 +9,6 @@ A damaged file is detected when it is opened (StoreDamaged says how to rebuild i
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import secrets
 import sqlite3
@@ -119,28 +118,9 @@ class Store:
         self.db.execute("DELETE FROM counts")
         self.db.execute("INSERT INTO counts SELECT batch_id, status, COUNT(*) FROM jobs GROUP BY batch_id, status")
 
-    @contextlib.contextmanager
-    def request(self):
+    def request(self) -> "Request":
         """One message's transitions: kept when it is handled, undone (caches too) when it raises."""
-        if not self.db.in_transaction:
-            self.db.execute("BEGIN")
-        self.db.execute("SAVEPOINT request")
-        statuses = dict(self._statuses)
-        try:
-            yield
-        except BaseException:
-            try:
-                self.db.execute("ROLLBACK TO request")
-                self.db.execute("RELEASE request")
-                undone = False
-            except sqlite3.Error:  # SQLite already rolled the whole transaction back (a full disk, say)
-                self.db.rollback()
-                undone = True
-            self.reset_caches()
-            if not undone:  # the statuses given by the cycle's earlier messages still stand
-                self._statuses = statuses
-            raise
-        self.db.execute("RELEASE request")
+        return Request(self)
 
     def reset_caches(self) -> None:
         """Forget what is kept in memory; it is read again from the tables."""
@@ -566,3 +546,36 @@ class Store:
         """worker id -> (batch id, job id) of the attempt it runs."""
         return {w: (b, j) for w, b, j in self.db.execute(
             "SELECT worker_id, batch_id, job_id FROM attempts WHERE status='running'")}
+
+
+class Request:
+    """The context of :meth:`Store.request`: a savepoint around one message (a class, not a generator: it runs
+    for every message the coordinator handles)."""
+    __slots__ = ("store", "statuses")
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    def __enter__(self) -> None:
+        db = self.store.db
+        if not db.in_transaction:
+            db.execute("BEGIN")
+        db.execute("SAVEPOINT request")
+        self.statuses = dict(self.store._statuses)
+
+    def __exit__(self, kind, err, trace) -> bool:
+        store = self.store
+        if kind is None:
+            store.db.execute("RELEASE request")
+            return False
+        try:
+            store.db.execute("ROLLBACK TO request")
+            store.db.execute("RELEASE request")
+            undone = False
+        except sqlite3.Error:  # SQLite already rolled the whole transaction back (a full disk, say)
+            store.db.rollback()
+            undone = True
+        store.reset_caches()
+        if not undone:  # the statuses given by the cycle's earlier messages still stand
+            store._statuses = self.statuses
+        return False
