@@ -300,8 +300,6 @@ class DatasetWriter:
         group (durable.py): every file fsynced, renamed, each folder fsynced once; then the annotations (the
         frames' commit markers), so that a frame counts as done only once all its files are durable. Returns
         each frame's paths."""
-        from .models import ply
-
         masks = [{kind: _id_image(kind, array) for kind, array in (("mask", f.instance_mask),
                                                                    ("semantic", f.semantic_mask)) if array is not None}
                  for f in frames]  # refused before anything is written
@@ -312,6 +310,8 @@ class DatasetWriter:
             for key, (vertices, faces) in (models or {}).items():
                 path = self.root / MODELS / f"{key}.ply"
                 if not path.is_file():
+                    from .models import ply  # plyfile only where models are written
+
                     model = ply(vertices, faces)
                     group.add(path, lambda tmp, m=model: m.write(str(tmp)))
             for f, paths, id_images in zip(frames, all_paths, masks):
