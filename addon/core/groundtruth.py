@@ -11,11 +11,17 @@ from typing import TYPE_CHECKING, Iterable
 import numpy as np
 from pycocotools import mask as coco_mask
 
-from .raster import rasterize, rasterize_window, rasterize_windows
+from .raster import cover, rasterize, rasterize_window
 
 if TYPE_CHECKING:
     from .lens import Lens, View
 
+# rows of points per matrix product: OpenBLAS computes one product on one thread up to 262144 multiply-adds (on a
+# busy machine a second thread is mostly waited for)
+BLAS_ROWS = 16384
+# objects are labelled in groups of about this many triangles: numpy's temporary arrays stay small enough to be
+# reused (larger ones are new memory every time, and page faults cost as much as the arithmetic)
+GROUP_TRIANGLES = 4096
 # Blender cameras look down their local -Z with +Y up; OpenCV cameras look down +Z with +Y down.
 BLENDER_TO_OPENCV = np.diag([1.0, -1.0, -1.0, 1.0])
 
@@ -143,11 +149,13 @@ def project(K: np.ndarray, world_to_cam: np.ndarray, points: np.ndarray) -> np.n
 
 
 # -- labels from geometry (amodal box and area, truncation, pose, 3D box) -------------------------------
+# the 8 corners of an axis-aligned box in Blender's bound_box order: which bound (0 low, 1 high) each coordinate takes
+CORNER_BOUNDS = np.array([[0, 0, 0], [0, 0, 1], [0, 1, 1], [0, 1, 0], [1, 0, 0], [1, 0, 1], [1, 1, 1], [1, 1, 0]])
+
+
 def box_corners(lo, hi) -> np.ndarray:
     """The 8 corners of an axis-aligned box, in Blender's bound_box order."""
-    (x0, y0, z0), (x1, y1, z1) = lo, hi
-    return np.array([[x0, y0, z0], [x0, y0, z1], [x0, y1, z1], [x0, y1, z0],
-                     [x1, y0, z0], [x1, y0, z1], [x1, y1, z1], [x1, y1, z0]], dtype=float)
+    return np.stack([np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)])[CORNER_BOUNDS, np.arange(3)]
 
 
 def _to_camera(world_to_cam: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -174,48 +182,83 @@ def geometry_labels(K, world_to_cam, resolution: tuple[int, int], triangles: np.
 def geometry_labels_many(K, world_to_cam, resolution: tuple[int, int], objects: list, near: float = 1e-4,
                          view: "View | None" = None) -> list[dict]:
     """:func:`geometry_labels` of every object of a frame, ``objects`` a list of (triangles, matrix_world, local_lo,
-    local_hi); the amodal masks of a pinhole view are rasterised in one pass."""
+    local_hi), computed for many objects at once (in groups of about GROUP_TRIANGLES triangles).
+
+    The labels are those of each object alone to the last bit: elementwise arithmetic and min/max do not depend
+    on what else is in the array, sums are written out in the order numpy takes for one object, and each small
+    matrix product is the BLAS call one object makes (a stack of them: numpy's matmul calls BLAS per matrix of the
+    stack). The exception: a group's points go to pixels in one product (a few for many points), which relies on
+    BLAS computing each row of a product alike however many rows there are (OpenBLAS does: the same fused
+    multiply-adds in the same order per element); tests/unit/test_labels_unchanged.py compares with the
+    per-object code."""
     K, world_to_cam = np.asarray(K, dtype=float), np.asarray(world_to_cam, dtype=float)
-    width, height = resolution
-    fronts = []
-    for triangles, *_ in objects:
-        cam_tris = _to_camera(world_to_cam, np.asarray(triangles, dtype=float).reshape(-1, 3)).reshape(-1, 3, 3)
-        fronts.append(cam_tris[(cam_tris[..., 2] > near).all(axis=1)])
+    triangles = [np.asarray(tris, dtype=float).reshape(-1, 3, 3) for tris, *_ in objects]
     if view is not None and not view.identity:
-        amodal = [_distorted_amodal(view, front) for front in fronts]
+        amodal = [_distorted_amodal(view, _in_front(world_to_cam, [tris], near)[0]) for tris in triangles]
     else:
-        amodal = _amodal_many(K, fronts, width, height)
-    return [{**labels, **_pose_labels(K, world_to_cam, np.asarray(matrix, dtype=float), lo, hi, near, view)}
-            for labels, (_, matrix, lo, hi) in zip(amodal, objects)]
+        amodal = []
+        for first, last in _groups([len(tris) for tris in triangles], GROUP_TRIANGLES):
+            cam, owners = _in_front(world_to_cam, triangles[first:last], near)
+            amodal += _amodal_group(K, cam, owners, last - first, *resolution)
+    poses = _pose_labels_many(K, world_to_cam, objects, near, view) if objects else []
+    return [{**labels, **pose} for labels, pose in zip(amodal, poses)]
 
 
-def _amodal_many(K, fronts: list[np.ndarray], width: int, height: int) -> list[dict]:
-    px = [_to_pixels(K, front) for front in fronts]  # one call per object: the same arithmetic as one object alone
-    owners = np.repeat(np.arange(len(px)), [len(p) for p in px])
-    windows = rasterize_windows(np.concatenate(px), owners, len(px), width, height)
-    points = np.concatenate(px).reshape(-1, 2)  # every object's extent in two reductions, not four per object
-    sizes = np.array([3 * len(p) for p in px])
-    starts = (np.cumsum(sizes) - sizes)[sizes > 0]
-    lows = iter(np.minimum.reduceat(points, starts, axis=0).tolist() if starts.size else [])
-    highs = iter(np.maximum.reduceat(points, starts, axis=0).tolist() if starts.size else [])
-    return [_amodal(px_tris, window, width, height, *((next(lows), next(highs)) if len(px_tris) else (None, None)))
-            for px_tris, window in zip(px, windows)]
+def _groups(sizes: list[int], limit: int) -> list[tuple[int, int]]:
+    """Consecutive ranges [first, last) of items whose sizes add up to ``limit`` at most (or one item)."""
+    groups, first, total = [], 0, 0
+    for i, size in enumerate(sizes):
+        if i > first and total + size > limit:
+            groups.append((first, i))
+            first, total = i, 0
+        total += size
+    return [*groups, (first, len(sizes))] if sizes else []
 
 
-def _amodal(px_tris, window: tuple[np.ndarray, int, int], width, height, low, high) -> dict:
-    """Amodal labels of one object's triangles in pixels, its silhouette rasterised in ``window``, its points'
-    extent from ``low`` to ``high`` ((x, y) each)."""
-    labels: dict = {"amodal_pixels": 0, "amodal_bbox": None, "amodal_bbox_unclipped": None,
-                    "amodal_segmentation": None, "truncation": 1.0, "amodal_pixels_all": 0, "amodal_bbox_all": None}
-    if len(px_tris):
-        (x0, y0), (x1, y1) = low, high
-        labels["amodal_bbox_unclipped"], labels["amodal_bbox"] = _boxes_of(x0, y0, x1, y1, width, height)
-        inside, top, left = window
-        labels["amodal_pixels"] = int(inside.sum())
-        if labels["amodal_pixels"]:
-            labels["amodal_segmentation"] = rle_encode_window(inside, top, left, height, width)
-            labels.update(_whole_silhouette(px_tris, (inside, top, left), (x0, y0, x1, y1), width, height))
-    return labels
+def _in_front(world_to_cam, triangles: list[np.ndarray], near: float) -> tuple[np.ndarray, np.ndarray]:
+    """The triangles (T, 3, 3) of objects in the camera's frame that lie wholly in front of the near plane, and the
+    object each belongs to (its index in ``triangles``); one product per object, as for one object alone."""
+    cam = np.concatenate([_to_camera(world_to_cam, tris.reshape(-1, 3)) for tris in triangles]).reshape(-1, 3, 3)
+    front = np.flatnonzero((cam[..., 2] > near).all(axis=1))
+    owners = np.repeat(np.arange(len(triangles)), [len(tris) for tris in triangles])
+    return cam.take(front, axis=0), owners.take(front)
+
+
+def _amodal_group(K, cam: np.ndarray, owners: np.ndarray, count: int, width: int, height: int) -> list[dict]:
+    """Amodal labels of ``count`` objects from their triangles ``cam`` (T, 3, 3) in the camera's frame, in front
+    of it, ``owners`` giving each triangle's object (non-decreasing): the silhouettes rasterised in one pass."""
+    flat = cam.reshape(-1, 3)
+    uvw = np.empty_like(flat)
+    for start in range(0, len(flat), BLAS_ROWS):
+        np.matmul(flat[start:start + BLAS_ROWS], K.T, out=uvw[start:start + BLAS_ROWS])
+    px = (uvw[:, :2] / uvw[:, 2:3]).reshape(-1, 3, 2)  # as _to_pixels(K, cam) makes them
+    coverage = cover(px, owners, width, height)
+    pixels = coverage.pixel_counts(count).tolist()
+    run_owner, starts, ends = coverage.column_runs(height)
+    masks, first = np.unique(run_owner, return_index=True)
+    rles = dict(zip(masks.tolist(), _rle_from_runs(starts, ends, first, height, width)))
+    windows = dict(zip(coverage.sets.tolist(), zip(coverage.top.tolist(), coverage.left.tolist(),
+                                                   coverage.rows.tolist(), coverage.cols.tolist())))
+    sizes = np.bincount(owners, minlength=count)
+    begin = np.cumsum(sizes) - sizes
+    points = px.reshape(-1, 2)  # every object's extent in two reductions, not four per object
+    lows = iter(np.minimum.reduceat(points, 3 * begin[sizes > 0], axis=0).tolist() if owners.size else [])
+    highs = iter(np.maximum.reduceat(points, 3 * begin[sizes > 0], axis=0).tolist() if owners.size else [])
+    out = []
+    for i, (start, size) in enumerate(zip(begin.tolist(), sizes.tolist())):
+        labels: dict = {"amodal_pixels": 0, "amodal_bbox": None, "amodal_bbox_unclipped": None,
+                        "amodal_segmentation": None, "truncation": 1.0, "amodal_pixels_all": 0,
+                        "amodal_bbox_all": None}
+        if size:
+            (x0, y0), (x1, y1) = next(lows), next(highs)
+            labels["amodal_bbox_unclipped"], labels["amodal_bbox"] = _boxes_of(x0, y0, x1, y1, width, height)
+            labels["amodal_pixels"] = pixels[i]
+            if pixels[i]:
+                labels["amodal_segmentation"] = rles[i]
+                labels.update(_whole_silhouette(px[start:start + size], pixels[i], windows[i], (x0, y0, x1, y1),
+                                                width, height))
+        out.append(labels)
+    return out
 
 
 def _boxes(points: np.ndarray, width: int, height: int) -> tuple[list | None, list | None]:
@@ -260,55 +303,57 @@ def _distorted_amodal(view, front_tris) -> dict:
     return labels
 
 
-def _pose_labels(K, world_to_cam, matrix_world, local_lo, local_hi, near, view) -> dict:
-    """Pose (object-to-camera R, t), size, distance and the 3D box in object, camera and image space."""
-    labels: dict = {}
+def _pose_labels_many(K, world_to_cam, objects: list, near, view) -> list[dict]:
+    """Pose (object-to-camera R, t), size, distance and the 3D box in object, camera and image space of every
+    object ((triangles, matrix_world, local_lo, local_hi) each)."""
+    matrix = np.stack([np.asarray(m, dtype=float) for _, m, _, _ in objects])
+    bounds = np.stack([np.stack([np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)]) for *_, lo, hi in objects])
     # pose: object-to-camera rotation (scale removed) and translation, OpenCV camera
-    linear = matrix_world[:3, :3]
-    scale = np.linalg.norm(linear, axis=0)
-    rotation_world = linear / np.where(scale > 0, scale, 1.0)
-    R = world_to_cam[:3, :3] @ rotation_world
-    t = _to_camera(world_to_cam, matrix_world[:3, 3][None])[0]
-    corners_obj = box_corners(local_lo, local_hi) * scale  # metric, in the object's (unscaled) frame
-    corners_cam = corners_obj @ R.T + t
-    centre_cam = corners_cam.mean(axis=0)
-    labels.update({
-        "pose": {"R": R.tolist(), "t": t.tolist()},
-        "size": ((np.asarray(local_hi, float) - np.asarray(local_lo, float)) * scale).tolist(),
-        "distance": float(np.linalg.norm(centre_cam)),
-        "box3d": {"object": corners_obj.tolist(), "camera": corners_cam.tolist(),
-                  "image": _image_points(K, view, corners_cam, near)},
-    })
-    return labels
-
-
-def _image_points(K, view, cam_points: np.ndarray, near: float) -> list | None:
-    """Pixels of camera points through the view's lens, or None unless every point projects."""
-    if not (cam_points[:, 2] > near).all():
-        return None
+    linear = matrix[:, :3, :3]
+    square = linear * linear
+    scale = np.sqrt((square[:, 0] + square[:, 1]) + square[:, 2])  # each column's norm
+    rotation_world = linear / np.where(scale > 0, scale, 1.0)[:, None]
+    R = np.matmul(world_to_cam[:3, :3], rotation_world)
+    t = (np.matmul(matrix[:, None, :3, 3], world_to_cam[:3, :3].T) + world_to_cam[:3, 3])[:, 0]
+    corners_obj = bounds[:, CORNER_BOUNDS, np.arange(3)] * scale[:, None]  # metric, in the object's unscaled frame
+    corners_cam = np.matmul(corners_obj, R.transpose(0, 2, 1)) + t[:, None]
+    centre = corners_cam[:, 0]
+    for k in range(1, 8):
+        centre = centre + corners_cam[:, k]
+    centre = centre / 8
+    distance = np.sqrt(np.matmul(centre[:, None], centre[..., None]))[:, 0, 0]
+    size = (bounds[:, 1] - bounds[:, 0]) * scale
+    in_front = (corners_cam[..., 2] > near).all(axis=1)
     if view is None or view.identity:
-        return _to_pixels(K, cam_points).tolist()
-    pixels, valid = view.lens.project(cam_points)
-    return pixels.tolist() if valid.all() else None
+        uvw = np.matmul(corners_cam, K.T)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            image = (uvw[..., :2] / uvw[..., 2:3]).tolist()
+    else:
+        image = [pixels.tolist() if valid.all() else None
+                 for pixels, valid in (view.lens.project(c) if ok else (None, np.zeros(1, bool))
+                                       for c, ok in zip(corners_cam, in_front))]
+    return [{"pose": {"R": r, "t": tt}, "size": sz, "distance": d,
+             "box3d": {"object": co, "camera": cc, "image": im if ok else None}}
+            for r, tt, sz, d, co, cc, im, ok in zip(R.tolist(), t.tolist(), size.tolist(), distance.tolist(),
+                                                    corners_obj.tolist(), corners_cam.tolist(), image,
+                                                    in_front.tolist())]
 
 
-def _whole_silhouette(px_tris: np.ndarray, window, extent, width: int, height: int) -> dict:
+def _whole_silhouette(px_tris: np.ndarray, visible: int, window: tuple[int, int, int, int], extent, width: int,
+                      height: int) -> dict:
     """Pixel count and box of the whole silhouette, also where the image border cuts it, on the canvas
-    BOP's definitions use (one image beyond each border), and the truncation that follows. ``window``: the
-    in-image coverage as rasterize_window gives it (window, top row, left column)."""
-    inside, top, left = window
+    BOP's definitions use (one image beyond each border), and the truncation that follows. ``visible``: its
+    pixels in the image, ``window``: their bounding box (top, left, rows, columns)."""
     x0, y0, x1, y1 = extent
     ox, oy = int(np.floor(max(x0, -width))), int(np.floor(max(y0, -height)))
     ex, ey = int(np.ceil(min(x1, 2 * width))), int(np.ceil(min(y1, 2 * height)))
-    whole, origin = inside, (left, top)
+    top, left, rows, cols = window
+    total, box = visible, [left, top, cols, rows]
     if ox < 0 or oy < 0 or ex > width or ey > height:
         whole, wtop, wleft = rasterize_window(px_tris, ex - ox, ey - oy, origin=(ox, oy))
-        origin = (ox + wleft, oy + wtop)
-    visible = int(inside.sum())
-    total = max(int(whole.sum()), visible)
-    box = bbox_of_mask(whole)
-    return {"truncation": float(1.0 - visible / total), "amodal_pixels_all": total,
-            "amodal_bbox_all": [box[0] + origin[0], box[1] + origin[1], box[2], box[3]] if box else None}
+        total = max(int(whole.sum()), visible)
+        box = [ox + wleft, oy + wtop, whole.shape[1], whole.shape[0]] if whole.size else None
+    return {"truncation": float(1.0 - visible / total), "amodal_pixels_all": total, "amodal_bbox_all": box}
 
 
 def visibility(visible_pixels: int, amodal_pixels: int) -> float:
