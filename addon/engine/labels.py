@@ -13,11 +13,11 @@ from .scene import labelled_class
 
 
 class GeometryCache:
-    """Triangles of meshes in their local frame, read once per mesh (instances share meshes)."""
+    """Triangles of meshes in their local frame, read once per mesh (instances share meshes), and models."""
 
     def __init__(self):
         self._local: dict[int, np.ndarray] = {}
-        self._keys: dict[tuple, str] = {}  # (mesh, scale) -> model key
+        self._keys: dict[tuple, list] = {}  # (shape, scale, first and last triangle) -> [(local triangles, key)]
         self.models: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # model key -> (vertices, faces), metres
 
     def clear(self):
@@ -25,17 +25,20 @@ class GeometryCache:
         self._keys.clear()
         self.models.clear()
 
-    def model(self, obj, local: np.ndarray, scale: np.ndarray) -> str:
-        """The key of the object's model (its geometry at its scale); the mesh is kept in ``models``."""
+    def model(self, local: np.ndarray, scale: np.ndarray) -> str:
+        """The key of the object's model (its geometry at its scale); the mesh is kept in ``models``. Objects whose
+        triangles are the same to the bit at the same scale (copies of one asset) are worked out once."""
         scale = np.round(scale, 6)  # float noise of the transform is no other model
-        cache = (obj.data.as_pointer(), tuple(scale)) if not obj.modifiers else None
-        if cache in self._keys:
-            return self._keys[cache]
+        local = np.ascontiguousarray(local, dtype=np.float64)
+        shortlist = self._keys.setdefault((local.shape, tuple(scale.tolist()), local[:1].tobytes(),
+                                           local[-1:].tobytes()), [])
+        for seen, key in shortlist:
+            if seen is local or np.array_equal(seen.view(np.uint64), local.view(np.uint64)):
+                return key
         vertices, faces = mesh_of(local, scale)
         key = model_key(vertices)
         self.models.setdefault(key, (vertices, faces))
-        if cache is not None:
-            self._keys[cache] = key
+        shortlist.append((local, key))
         return key
 
     def local_triangles(self, obj, depsgraph) -> np.ndarray:
@@ -86,7 +89,7 @@ def frame_labels(scene, objects: list, index: np.ndarray, K: np.ndarray, world_t
         scale = np.linalg.norm(matrix[:3, :3], axis=0)
         records.append({
             "instance_id": iid, "name": obj.name, "generator": obj.get(GENERATOR_PROP), "class": cls,
-            "class_id": class_ids[cls], "model": geometry.model(obj, local, scale), "visible_pixels": pixels,
+            "class_id": class_ids[cls], "model": geometry.model(local, scale), "visible_pixels": pixels,
             "bbox": seen.bbox if seen else None, "segmentation": seen.rle if seen else None,
             "visibility": visibility(pixels, geo["amodal_pixels"]), **geo,
         })

@@ -19,15 +19,32 @@ from .native import atomic_path
 def mesh_of(triangles: np.ndarray, scale) -> tuple[np.ndarray, np.ndarray]:
     """(vertices (N, 3) float32, faces (M, 3) int32) of local triangles (T, 3, 3) scaled per axis."""
     points = (np.asarray(triangles, dtype=np.float64).reshape(-1, 3) * np.asarray(scale, dtype=np.float64))
-    vertices, faces = np.unique(points.astype(np.float32), axis=0, return_inverse=True)
+    vertices, faces = unique_rows(points.astype(np.float32))
     return vertices, faces.reshape(-1, 3).astype(np.int32)
 
 
 def model_key(vertices: np.ndarray) -> str:
     """A model's key: its distinct vertex positions (sorted, to a micrometre), so that one mesh at one scale
     gets one key however its faces are split or ordered (an evaluated mesh may triangulate otherwise)."""
-    points = np.unique(np.round(np.asarray(vertices, dtype=np.float64), 6), axis=0)
+    points, _ = unique_rows(np.round(np.asarray(vertices, dtype=np.float64), 6))
     return hashlib.sha256(np.ascontiguousarray(points).tobytes()).hexdigest()[:16]
+
+
+def unique_rows(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(points, axis=0, return_inverse=True)``, the same arrays, sorted by columns (lexsort) rather than
+    as records (several times faster). Where rows are equal but not to the bit (0.0 and -0.0) np.unique keeps
+    whichever its sort puts first: then, and with NaNs, np.unique itself answers."""
+    points = np.ascontiguousarray(points)
+    order = np.lexsort(points.T[::-1])
+    rows = points[order]
+    same = (rows[1:] == rows[:-1]).all(axis=1)
+    if (same & (np.signbit(rows[1:]) != np.signbit(rows[:-1])).any(axis=1)).any() or np.isnan(points).any():
+        unique, inverse = np.unique(points, axis=0, return_inverse=True)
+        return unique, inverse.reshape(-1)
+    first = np.r_[True, ~same][:len(rows)]
+    inverse = np.empty(len(points), dtype=np.intp)
+    inverse[order] = np.cumsum(first) - 1
+    return rows[first], inverse
 
 
 def ply(vertices: np.ndarray, faces: np.ndarray) -> PlyData:

@@ -1,0 +1,39 @@
+"""Models' vertices, faces and keys: the same arrays and keys as np.unique gives (the dataset's models/ and each
+annotation's model key stay as they were), also with duplicate rows, 0.0 beside -0.0 and NaN."""
+import hashlib
+
+import numpy as np
+
+from synthfarm.addon.core.dataset.models import mesh_of, model_key, unique_rows
+
+
+def test_unique_rows_are_numpys():
+    rng = np.random.default_rng(0)
+    for k in range(2000):
+        n = int(rng.integers(0, 50))
+        points = rng.integers(-3, 4, size=(n, 3)).astype([np.float32, np.float64][k % 2]) * rng.choice([1.0, 0.5])
+        if k % 3 == 0:                                                  # zeros of both signs: equal rows, other bits
+            points[points == 0] *= rng.choice([-1.0, 1.0], size=int((points == 0).sum()))
+        if k % 7 == 0 and n:
+            points[rng.integers(0, n), rng.integers(0, 3)] = np.nan
+        expected, inverse = np.unique(points, axis=0, return_inverse=True)
+        rows, ours = unique_rows(points)
+        assert rows.dtype == expected.dtype and rows.shape == expected.shape
+        assert rows.tobytes() == expected.tobytes() and np.array_equal(ours, inverse.reshape(-1))
+
+
+def test_mesh_and_key_are_what_np_unique_gives():
+    rng = np.random.default_rng(1)
+    grid = rng.integers(-20, 20, size=(300, 3)) / 7.0
+    grid[::9, 0] = rng.choice([-1e-9, 1e-9], size=len(grid[::9]))      # round to -0.0 and 0.0 in the key
+    grid[:2] = [[-1e-9, 1, 2], [1e-9, 1, 2]]                            # one key row from two vertices
+    triangles = grid[rng.integers(0, len(grid), size=(400, 3))]
+    triangles[0] = grid[:3]
+    scale = np.array([0.3, 1.7, 2.0])
+    points = (triangles.reshape(-1, 3) * scale).astype(np.float32)
+    vertices, faces = np.unique(points, axis=0, return_inverse=True)
+    key = hashlib.sha256(np.unique(np.round(vertices.astype(np.float64), 6), axis=0).tobytes()).hexdigest()[:16]
+    ours, our_faces = mesh_of(triangles, scale)
+    assert ours.tobytes() == vertices.tobytes() and our_faces.tobytes() == faces.reshape(-1, 3).astype(
+        np.int32).tobytes()
+    assert model_key(ours) == key
