@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 
+import bpy
 import numpy as np
 from mathutils import Matrix, Vector
 
@@ -15,15 +16,25 @@ PROP = "synthfarm_keypoints"
 _SUFFIX = re.compile(r"\.\d{3}$")  # Blender's duplicate-name suffix
 
 
+def keypoint_children() -> dict[int, list]:
+    """Every object's children named kp: (by the parent's address), in one look at bpy.data.objects."""
+    children: dict[int, list] = {}
+    for child in bpy.data.objects:
+        if child.parent is not None and child.name.startswith(PREFIX):
+            children.setdefault(child.parent.as_pointer(), []).append(child)
+    return children
+
+
 def keypoint_name(id_name: str) -> str:
     return _SUFFIX.sub("", id_name[len(PREFIX):])
 
 
-def world_keypoints(obj, matrix: Matrix | None = None) -> dict[str, Vector]:
-    """Keypoints of ``obj`` in world space (``matrix`` stands in for its matrix_world when given)."""
+def world_keypoints(obj, matrix: Matrix | None = None, children: list | None = None) -> dict[str, Vector]:
+    """Keypoints of ``obj`` in world space (``matrix`` stands in for its matrix_world when given; ``children`` for
+    its children named kp:, in bpy.data.objects' order: Object.children looks at every object each time)."""
     matrix = matrix if matrix is not None else obj.matrix_world
     points = {name: matrix @ Vector(local) for name, local in (obj.get(PROP) or {}).items()}
-    for child in getattr(obj, "children", ()):
+    for child in children if children is not None else getattr(obj, "children", ()):
         if child.name.startswith(PREFIX) and child.type == "EMPTY":
             # from the parent's matrix, not child.matrix_world: that is stale for data loaded from a file
             world = matrix @ child.matrix_parent_inverse @ child.matrix_basis

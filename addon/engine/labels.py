@@ -8,7 +8,7 @@ import numpy as np
 from ..core.dataset.models import mesh_of, model_key
 from ..core.groundtruth import geometry_labels_many, instances_from_mask, keypoint_labels, visibility
 from .generators import GENERATOR_PROP
-from .keypoints import world_keypoints
+from .keypoints import keypoint_children, world_keypoints
 from .scene import labelled_class
 
 
@@ -82,6 +82,7 @@ def frame_labels(scene, objects: list, index: np.ndarray, K: np.ndarray, world_t
         locals_.append(local)
     geometry_of = geometry_labels_many(K, world_to_cam, resolution, shapes, near=near, view=view)
     records = []
+    children = keypoint_children()
     for iid, (obj, local, (_, matrix, _, _), geo) in enumerate(zip(objects, locals_, shapes, geometry_of), start=1):
         cls = labelled_class(obj)
         seen = visible.get(iid)
@@ -93,7 +94,7 @@ def frame_labels(scene, objects: list, index: np.ndarray, K: np.ndarray, world_t
             "bbox": seen.bbox if seen else None, "segmentation": seen.rle if seen else None,
             "visibility": visibility(pixels, geo["amodal_pixels"]), **geo,
         })
-        points = world_keypoints(obj)
+        points = world_keypoints(obj, children=children.get(obj.as_pointer(), []))
         if points and depth is not None:
             records[-1]["keypoints"] = keypoint_labels(K, world_to_cam, {k: list(v) for k, v in points.items()},
                                                        index, depth, iid, lens=view.lens if view else None)
