@@ -4,7 +4,7 @@ import hashlib
 
 import numpy as np
 
-from synthfarm.addon.core.dataset.models import mesh_of, model_key, unique_rows
+from synthfarm.addon.core.dataset.models import canonical_faces, mesh_of, model_key, ply, unique_rows
 
 
 def test_unique_rows_are_numpys():
@@ -34,6 +34,26 @@ def test_mesh_and_key_are_what_np_unique_gives():
     vertices, faces = np.unique(points, axis=0, return_inverse=True)
     key = hashlib.sha256(np.unique(np.round(vertices.astype(np.float64), 6), axis=0).tobytes()).hexdigest()[:16]
     ours, our_faces = mesh_of(triangles, scale)
-    assert ours.tobytes() == vertices.tobytes() and our_faces.tobytes() == faces.reshape(-1, 3).astype(
-        np.int32).tobytes()
+    assert ours.tobytes() == vertices.tobytes() and our_faces.tobytes() == canonical_faces(faces.reshape(-1, 3).astype(
+        np.int32)).tobytes()
     assert model_key(ours) == key
+
+
+def test_the_same_triangles_in_another_order_give_the_same_model_bytes(tmp_path):
+    """Blender builds a primitive's loops in an order that changes from run to run (seen: a UV sphere's triangles
+    came in 4 orders in 4 processes); the model file of one seed must not change with it."""
+    rng = np.random.default_rng(2)
+    grid = rng.integers(-20, 20, size=(200, 3)) / 7.0
+    triangles = grid[np.array([rng.choice(len(grid), 3, replace=False) for _ in range(300)])]
+    shuffled = triangles[rng.permutation(len(triangles))]
+    shuffled = np.stack([np.roll(t, int(r), axis=0) for t, r in zip(shuffled, rng.integers(0, 3, len(shuffled)))])
+    files = []
+    for k, tris in enumerate((triangles, shuffled)):
+        vertices, faces = mesh_of(tris, np.ones(3))
+        ply(vertices, faces).write(str(tmp_path / f"{k}.ply"))
+        files.append((tmp_path / f"{k}.ply").read_bytes())
+    assert files[0] == files[1]
+    vertices, faces = mesh_of(triangles, np.ones(3))  # the same triangles, each with its winding
+    ours = {tuple(np.roll(f, -int(np.argmin(f)))) for f in faces.tolist()}
+    _, inverse = np.unique(triangles.reshape(-1, 3).astype(np.float32), axis=0, return_inverse=True)
+    assert ours == {tuple(np.roll(f, -int(np.argmin(f)))) for f in inverse.reshape(-1, 3).tolist()}

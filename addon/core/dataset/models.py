@@ -20,7 +20,18 @@ def mesh_of(triangles: np.ndarray, scale) -> tuple[np.ndarray, np.ndarray]:
     """(vertices (N, 3) float32, faces (M, 3) int32) of local triangles (T, 3, 3) scaled per axis."""
     points = (np.asarray(triangles, dtype=np.float64).reshape(-1, 3) * np.asarray(scale, dtype=np.float64))
     vertices, faces = unique_rows(points.astype(np.float32))
-    return vertices, faces.reshape(-1, 3).astype(np.int32)
+    return vertices, canonical_faces(faces.reshape(-1, 3).astype(np.int32))
+
+
+def canonical_faces(faces: np.ndarray) -> np.ndarray:
+    """The same triangles in one order whatever order the mesh gave them in: each starts at its smallest vertex
+    (its winding kept), and the triangles are sorted. Blender builds a primitive's loops in an order that changes
+    from run to run (the same triangles), and the model files of one seed must be the same bytes."""
+    if not len(faces):
+        return faces
+    start = faces.argmin(axis=1)[:, None]
+    faces = np.take_along_axis(faces, (start + np.arange(3)) % 3, axis=1)
+    return faces[np.lexsort(faces.T[::-1])]
 
 
 def model_key(vertices: np.ndarray) -> str:
