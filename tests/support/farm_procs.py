@@ -138,6 +138,22 @@ def check_dataset(out: Path, jobs: int, frames: int):
     assert sorted(r["id"] for r in done if r["status"] == "done") == list(range(jobs))  # once each
 
 
+def stage_frames(task, sensor: str = "cam") -> None:
+    """Write a task's frames into its staging folder as the Blender child does (a dataset of the same layout, every
+    file durable, each frame's annotation last): a tiny image, depth, instance mask, metadata and annotation."""
+    import numpy as np
+
+    from synthfarm.addon.core.dataset.native import DatasetWriter, FrameFiles
+
+    writer = DatasetWriter(Path(task.staging))
+    writer.open(task.recipe, {"recipe_hash": "stand-in"}, {"name": "stand-in", "attempt": task.attempt_id})
+    ids = np.arange(48, dtype=np.uint16).reshape(6, 8)
+    writer.write_frames([FrameFiles(task.job_id, k, sensor, image_png=b"\x89PNG\r\n\x1a\n",
+                                    depth=np.full((6, 8), 2.5, np.float32), instance_mask=ids,
+                                    annotation={"objects": [], "job": task.job_id}, metadata={"seed": task.seed})
+                         for k in range(task.frames)])
+
+
 class StandIn:
     """A worker that speaks the protocol itself (no Blender): it takes tasks and answers them as told."""
 

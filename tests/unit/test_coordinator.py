@@ -5,6 +5,7 @@ import threading
 import time
 from pathlib import Path
 
+import disk_events
 import farm_procs
 import pytest
 import zmq
@@ -71,6 +72,27 @@ def test_jobs_go_out_once_and_complete(farm, tmp_path):
     a.finish(task)
     assert wait_for(lambda: farm.client.status("b1")["jobs"]["done"] == 3)
     assert a.take() is None  # NO_TASK
+
+
+def test_a_committed_frame_is_durable_before_its_job_is_recorded_done(farm, tmp_path, monkeypatch):
+    """The coordinator moves an attempt's staged frames into the dataset as the writer writes them: each file's
+    bytes fsynced before it gets its name (an upload never was), each folder fsynced once after its renames, the
+    annotations last, their folder fsynced before the job's "done" line reaches jobs.jsonl."""
+    out = tmp_path / "out"
+    farm.submit(out, count=1)
+    w = StandIn(farm, "w")
+    task = w.take()
+    farm_procs.stage_frames(task)
+    events = disk_events.record(monkeypatch)
+    w.finish(task, frames=task.frames)
+    assert wait_for(lambda: farm.client.status("b1")["jobs"]["done"] == 1)
+    folders = disk_events.check_durable_commit(events, out)
+    assert {f.name: n for f, n in folders.items()} == {name: 1 for name in (  # once each; the dataset's own
+        "images", "depth", "masks", "metadata", "annotations", "out")}  # folder for jobs.jsonl's (new) name
+    annotations = max(i for i, (what, path, _) in enumerate(events) if path == out / "annotations")
+    assert any(i > annotations and what == "fsync" and path == out / "jobs.jsonl"
+               for i, (what, path, _) in enumerate(events))
+    assert len(list((out / "annotations").glob("*-ann.json"))) == task.frames
 
 
 def test_priorities_order_dispatch(farm, tmp_path):

@@ -1,10 +1,9 @@
 """Frames are made durable together: every file fsynced before its rename, every folder fsynced once per group
 after its renames and before any annotation (the commit marker) lands, the annotations' folder after them; the
 background writer does this on its own thread, in order, and records a job only behind its durable frames."""
-import os
-import threading
 from pathlib import Path
 
+import disk_events
 import numpy as np
 import pytest
 
@@ -15,20 +14,7 @@ from synthfarm.addon.core.dataset.native import DatasetWriter, FrameFiles
 @pytest.fixture()
 def events(monkeypatch):
     """What reaches the disk, in order, from which thread: (what, path, thread name). The real calls are made."""
-    seen = []
-    fsync, replace = os.fsync, os.replace
-
-    def recording_fsync(fd):
-        fsync(fd)
-        seen.append(("fsync", Path(os.readlink(f"/proc/self/fd/{fd}")), threading.current_thread().name))
-
-    def recording_replace(source, target):
-        replace(source, target)
-        seen.append(("rename", Path(target), threading.current_thread().name))
-
-    monkeypatch.setattr(os, "fsync", recording_fsync)
-    monkeypatch.setattr(os, "replace", recording_replace)
-    return seen
+    return disk_events.record(monkeypatch)
 
 
 def frame(job: int, k: int = 0, ids=None) -> FrameFiles:
@@ -46,20 +32,12 @@ def dataset(tmp_path) -> DatasetWriter:
 
 def check_group(events, root: Path, frames: int):
     """The order durability needs, with one fsync per folder for the whole group."""
-    renames = [(i, path) for i, (what, path, _) in enumerate(events) if what == "rename"]
-    fsyncs = [(i, path) for i, (what, path, _) in enumerate(events) if what == "fsync"]
-    data = [(i, p) for i, p in renames if p.parent.name != "annotations"]
-    markers = [(i, p) for i, p in renames if p.parent.name == "annotations"]
-    assert len(markers) == frames and len(data) == frames * 6 + 1  # image, depth, normals, masks, semantic, meta; model
-    for i, path in renames:  # its bytes were durable before it got its name
-        assert any(j < i and f.parent == path.parent and f.name.startswith(f".{path.name}.") for j, f in fsyncs), path
-    folders = [(j, f) for j, f in fsyncs if f.is_dir()]
-    assert sorted(f.name for _, f in folders) == sorted(
-        ["images", "depth", "normals", "masks", "semantic", "metadata", "models", "annotations"])  # once each
-    first_marker = min(i for i, _ in markers)
-    for i, path in data:  # every data folder durable after its last rename and before any annotation lands
-        assert any(i < j < first_marker and f == path.parent for j, f in folders), path.parent
-    assert any(j > max(i for i, _ in markers) and f == root / "annotations" for j, f in folders)
+    folders = disk_events.check_durable_commit(events, root)
+    renames = [path for what, path, _ in events if what == "rename"]
+    assert len(renames) == frames * 7 + 1  # annotation, image, depth, normals, masks, semantic, meta; model
+    assert sorted(f.name for f in folders) == sorted(  # models/ is new: its name made durable in the dataset's
+        ["images", "depth", "normals", "masks", "semantic", "metadata", "models", "annotations", root.name])
+    assert set(folders.values()) == {1}  # once each
 
 
 def test_a_group_of_frames_is_durable_in_order_with_one_fsync_per_folder(tmp_path, events):
@@ -67,7 +45,7 @@ def test_a_group_of_frames_is_durable_in_order_with_one_fsync_per_folder(tmp_pat
     events.clear()
     writer.write_frames([frame(0), frame(0, 1), frame(1)], {"m1": (np.eye(3), np.array([[0, 1, 2]]))})
     check_group(events, tmp_path / "ds", 3)
-    assert writer.fsyncs == len([e for e in events if e[0] == "fsync"]) == 3 * 7 + 1 + 8
+    assert writer.fsyncs == len([e for e in events if e[0] == "fsync"]) == 3 * 7 + 1 + 9
     # encoded and fsynced at once on the encoder threads, not one after another by the caller
     assert all(name.startswith("synthfarm-encode") for what, _, name in events if what == "fsync")
     assert not list((tmp_path / "ds").rglob("*.tmp*"))

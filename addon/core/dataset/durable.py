@@ -11,6 +11,7 @@ real name.
 from __future__ import annotations
 
 import os
+import shutil
 from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Callable
@@ -65,6 +66,7 @@ class DurableGroup:
     def __init__(self):
         self._files: list[tuple[Path, Callable[[Path], None], bool]] = []
         self._written: list[tuple[Path, Path, bool]] = []  # (temporary, final, marker)
+        self._new_folders: set[Path] = set()  # made by this group: their names are synced with the files'
         self.fsyncs = 0
 
     def add(self, path: Path, write: Callable[[Path], None], marker: bool = False) -> None:
@@ -72,6 +74,11 @@ class DurableGroup:
 
     def add_bytes(self, path: Path, data: bytes, marker: bool = False) -> None:
         self.add(path, lambda tmp: tmp.write_bytes(data), marker)
+
+    def add_file(self, path: Path, source: Path, marker: bool = False) -> None:
+        """A file written already (a render's image, an attempt's staged file): moved in with the group (its
+        bytes fsynced, whoever wrote them, before it gets its name)."""
+        self.add(path, lambda tmp: shutil.move(source, tmp), marker)
 
     def remove(self, paths: list[Path]) -> None:
         """Remove files now, durably (before anything of this group lands): a marker that stood for old files."""
@@ -81,13 +88,22 @@ class DurableGroup:
         self._sync_folders(gone)
 
     def _write(self, path: Path, write: Callable[[Path], None], marker: bool) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = new_temp_file(path.parent, f".{path.name}.", TMP_MARK + path.suffix)
         self._written.append((tmp, path, marker))  # list.append is atomic: the encoder threads share the list
         write(tmp)
         fsync_file(tmp)
 
+    def _make_folders(self) -> None:
+        """The folders the files go to; a new one's name is made durable in its parent with the first renames."""
+        for folder in sorted({path.parent for path, _, _ in self._files}):
+            while not folder.is_dir():
+                self._new_folders.add(folder)
+                folder = folder.parent
+        for folder in sorted(self._new_folders):
+            folder.mkdir(exist_ok=True)
+
     def commit(self) -> None:
+        self._make_folders()
         _all([lambda f=f: self._write(*f) for f in self._files])
         self.fsyncs += len(self._files)
         self._files = []
@@ -100,7 +116,8 @@ class DurableGroup:
         self._written = []
 
     def _sync_folders(self, paths: list[Path]) -> None:
-        folders = sorted({path.parent for path in paths})
+        new, self._new_folders = self._new_folders, set()
+        folders = sorted({path.parent for path in paths} | {folder.parent for folder in new})
         _all([lambda folder=folder: fsync_folder(folder) for folder in folders])
         self.fsyncs += len(folders)
 

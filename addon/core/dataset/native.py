@@ -324,7 +324,7 @@ class DatasetWriter:
         if isinstance(f.image_png, bytes):
             group.add_bytes(paths["image"], f.image_png)
         elif f.image_png is not None:  # a file: moved into place
-            group.add(paths["image"], lambda tmp: shutil.move(f.image_png, tmp))
+            group.add_file(paths["image"], f.image_png)
         if f.depth is not None:
             group.add(paths["depth"], lambda tmp: write_depth(tmp, f.depth))
         if f.normals is not None:
@@ -349,27 +349,24 @@ class DatasetWriter:
         self.write_frames([], {key: (vertices, faces)})
 
     def commit_staging(self, staging: Path) -> list[str]:
-        """Move the frames an attempt wrote into ``staging`` (a dataset of the same layout) into this
-        dataset: every file by rename, each frame's annotation last. Returns the frame stems moved."""
+        """Move the frames an attempt wrote into ``staging`` (a dataset of the same layout, on the same file
+        system) into this dataset as one durable group (durable.py), as :meth:`write_frames` writes them: every
+        file fsynced (a worker's upload was not), renamed into place, each folder fsynced once; the annotations
+        last, their folder fsynced before this returns (before the job is recorded done). Returns the frame
+        stems moved."""
         staging = Path(staging)
         stems = sorted(p.name.removesuffix("-ann.json") for p in (staging / "annotations").glob("*-ann.json"))
-        for stem in stems:
-            (self.root / "annotations" / f"{stem}-ann.json").unlink(missing_ok=True)
-        for kind, (folder, suffix) in FOLDERS.items():
-            if kind == "annotation":
-                continue
-            for stem in stems:
-                source = staging / folder / f"{stem}{suffix}"
-                if source.exists():
-                    (self.root / folder).mkdir(exist_ok=True)  # the optional folders (flow, videos) come with frames
-                    os.replace(source, self.root / folder / source.name)
-        for model in sorted((staging / MODELS).glob("*.ply")):  # before the annotations that name them
-            target = self.root / MODELS / model.name
-            if not target.exists():
-                target.parent.mkdir(exist_ok=True)
-                os.replace(model, target)
-        for stem in stems:
-            os.replace(staging / "annotations" / f"{stem}-ann.json", self.root / "annotations" / f"{stem}-ann.json")
+        with DurableGroup() as group:
+            group.remove([self.root / "annotations" / f"{stem}-ann.json" for stem in stems])
+            for kind, (folder, suffix) in FOLDERS.items():
+                for stem in stems:
+                    source = staging / folder / f"{stem}{suffix}"
+                    if source.exists():
+                        group.add_file(self.root / folder / source.name, source, marker=kind == "annotation")
+            for model in sorted((staging / MODELS).glob("*.ply")):  # before the annotations that name them
+                if not (self.root / MODELS / model.name).exists():
+                    group.add_file(self.root / MODELS / model.name, model)
+        self.fsyncs += group.fsyncs
         shutil.rmtree(staging, ignore_errors=True)
         return stems
 
