@@ -7,13 +7,16 @@ Runner (base scene, asset cache) between tasks; the supervisor restarts it when 
 """
 from __future__ import annotations
 
+import ctypes
 import errno
 import logging
 import os
 import shutil
 import signal
+import stat
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -26,6 +29,7 @@ from ..addon.core.dataset.native import DatasetWriter
 from ..addon.core.jobs import JobSpec
 from ..addon.core.recipe import parse_recipe_text
 from . import protocol as p
+from .tasklog import end_mark
 
 log = logging.getLogger(__name__)
 NO_BLENDER_FIX = ("install Blender's Python module for this Python (pip install 'synthfarm[blender]': bpy 5.3 on "
@@ -47,6 +51,43 @@ class ChildStartError(Exception):
     """This process cannot render: the message says why and what to do."""
 
 
+def leave(why: str) -> None:
+    """The supervisor is gone: nobody will take this process's results. End it now, from any thread, with its
+    scratch folder (a render in progress is abandoned; its attempt is requeued by the coordinator)."""
+    log.warning("%s; exiting", why)
+    if os.environ.get("SYNTHFARM_SCRATCH"):
+        shutil.rmtree(os.environ["SYNTHFARM_SCRATCH"], ignore_errors=True)
+    sys.stderr.flush()
+    os._exit(0)
+
+
+def watch_supervisor(parent: int) -> None:
+    """Leave as soon as the supervisor is gone, whatever this process is doing (waiting, rendering, sending).
+
+    The supervisor holds the write end of this process's stdin, a pipe it never writes to: when it ends, however
+    it ends (SIGKILL included), the kernel closes it and a read here returns end-of-file at once. A thread waits
+    for that (Cycles releases Python's lock while it renders). Chosen over PR_SET_PDEATHSIG (Linux only, and
+    fired when the *thread* that started the child ends, and an in-process farm starts children from worker
+    threads) and over polling the parent's pid (noticed only between polls, and only where this process polls:
+    a long render never did). A child whose stdin is no pipe (started by hand) falls back on the pid, polled
+    while it waits for tasks and sends."""
+    try:
+        if not stat.S_ISFIFO(os.fstat(0).st_mode):
+            return
+    except OSError:
+        return
+
+    def wait_for_end_of_file():
+        try:
+            while os.read(0, 4096):
+                pass
+        except OSError:
+            pass
+        leave(f"supervisor {parent} is gone (its pipe closed)")
+
+    threading.Thread(target=wait_for_end_of_file, name="supervisor-watch", daemon=True).start()
+
+
 def send(sock, message: dict, parent: int) -> None:
     """Send to the supervisor; a PAIR socket without its peer would block forever, so leave when it is gone."""
     while True:
@@ -55,8 +96,7 @@ def send(sock, message: dict, parent: int) -> None:
             return
         except zmq.Again:
             if os.getppid() != parent:  # the supervisor died mid-job (SIGKILL): do not hang as an orphan
-                log.warning("supervisor %d is gone; exiting", parent)
-                raise SystemExit(0) from None
+                leave(f"supervisor {parent} is gone")
             time.sleep(0.05)
 
 
@@ -94,12 +134,27 @@ def no_space(err: BaseException | None) -> bool:
     return False
 
 
+def end_output(attempt_id: str) -> None:
+    """Print the attempt's end mark behind everything it printed (Python's streams, and Blender's C stdio buffers
+    where the C library can be reached): the supervisor keeps the attempt's log up to the mark."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError, TypeError):  # no C library to reach (Windows): Python's output only
+        pass
+    sys.stdout.buffer.write(end_mark(attempt_id))
+    sys.stdout.buffer.flush()
+
+
 def main(endpoint: str) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s child %(name)s: %(message)s")
     # the supervisor decides this process's fate: a SIGTERM to the whole group (Slurm's scancel, a time limit,
     # systemd) must reach the supervisor first, so that it says BYE and the attempt is requeued, not failed
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, signal.SIG_IGN)
+    parent = os.getppid()  # before Blender loads: a supervisor that dies meanwhile is noticed too
+    watch_supervisor(parent)
     context = zmq.Context.instance()
     sock = context.socket(zmq.PAIR)
     sock.setsockopt(zmq.LINGER, 1000)
@@ -113,14 +168,10 @@ def main(endpoint: str) -> None:
         sock.close(linger=2000)
         sys.exit(3)
     sock.send_json({"ready": True, "pid": os.getpid()})
-    parent = os.getppid()
     while True:
         while not sock.poll(1000):
             if os.getppid() != parent:  # the supervisor died (SIGKILL): do not linger as an orphan
-                log.warning("supervisor %d is gone; exiting", parent)
-                if os.environ.get("SYNTHFARM_SCRATCH"):
-                    shutil.rmtree(os.environ["SYNTHFARM_SCRATCH"], ignore_errors=True)
-                return
+                leave(f"supervisor {parent} is gone")
         message = sock.recv_json()
         if message.get("quit"):
             break
@@ -131,7 +182,8 @@ def main(endpoint: str) -> None:
             log.error("task %s failed: %s", task.attempt_id, err)
             result = {"attempt_id": task.attempt_id, "ok": False, "reason": "no_space" if no_space(err) else "",
                       "error": f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=4)}"[-2000:]}
-        send(sock, {"done": result}, parent)
+        end_output(task.attempt_id)
+        send(sock, {"done": {**result, "output_ended": True}}, parent)
     sock.close()
     context.term()  # anything still queued is sent (the socket's linger)
     # Blender's own exit takes about half a second and leaves nothing we need (its temp files are in the scratch

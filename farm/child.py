@@ -68,7 +68,9 @@ class Child:
         # its own session: a Ctrl-C at the terminal reaches the supervisor, which decides the child's fate
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **env}  # its lines reach the task log as printed
         try:
-            self.process = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            # stdin: a pipe never written to; when this process ends, however it ends, the child reads its end
+            # and leaves (blender_child.watch_supervisor): no orphan renders on
+            self.process = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                             stderr=subprocess.STDOUT, start_new_session=True)
         except OSError as err:
             self.sock.close(linger=0)

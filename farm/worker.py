@@ -294,7 +294,10 @@ class Worker:
                     result = {"attempt_id": self.attempt, "ok": False, "error": f"upload: {err}",
                               "reason": "no_space" if isinstance(err, NoSpaceError) else ""}
             shutil.rmtree(local, ignore_errors=True)
-        self._send(sock, "DONE", p.Done(**result, log_tail=self.child.output.text()))
+        # the attempt's log: all the child printed before its result (it marks the end; a stand-in may not)
+        ended = result.pop("output_ended", False)
+        log_tail = self.child.output.until_end(self.attempt) if ended else self.child.output.text()
+        self._send(sock, "DONE", p.Done(**result, log_tail=log_tail))
         self.attempt = None
         self.jobs_done += 1
         self.jobs_in_child += 1

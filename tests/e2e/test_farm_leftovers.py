@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import psutil
+import yaml
 import zmq
 
 from farm_procs import Farm
@@ -70,6 +71,39 @@ def test_a_killed_blender_child_leaves_no_temp_folder(tmp_path):
         assert not list(temp.glob("synthfarm-child-*"))
     finally:
         farm.stop()
+
+
+def test_a_blender_child_mid_render_exits_at_once_when_its_worker_is_killed(tmp_path):
+    """An orphan child used to render on (and wait, idle, for tasks that never came: 42 minutes once): it noticed
+    its supervisor's death only when it sent a message. Now it reads the end of a pipe the supervisor held."""
+    data = yaml.safe_load(TINY.read_text())
+    data["sensors"][0].update(resolution=[640, 480], samples=65536)  # minutes of rendering
+    recipe = tmp_path / "long.yaml"
+    recipe.write_text(yaml.safe_dump(data))
+    farm = Farm(tmp_path, workers=1)
+    child = None
+    try:
+        farm.submit(recipe, 1, tmp_path / "out")
+        farm.wait(lambda s: s["jobs"]["running"] == 1, timeout=120)  # the child has the task
+        time.sleep(3)  # into the render
+        (child,) = psutil.Process(farm.workers[0].pid).children()
+        farm.workers[0].kill()  # as the OOM killer would
+        farm.workers[0].wait(30)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and gone(child) is False:
+            time.sleep(0.1)
+        assert gone(child), f"the Blender child {child.pid} still runs after its worker was killed"
+    finally:
+        if child is not None and not gone(child):
+            child.kill()
+        farm.stop()
+
+
+def gone(process: psutil.Process) -> bool:
+    try:
+        return process.status() == psutil.STATUS_ZOMBIE  # ended; waiting for whoever adopted it to reap it
+    except psutil.NoSuchProcess:
+        return True
 
 
 def test_missing_or_wrong_keys_are_said_plainly(tmp_path):

@@ -112,3 +112,46 @@ def test_stop_wakes_a_sleeping_worker_and_coordinator(tmp_path):
         for thread in threads:
             thread.join(timeout=60)
         context.destroy(linger=0)
+
+
+class SlowTerminal:
+    """A supervisor's stderr that takes its time with each line (a slow terminal, a full log pipe): the reader of
+    the child's output falls behind the child."""
+
+    def __init__(self, seconds: float):
+        self.buffer, self.seconds = self, seconds
+
+    def write(self, data):
+        time.sleep(self.seconds)
+        return len(data)
+
+    def flush(self):
+        pass
+
+
+def test_an_attempts_log_holds_all_the_child_printed_before_its_result(tmp_path, monkeypatch):
+    """The result of an attempt reaches the supervisor on a socket, ahead of the child's output in its pipe; the
+    log sent with it still holds the child's last words (they were once missing under load: an empty log)."""
+    monkeypatch.setattr(sys, "stderr", SlowTerminal(0.3))
+    context = zmq.Context()
+    coordinator = context.socket(zmq.ROUTER)  # the coordinator's side, played by the test
+    coordinator.setsockopt(zmq.LINGER, 0)
+    port = coordinator.bind_to_random_port("tcp://127.0.0.1")
+    worker = Worker(f"tcp://127.0.0.1:{port}", "w0", context=context, work_dir=tmp_path / "w0")  # a real child
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        identity = recv(coordinator, "HELLO", timeout=120)[0]
+        coordinator.send_multipart([identity, *p.encode("WELCOME", p.Welcome(heartbeat_seconds=1, liveness=3))])
+        recv(coordinator, "REQUEST", timeout=120)
+        task = p.Task(attempt_id="a" * 32, batch_id="b", job_id=0, recipe="sensors: 3\n", recipe_dir=str(tmp_path),
+                      params={}, seed=1, frames=1, preview=False, staging=str(tmp_path / "staging"))
+        coordinator.send_multipart([identity, *p.encode("TASK", task)])
+        done = p.decode(recv(coordinator, "DONE", timeout=60)[1:])[1]
+        assert not done.ok and done.error
+        assert f"task {task.attempt_id} failed" in done.log_tail, done.log_tail
+        assert "synthfarm-attempt-end" not in done.log_tail  # the end mark is no part of the log
+    finally:
+        worker.stop()
+        thread.join(timeout=30)
+        context.destroy(linger=0)
