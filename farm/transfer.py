@@ -19,7 +19,6 @@ import json
 import os
 import re
 import stat
-import tempfile
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -388,7 +387,7 @@ def open_regular(root: Path, rel: str):
 def regular_files(root: Path) -> list[tuple[str, int]]:
     """(relative path, size) of the regular files under ``root``; links are neither followed nor listed."""
     out = []
-    for folder, dirs, names in os.walk(root, followlinks=False):
+    for folder, _, names in os.walk(root, followlinks=False):
         for name in names:
             path = Path(folder) / name
             info = path.lstat()

@@ -14,7 +14,6 @@ import json
 import os
 import random
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -135,13 +134,12 @@ class Chaos:
         sock.close()
 
     def run(self, seconds: float) -> None:
-        recipe = TINY.parent / f".chaos-{os.getpid()}.yaml"  # beside tiny.yaml, under the farm's shared root
-        recipe.write_text(TINY.read_text())
+        recipe = self.tmp / "chaos.yaml"  # in the run's temporary folder (a shared root of the farm), never in the
+        recipe.write_text(TINY.read_text())  # checkout: tiny.yaml names no file, so it may live anywhere
         try:
             self._run(recipe, seconds)
             self.report(seconds)
         finally:
-            recipe.unlink(missing_ok=True)
             self.farm.stop()
 
     def _run(self, recipe: Path, seconds: float) -> None:

@@ -6,7 +6,6 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
 import yaml
 
 from farm_procs import Farm, StandIn
