@@ -27,8 +27,8 @@ from . import protocol as p
 from .fleet import Fleet
 from .health import HealthFile
 from .jobs_log import JobsLog
-from .objectstore import Buckets, StorageError
-from .paths import shared_root, vet_staging
+from .objectstore import Buckets, StorageError, manifest_frames
+from .paths import missing_frames, shared_root, staged_frames, vet_staging
 from .requests import ClientRequests
 from .settings import Settings
 from .wake import Wake
@@ -393,12 +393,17 @@ class Coordinator(ClientRequests):
         url = self.buckets.url_of(batch["id"]) if batch else ""
         if msg.ok and current and url:  # frames in a bucket: checked against the manifest, then committed there
             try:
+                refused = missing_frames(manifest_frames(msg.manifest), attempt["job_id"], batch["frames"],
+                                         batch["recipe"])
+                if refused:
+                    raise StorageError(refused)
                 stems = self.buckets.commit(url, msg.attempt_id, attempt["job_id"], msg.manifest)
             except StorageError as err:
                 log.warning("attempt %s of worker %s refused: %s", msg.attempt_id, worker_id, err)
                 msg = msg.model_copy(update={"ok": False, "error": str(err)})
         elif msg.ok and current:
-            refused = vet_staging(staging, batch["out"], attempt["job_id"], batch["frames"])
+            refused = vet_staging(staging, batch["out"], attempt["job_id"], batch["frames"]) or missing_frames(
+                staged_frames(staging), attempt["job_id"], batch["frames"], batch["recipe"])
             if refused:  # a failed attempt, with the reason
                 log.warning("attempt %s of worker %s refused: %s", msg.attempt_id, worker_id, refused)
                 msg = msg.model_copy(update={"ok": False, "error": refused})

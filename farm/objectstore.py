@@ -152,6 +152,11 @@ def _sha256_of(s3, staging: Location, rel: str) -> str:
     return base64.b64decode(value).hex() if value else ""
 
 
+def manifest_frames(manifest: dict[str, dict]) -> set[str]:
+    """The stems of the frames an attempt's manifest names with their annotation (the commit marker)."""
+    return {stem for kind, stem in map(frame_rel, manifest) if kind == "annotation"}
+
+
 def commit_attempt(s3, dataset: Location, attempt_id: str, job_id: int, manifest: dict[str, dict]) -> list[str]:
     """Check an attempt's staged objects against its manifest, copy them into the dataset (annotations last)
     and delete the staging objects. Returns the frame stems committed; raises StorageError (and commits

@@ -2,12 +2,14 @@
 shared roots it names, and an attempt's files committed only when they are regular files of its own job."""
 from __future__ import annotations
 
+import functools
 import os
 import stat
 from pathlib import Path
 
 from .settings import Settings
-from ..addon.core.dataset.native import MODELS
+from ..addon.core.dataset.native import FOLDERS, MODELS, DatasetWriter
+from ..addon.core.recipe import parse_recipe_text
 from .transfer import FRAME_FOLDERS, frame_file
 
 COMMITTED_FOLDERS = {*FRAME_FOLDERS, MODELS}  # the dataset folders a commit writes into (DatasetWriter.commit_staging)
@@ -101,3 +103,32 @@ def _vet_folders(out: str, folders) -> str | None:
         if not stat.S_ISDIR(mode):
             return f"the dataset's folder {path} is not a folder; nothing is written there"
     return None
+
+
+def staged_frames(staging: str) -> set[str]:
+    """The stems of the frames an attempt staged in a folder (those with their annotation, the commit marker)."""
+    folder, suffix = FOLDERS["annotation"]
+    try:
+        names = os.listdir(os.path.join(staging, folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return set()
+    return {name.removesuffix(suffix) for name in names if name.endswith(suffix)}
+
+
+@functools.lru_cache(maxsize=64)
+def frame_views(recipe: str) -> tuple[str, ...]:
+    """The views each frame of a batch's recipe makes (a stereo sensor makes two); parsed once per recipe."""
+    return tuple(view for view, _ in parse_recipe_text(recipe, None, check_files=False).views())
+
+
+def missing_frames(arrived: set[str], job_id: int, frames: int, recipe: str) -> str | None:
+    """Why an attempt that says it succeeded cannot count as done: the frames of its job (every view of every
+    frame) that did not arrive, or None. A job recorded done without them would count as complete, silently."""
+    expected = [DatasetWriter.frame_stem(job_id, k, view) for k in range(frames) for view in frame_views(recipe)]
+    missing = [stem for stem in expected if stem not in arrived]
+    if not missing:
+        return None
+    return (f"the attempt said it succeeded, but {len(missing)} of the {len(expected)} frames of job {job_id} did "
+            f"not arrive ({', '.join(missing[:4])}{', ...' if len(missing) > 4 else ''}); the job runs again. A "
+            "worker that does not see the dataset's folder at the coordinator's path must not be given shared "
+            "paths: submit without --shared, and its frames are uploaded")

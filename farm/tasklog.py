@@ -17,7 +17,7 @@ from typing import IO
 
 KEEP = 16 * 1024  # bytes of each attempt's log the farm keeps
 END_MARK = b"\x1esynthfarm-attempt-end "  # + the attempt id: a line the child prints after an attempt's output
-CATCH_UP_SECONDS = 10.0  # the longest a result waits for the reader (a stuck terminal must not stop the farm)
+CATCH_UP_SECONDS = 5.0  # the longest a result waits for the reader (a stuck terminal must not stop the farm)
 
 
 def end_mark(attempt_id: str) -> bytes:

@@ -1,7 +1,9 @@
 """Benchmarks of the coordinator alone (no Blender): dispatch rate and a million-job submission.
 
-1. Dispatch: 64 stand-in workers (DEALER sockets, in a process of their own) that finish every task at once,
-   persistence on (SQLite WAL, jobs.jsonl), against the real coordinator; interleaved with the same stand-ins
+1. Dispatch: 64 stand-in workers (DEALER sockets, in a process of their own) that finish every task at once
+   (each stages its job's frame, a tiny image and annotation, as a worker on the shared file system does: the
+   coordinator refuses a success without its frames, and commits them durably), persistence on (SQLite WAL,
+   jobs.jsonl), against the real coordinator; interleaved with the same stand-ins
    against a *floor*: a bare ROUTER loop in the same kind of thread that answers every message with ready-made
    frames (what ZeroMQ and a Python loop cost, nothing of the coordinator's work). Prints jobs per second of
    both, their ratio, and the coordinator's CPU per job (its process's CPU time: on an idle core it dispatches
@@ -54,12 +56,24 @@ def standins(endpoint: str, workers: int, jobs: int, results) -> None:
                 s.send_multipart(request[s])
             elif kind == b"TASK":
                 first = first or time.perf_counter()
-                attempt = p.Task.model_validate_json(body).attempt_id
-                s.send_multipart(p.encode("DONE", p.Done(attempt_id=attempt, ok=True, frames=1)))
+                task = p.Task.model_validate_json(body)
+                stage(task)
+                s.send_multipart(p.encode("DONE", p.Done(attempt_id=task.attempt_id, ok=True, frames=1)))
                 s.send_multipart(request[s])
                 done += 1
     results.put(time.perf_counter() - first)
     context.destroy(linger=0)
+
+
+def stage(task: p.Task) -> None:
+    """The task's one frame (tiny.yaml: one frame, one camera) in its staging folder, on the shared file system."""
+    if task.staging == "/nonexistent":  # the floor's
+        return
+    stem = f"{task.job_id:010d}-0000-cam"
+    for folder, name, data in (("images", f"{stem}.png", b"png"), ("annotations", f"{stem}-ann.json", b"{}")):
+        os.makedirs(os.path.join(task.staging, folder), exist_ok=True)
+        with open(os.path.join(task.staging, folder, name), "wb") as handle:
+            handle.write(data)
 
 
 def floor_server(sock: zmq.Socket, jobs: int, stop: threading.Event) -> None:

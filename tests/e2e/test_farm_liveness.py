@@ -58,7 +58,7 @@ def test_a_recipe_allows_its_long_frames(tmp_path):
         w = StandIn(endpoint(farm), "slow")
         task = w.take()
         assert beat_until_cancelled(w, task, 5) is None  # 5 s on one frame: alive, not hung
-        w.finish(task)
+        w.render(task)
         assert farm.wait(lambda s: s["jobs"]["done"] == 1)["jobs"]["failed"] == 0
     finally:
         farm.stop()

@@ -37,7 +37,7 @@ def test_one_worker_fails_a_job_after_three_attempts_and_goes_on(farm, tmp_path)
         w.finish(task, ok=False, error="RuntimeError: the Blender process died (exit code -11)")
     task = w.take()
     assert task.job_id == 1
-    w.finish(task)
+    w.render(task)
     status = farm.wait(lambda s: s["jobs"]["queued"] + s["jobs"]["running"] == 0, timeout=20)
     assert status["jobs"]["failed"] == 1 and status["jobs"]["done"] == 1
     assert status["errors"][0]["job_id"] == 0 and "exit code -11" in status["errors"][0]["error"]

@@ -122,7 +122,7 @@ def test_a_full_state_disk_stops_dispatch_and_resumes(tmp_path):
         farm.submit(TINY, 20, tmp_path / "out")
         w = StandIn(f"tcp://127.0.0.1:{farm.port}", "w")
         task = w.take()
-        w.finish(task)
+        w.render(task)
         farm.wait(lambda s: s["jobs"]["done"] == 1)  # committed before the disk fills
         disk.fill()
         body = {"batch_id": "big", "recipe": TINY.read_text(), "recipe_dir": str(TINY.parent),
@@ -139,7 +139,7 @@ def test_a_full_state_disk_stops_dispatch_and_resumes(tmp_path):
         while task is None and time.time() < deadline:
             task = w.take()
         assert task is not None and task.batch_id == "batch"  # dispatch resumed
-        w.finish(task)
+        w.render(task)
         status = farm.wait(lambda s: s["jobs"]["done"] == 2)
         assert status["reason"].startswith("running") and not farm.client.status()["state_error"]
     finally:

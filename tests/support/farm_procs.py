@@ -138,20 +138,22 @@ def check_dataset(out: Path, jobs: int, frames: int):
     assert sorted(r["id"] for r in done if r["status"] == "done") == list(range(jobs))  # once each
 
 
-def stage_frames(task, sensor: str = "cam") -> None:
-    """Write a task's frames into its staging folder as the Blender child does (a dataset of the same layout, every
-    file durable, each frame's annotation last): a tiny image, depth, instance mask, metadata and annotation."""
+def stage_frames(task) -> None:
+    """Write a task's frames (every view of every frame) into its staging folder as the Blender child does (a
+    dataset of the same layout, every file durable, each frame's annotation last): a tiny image, depth, instance
+    mask, metadata and annotation."""
     import numpy as np
 
     from synthfarm.addon.core.dataset.native import DatasetWriter, FrameFiles
+    from synthfarm.farm.paths import frame_views
 
     writer = DatasetWriter(Path(task.staging))
     writer.open(task.recipe, {"recipe_hash": "stand-in"}, {"name": "stand-in", "attempt": task.attempt_id})
     ids = np.arange(48, dtype=np.uint16).reshape(6, 8)
-    writer.write_frames([FrameFiles(task.job_id, k, sensor, image_png=b"\x89PNG\r\n\x1a\n",
+    writer.write_frames([FrameFiles(task.job_id, k, view, image_png=b"\x89PNG\r\n\x1a\n",
                                     depth=np.full((6, 8), 2.5, np.float32), instance_mask=ids,
                                     annotation={"objects": [], "job": task.job_id}, metadata={"seed": task.seed})
-                         for k in range(task.frames)])
+                         for k in range(task.frames) for view in frame_views(task.recipe)])
 
 
 class StandIn:
@@ -193,7 +195,13 @@ class StandIn:
         self.send("HEARTBEAT", self.p.Heartbeat(worker_id=self.name, attempt_id=attempt_id))
 
     def finish(self, task, ok=True, error="", **extra):
+        """Say the task ended (only that: a success whose frames are not staged is refused)."""
         self.send("DONE", self.p.Done(attempt_id=task.attempt_id, ok=ok, error=error, **extra))
+
+    def render(self, task):
+        """Do the task as a worker on the shared file system does: its frames staged, then DONE."""
+        stage_frames(task)
+        self.finish(task, frames=task.frames)
 
     def close(self):
         self.sock.close(linger=0)

@@ -8,6 +8,7 @@ from pathlib import Path
 import disk_events
 import farm_procs
 import pytest
+import yaml
 import zmq
 
 from synthfarm.farm import protocol as p
@@ -66,10 +67,10 @@ def test_jobs_go_out_once_and_complete(farm, tmp_path):
     tasks = [a.take(), b.take()]
     assert [t.job_id for t in tasks] == [0, 1]
     for worker, task in ((a, tasks[0]), (b, tasks[1])):
-        worker.finish(task)
+        worker.render(task)
     task = a.take()
     assert task.job_id == 2 and task.seed != tasks[0].seed and task.staging.endswith(task.attempt_id)
-    a.finish(task)
+    a.render(task)
     assert wait_for(lambda: farm.client.status("b1")["jobs"]["done"] == 3)
     assert a.take() is None  # NO_TASK
 
@@ -93,6 +94,34 @@ def test_a_committed_frame_is_durable_before_its_job_is_recorded_done(farm, tmp_
     assert any(i > annotations and what == "fsync" and path == out / "jobs.jsonl"
                for i, (what, path, _) in enumerate(events))
     assert len(list((out / "annotations").glob("*-ann.json"))) == task.frames
+
+
+def test_a_success_without_all_its_frames_is_a_failed_attempt_that_names_them(farm, tmp_path):
+    """A DONE that says ok while frames of its job did not arrive (a worker writing its staging folder on a disk
+    the coordinator does not see, a lost upload) was recorded done with no frames, and its dataset called
+    complete: a silent loss. It is a failed attempt now, whose error names the missing frames; the job runs again."""
+    data = yaml.safe_load(TINY.read_text())
+    data["frames"] = 2
+    out = tmp_path / "out"
+    farm.client.submit(batch_id="b1", recipe=yaml.safe_dump(data), recipe_dir=str(TINY.parent), out=str(out), count=1)
+    w = StandIn(farm, "w")
+    task = w.take()
+    w.finish(task, frames=2)  # nothing staged
+    assert wait_for(lambda: farm.client.status("b1")["jobs"]["queued"] == 1)
+    task = w.take()
+    farm_procs.stage_frames(task)
+    (Path(task.staging) / "annotations" / "0000000000-0001-cam-ann.json").unlink()  # frame 1 lost on the way
+    w.finish(task, frames=2)
+    assert wait_for(lambda: len(farm.client.logs("b1", 0)) == 2 and farm.client.status("b1")["jobs"]["queued"])
+    first, second = farm.client.logs("b1", 0)
+    assert first["status"] == second["status"] == "failed"
+    assert "2 of the 2 frames of job 0 did not arrive (0000000000-0000-cam, 0000000000-0001-cam)" in first["error"]
+    assert "1 of the 2 frames of job 0 did not arrive (0000000000-0001-cam)" in second["error"]
+    assert not list((out / "annotations").iterdir()) and not (out / "jobs.jsonl").exists()
+    w.render(w.take())
+    assert wait_for(lambda: farm.client.status("b1")["jobs"]["done"] == 1)
+    assert sorted(p.name for p in (out / "annotations").iterdir()) == [
+        "0000000000-0000-cam-ann.json", "0000000000-0001-cam-ann.json"]
 
 
 def test_priorities_order_dispatch(farm, tmp_path):
@@ -177,7 +206,7 @@ def test_state_survives_a_coordinator_restart(tmp_path):
     farm.submit(tmp_path / "out", count=3)
     w = StandIn(farm, "w")
     first = w.take()
-    w.finish(first)
+    w.render(first)
     running = w.take()
     assert wait_for(lambda: farm.client.status("b1")["jobs"]["done"] == 1)
     farm.stop()
@@ -186,7 +215,7 @@ def test_state_survives_a_coordinator_restart(tmp_path):
         assert farm.client.status("b1")["jobs"] == {"queued": 1, "running": 1, "done": 1, "failed": 0, "cancelled": 0}
         # the worker re-announces its attempt
         again = farm_procs.StandIn(farm.coord.workers_endpoint, "w", farm.context, running=running.attempt_id)
-        again.finish(running)
+        again.render(running)
         assert wait_for(lambda: farm.client.status("b1")["jobs"]["done"] == 2)
         with pytest.raises(FarmError, match="no batch 'nope'"):
             farm.client.status("nope")
