@@ -163,15 +163,17 @@ def coordinator(bind, port, data, insecure, keys, heartbeat, lost_after, hang_af
 @click.option("--blender", type=click.Path(dir_okay=False), help="A Blender executable (default: the bpy module).")
 @click.option("--name", help="Worker id (default: host-pid-random).")
 @click.option("--work-dir", type=click.Path(file_okay=False), help="Cache of inputs and attempts' files.")
+@click.option("--ahead", type=click.IntRange(0, 64), default=1, show_default=True,
+              help="Tasks held besides the one rendering, so Blender starts the next at once (0: ask when idle).")
 @keys_option
 @health_option
-def worker(connect, gpu, device, max_jobs, max_rss, blender, name, work_dir, keys, health_file):
+def worker(connect, gpu, device, max_jobs, max_rss, blender, name, work_dir, ahead, keys, health_file):
     """Run a worker: a supervisor that keeps one Blender process rendering the coordinator's jobs."""
     from ..farm.health import HealthFile
     from ..farm.worker import Worker
 
     w = Worker(connect, name, blender=blender, gpu=gpu, device=device, max_jobs=max_jobs, max_rss_gb=max_rss,
-               work_dir=Path(work_dir) if work_dir else None, keys=_keys(keys, "worker"))
+               work_dir=Path(work_dir) if work_dir else None, keys=_keys(keys, "worker"), ahead=ahead)
     w.health = HealthFile(Path(health_file)) if health_file else None
     _stop_on_signals(w.stop_event)
     click.echo(f"worker {w.worker_id} -> {connect}")

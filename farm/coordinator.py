@@ -32,6 +32,7 @@ from .paths import missing_frames, shared_root, staged_frames, vet_staging
 from .requests import ClientRequests
 from .settings import Settings
 from .wake import Wake
+from .leases import OUT
 from .store import Store
 from .transfer import AttemptFiles, BlobStore, TransferServer
 
@@ -87,6 +88,7 @@ class Coordinator(ClientRequests):
         self._roots: dict[str, str] = {}  # recipe folder -> the task's root, found again in every cycle
         self._ended: set[str] = set()  # batches whose jobs ended in this cycle: finished? (asked once, at its end)
         self.worker_errors: dict[str, str] = {}  # worker id -> why it cannot render (from its BYE)
+        self._refused: set[bytes] = set()  # peers refused for another protocol version (logged once each)
         self._known = {w["id"].encode() for w in self.store.workers() if w["status"] != "gone"}
         for attempt in self.store.running_attempts():  # workers that ran something: heard from now, or lost
             self._heard(attempt["worker_id"].encode())
@@ -259,7 +261,7 @@ class Coordinator(ClientRequests):
 
     def _attempt_files(self, attempt_id: str) -> AttemptFiles | None:
         attempt = self.store.attempt(attempt_id)
-        if attempt is None or attempt["status"] != "running":
+        if attempt is None or attempt["status"] not in OUT:
             return None
         batch = self.store.batch(attempt["batch_id"])
         return AttemptFiles(Path(staging_dir(batch["out"], attempt_id)), attempt["job_id"], batch["frames"],
@@ -283,6 +285,9 @@ class Coordinator(ClientRequests):
         identity, body = frames[0], frames[1:]
         try:
             kind, msg = p.decode(body, p.WORKER_TYPES)
+        except p.VersionMismatch as err:  # another synthfarm release: refused, with both versions named
+            self._refuse("workers", identity, err)
+            return
         except p.ProtocolError as err:
             self.dropped["malformed"] += 1
             log.debug("dropped a worker message: %s", err)
@@ -301,24 +306,31 @@ class Coordinator(ClientRequests):
             self._send("workers", identity, "WELCOME", p.Welcome(
                 heartbeat_seconds=self.heartbeat, liveness=self.liveness,
                 transfer_port=int(self.transfer_endpoint.rsplit(":", 1)[1])))
-            running = {a["id"] for a in self.store.running_attempts(worker_id)}
-            for attempt_id in running - {msg.running}:  # the worker restarted: what it ran is lost
+            out = set(self.store.attempts_out(worker_id))
+            for attempt_id in out - {msg.running}:  # the worker restarted (or reconnected): what it held is lost
                 self._lose(attempt_id, "worker restarted")
-            if msg.running and msg.running not in running:
+            if msg.running and msg.running not in out:
                 self._send("workers", identity, "CANCEL", p.Cancel(attempt_id=msg.running))
+            elif msg.running:
+                self.store.started(msg.running, worker_id)
         elif kind == "REQUEST":
-            self._dispatch(identity, worker_id)
+            self._dispatch(identity, worker_id, msg)
         elif kind == "HEARTBEAT":
+            if msg.attempt_id:  # the attempt it runs: one held ahead has started
+                self.store.started(msg.attempt_id, worker_id)
             self.store.worker_seen(worker_id, status="busy" if msg.attempt_id else "idle")
             self._send("workers", identity, "HEARTBEAT", p.Heartbeat(worker_id=worker_id))
         elif kind == "PROGRESS":
-            self.store.progress(msg.attempt_id)
+            self.store.progress(msg.attempt_id, worker_id)
             attempt = self.store.attempt(msg.attempt_id)
             if attempt:
                 self._event(attempt["batch_id"], kind="progress", job=attempt["job_id"], frames=msg.frames_done,
                             total=msg.frames_total)
         elif kind == "DONE":
             self._on_done(worker_id, msg)
+        elif kind == "RESULTS":
+            for result in msg.results:
+                self._on_done(worker_id, result)
         elif kind == "BYE":
             for attempt in self.store.running_attempts(worker_id):
                 self._lose(attempt["id"], "worker left")
@@ -340,23 +352,38 @@ class Coordinator(ClientRequests):
         elif kind == "HEARTBEAT":
             self._send("workers", identity, "HEARTBEAT", p.Heartbeat(worker_id=msg.worker_id))
 
-    def _dispatch(self, identity: bytes, worker_id: str) -> None:
-        running = self.store.running_attempt_of(worker_id)
-        if running:  # a worker asks only when idle: what it ran is over
-            self._lose(running, "worker asked for new work")
-        leased = self.store.next_task(worker_id, self._live(), self.fleet.accepts(worker_id))
-        if leased is None:
+    def _refuse(self, socket: str, identity: bytes, err: p.VersionMismatch) -> None:
+        """A peer of another protocol version: told so (both versions named), logged once per peer."""
+        self.dropped["version"] += 1
+        if identity not in self._refused:
+            self._refused.add(identity)
+            log.error("refused %s %s: %s", socket[:-1], identity.decode(errors="replace")[:100], err)
+        self._outbox.append((self.sockets[socket], [identity, *p.refusal(err.theirs.encode())]))
+
+    def _dispatch(self, identity: bytes, worker_id: str, msg: p.Request) -> None:
+        holding = set(msg.holding)
+        for attempt_id in [a for a in self.store.attempts_out(worker_id) if a not in holding]:
+            self._lose(attempt_id, "worker asked for new work")  # what it no longer holds is over
+        leased = self.store.lease(worker_id, self._live(), self.fleet.accepts(worker_id), msg.take,
+                                  start=not msg.holding)
+        if not leased:
             self._send("workers", identity, "NO_TASK", p.NoTask(retry_seconds=self.heartbeat))
             return
-        batch, job_id, attempt_id = leased
-        params, seed = self.store.job_input(batch, job_id)
         self.store.worker_seen(worker_id, status="busy")
-        self._send("workers", identity, "TASK", p.Task(
+        tasks = [self._task(*each) for each in leased]
+        if len(tasks) == 1:
+            self._send("workers", identity, "TASK", tasks[0])
+        else:
+            self._send("workers", identity, "TASKS", p.Tasks(tasks=tasks))
+
+    def _task(self, batch: dict, job_id: int, attempt_id: str) -> p.Task:
+        params, seed = self.store.job_input(batch, job_id)
+        return p.Task(
             attempt_id=attempt_id, batch_id=batch["id"], job_id=job_id, recipe=batch["recipe"],
             recipe_dir=batch["recipe_dir"], params=params, seed=seed,
             frames=batch["frames"], preview=batch["preview"], staging=staging_dir(batch["out"], attempt_id),
             storage=self.buckets.url_of(batch["id"]),
-            inputs=batch["inputs"], recipe_path=batch["recipe_path"], bundle_root=self._task_root(batch)))
+            inputs=batch["inputs"], recipe_path=batch["recipe_path"], bundle_root=self._task_root(batch))
 
     def _task_root(self, batch: dict) -> str:
         """The folder a task may read from: '' for a bundle (the worker lays it out), else the allowed shared root
@@ -386,7 +413,7 @@ class Coordinator(ClientRequests):
         batch = self.store.batch(attempt["batch_id"]) if attempt else None
         staging = staging_dir(batch["out"], msg.attempt_id) if batch else None
         staged = staging is not None and os.path.lexists(staging)
-        current = bool(attempt and attempt["status"] == "running" and attempt["worker_id"] == worker_id)
+        current = bool(attempt and attempt["status"] in OUT and attempt["worker_id"] == worker_id)
         if current and not msg.ok and msg.reason == "no_space":
             self.store.worker_seen(worker_id, status="idle")
             return self._out_of_space(batch, msg.attempt_id, msg.error)
@@ -430,7 +457,7 @@ class Coordinator(ClientRequests):
             discard_staging(staging)  # a stale or failed attempt's files
         if url and not msg.ok:
             self.buckets.discard(url, msg.attempt_id)
-        self.store.worker_seen(worker_id, status="idle")
+        self.store.worker_seen(worker_id, status="busy" if self.store.attempts_out(worker_id) else "idle")
         if outcome == "stale":
             self.dropped["stale_result"] += 1
             return
@@ -527,6 +554,8 @@ class Coordinator(ClientRequests):
         for worker_id in self.store.forget_workers(now - self.settings.forget_workers_after):
             self._known.discard(worker_id.encode())
         for attempt in self.store.running_attempts():
+            if attempt["status"] != "running":  # held ahead: its clock starts when the worker starts it
+                continue
             batch = self.store.batch(attempt["batch_id"])
             limit = (batch["hang_after"] if batch else 0) or self.hang_after
             if now - attempt["progressed"] > limit:

@@ -28,7 +28,7 @@ class Fleet:
         return self._requires[batch_id]
 
     def accepts(self, worker_id: str):
-        """For Store.next_task: may this worker take jobs of a batch?"""
+        """For Store.lease: may this worker take jobs of a batch?"""
         caps = self.caps.get(worker_id, Capabilities())
         return lambda batch_id: self.requires(batch_id).unmet(caps) is None
 

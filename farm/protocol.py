@@ -2,10 +2,15 @@
 
 A message is three ZeroMQ frames: ``[VERSION, type, payload]`` where payload is the JSON of the type's
 pydantic model (ROUTER sockets add the sender's identity in front). Anything else is a ProtocolError:
-the coordinator counts and drops it, it never crashes on it.
+the coordinator counts and drops it, it never crashes on it. A peer of another protocol version gets a
+VersionMismatch, and a REFUSED message that names both versions (see :func:`refusal`).
+
+SF2 (lease ahead): REQUEST says how many tasks the worker can take and which attempts it still holds; the
+coordinator answers with TASK (one) or TASKS (several); RESULTS carries several DONEs in one message.
 """
 from __future__ import annotations
 
+import json
 import math
 from typing import Annotated, Any, Optional, Union
 
@@ -13,7 +18,9 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from .capabilities import Capabilities, Requirements
 
-VERSION = b"SF1"
+VERSION = b"SF2"
+VERSION_PREFIX = b"SF"  # what every synthfarm version tag starts with
+MAX_TAKE = 256  # tasks one REQUEST may ask for (one running, the rest held ahead)
 MAX_FRAME = 64 * 1024 * 1024  # bytes; larger frames are dropped unread
 # limits of single fields, checked when a message is decoded (the coordinator's own limits are in settings.py)
 MAX_NAME = 200  # ids and names
@@ -29,6 +36,21 @@ SHA256 = r"^[0-9a-f]{64}$"
 
 class ProtocolError(ValueError):
     """A frame set that is not a valid synthfarm message."""
+
+
+class VersionMismatch(ProtocolError):
+    """A synthfarm message of another protocol version: the two sides run different synthfarm releases."""
+
+    def __init__(self, theirs: bytes):
+        self.theirs = theirs.decode("ascii", "replace")
+        super().__init__(f"the peer speaks synthfarm protocol {self.theirs}, this side {VERSION.decode()}: run the "
+                         "same synthfarm version on the coordinator, its workers and its clients")
+
+
+def refusal(theirs: bytes) -> list[bytes]:
+    """The answer to a message of another protocol version: ``[our VERSION, b"REFUSED", {"error": ...}]``. Any
+    version's decode rejects it naming our version (it is not theirs), and ours says both in its error."""
+    return [VERSION, b"REFUSED", json.dumps({"error": str(VersionMismatch(theirs))}).encode()]
 
 
 def _plain(value: Any, where: str = "value", depth: int = 0) -> Any:
@@ -88,6 +110,9 @@ class Hello(Payload):
 
 class Request(Payload):
     worker_id: Name
+    take: int = Field(1, ge=1, le=MAX_TAKE)  # how many tasks the worker can take now (1 + how many it holds ahead)
+    # the attempts the worker still holds (running or held ahead): any other attempt leased to it is over
+    holding: list[Name] = Field([], max_length=MAX_TAKE)
 
 
 class Heartbeat(Payload):
@@ -112,6 +137,11 @@ class Done(Payload):
     log_tail: Annotated[str, BeforeValidator(lambda v: v[-MAX_LOG:] if isinstance(v, str) else v)] = ""
     # object storage: {path in the dataset: {"sha256", "size"}} of what the attempt staged
     manifest: dict[PathText, dict[str, Union[str, int]]] = Field({}, max_length=100_000)
+
+
+class Results(Payload):
+    """Several attempts' ends in one message (each as its DONE would say it)."""
+    results: list[Done] = Field(min_length=1, max_length=MAX_TAKE)
 
 
 class Bye(Payload):
@@ -141,6 +171,11 @@ class Task(Payload):
     recipe_path: str = ""  # the recipe's path inside the bundle
     bundle_root: str = ""  # set by the worker: where it laid the bundle out (no path may leave it)
     storage: str = ""  # s3://bucket/prefix: upload the frames to the attempt's staging prefix there
+
+
+class Tasks(Payload):
+    """Several tasks in one message: the worker runs them in this order, one at a time, holding the others."""
+    tasks: list[Task] = Field(min_length=1, max_length=MAX_TAKE)
 
 
 class NoTask(Payload):
@@ -208,12 +243,12 @@ class Reply(Payload):
 
 MESSAGES: dict[str, type[Payload]] = {
     "HELLO": Hello, "REQUEST": Request, "HEARTBEAT": Heartbeat, "PROGRESS": Progress, "DONE": Done, "BYE": Bye,
-    "WELCOME": Welcome, "TASK": Task, "NO_TASK": NoTask, "CANCEL": Cancel,
+    "WELCOME": Welcome, "TASK": Task, "TASKS": Tasks, "NO_TASK": NoTask, "CANCEL": Cancel, "RESULTS": Results,
     "SUBMIT": Submit, "STATUS": BatchRef, "LIST": BatchRef, "CANCEL_BATCH": BatchRef, "RETRY": BatchRef,
     "SET_PRIORITY": SetPriority, "WORKERS": BatchRef, "JOBS": JobsPage, "ESTIMATE": Estimate, "REPLY": Reply,
     "LOGS": JobRef,
 }
-WORKER_TYPES = {"HELLO", "REQUEST", "HEARTBEAT", "PROGRESS", "DONE", "BYE"}
+WORKER_TYPES = {"HELLO", "REQUEST", "HEARTBEAT", "PROGRESS", "DONE", "RESULTS", "BYE"}
 CLIENT_TYPES = {"SUBMIT", "STATUS", "LIST", "CANCEL_BATCH", "RETRY", "SET_PRIORITY", "WORKERS", "JOBS", "ESTIMATE", "LOGS"}
 
 
@@ -229,6 +264,8 @@ def decode(frames: list[bytes], allowed: set[str] | None = None) -> tuple[str, P
         raise ProtocolError(f"expected 3 frames, got {len(frames)}")
     version, kind, body = frames
     if version != VERSION:
+        if bytes(version[:2]) == VERSION_PREFIX and len(version) <= 16:
+            raise VersionMismatch(bytes(version))
         raise ProtocolError(f"unknown protocol version {bytes(version)[:16]!r}")
     if any(len(f) > MAX_FRAME for f in frames):
         raise ProtocolError("frame too large")

@@ -55,7 +55,7 @@ def recover(data_dir: Path) -> str:
         finally:
             old.close()
     db = store.db
-    db.execute("UPDATE attempts SET status='lost', error='the state was recovered' WHERE status='running'")
+    db.execute("UPDATE attempts SET status='lost', error='the state was recovered' WHERE status IN ('leased', 'running')")
     for batch_id in store.batch_ids():
         batch = store.batch(batch_id)
         db.executemany("INSERT OR IGNORE INTO jobs (batch_id, job_id, status) VALUES (?, ?, 'queued')",

@@ -38,6 +38,9 @@ class ClientRequests:
         identity = frames[0]
         try:
             kind, msg = p.decode(frames[1:], p.CLIENT_TYPES)
+        except p.VersionMismatch as err:
+            self._refuse("clients", identity, err)
+            return
         except p.ProtocolError as err:
             self.dropped["malformed"] += 1
             self._send("clients", identity, "REPLY", p.Reply(ok=False, error=str(err)))
@@ -149,7 +152,8 @@ class ClientRequests:
         elif not self._seen:
             why.append("waiting for a worker (none connected)")
         else:
-            why.append("running")
+            why.append("running" + (f" ({summary['held']} of the queued jobs held ahead by workers)"
+                                    if summary["held"] else ""))
         if jobs["failed"]:
             first = summary["errors"][0]
             why.append(f"{jobs['failed']} job{'s' * (jobs['failed'] > 1)} failed after {self.settings.max_attempts} "

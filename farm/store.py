@@ -10,13 +10,12 @@ A damaged file is detected when it is opened (StoreDamaged says how to rebuild i
 from __future__ import annotations
 
 import json
-import secrets
 import sqlite3
 import time
-from collections import deque
 from pathlib import Path
 
 from ..addon.core.jobs import job_seed
+from .leases import BY_STATUS, Leases
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (
@@ -50,8 +49,6 @@ WORKER_ROW = ("INSERT INTO workers VALUES (?,?,?,?,?) ON CONFLICT(id) DO UPDATE 
               "last_seen=excluded.last_seen, host=CASE WHEN excluded.host='' THEN host ELSE excluded.host END, "
               "device=CASE WHEN excluded.device='' THEN device ELSE excluded.device END")
 STATUSES = ("queued", "running", "done", "failed", "cancelled")
-# jobs of one status in job order: without this the planner walks the whole batch by primary key to keep the order
-BY_STATUS = "INDEXED BY jobs_queue"
 COLUMNS = {  # added after the first release: (table, column, declaration), added to older files at start
     ("jobs", "failures", "INTEGER DEFAULT 0"),  # failed attempts of the job
     ("batches", "paused", "TEXT DEFAULT ''"),  # why dispatch of the batch waits (out of space), or ''
@@ -67,7 +64,7 @@ class StoreDamaged(StoreError):
     """The state file is not a sound SQLite database."""
 
 
-class Store:
+class Store(Leases):
     def __init__(self, path: Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -94,17 +91,15 @@ class Store:
         self.db.commit()
         # the failure policy (the coordinator sets these from its settings)
         self.max_attempts, self.distinct_workers, self.block_after = 3, 3, 3
-        self._queues: dict[str, deque] = {}  # batch id -> queued job ids fetched ahead (a window, not all)
         self._batches: dict[str, dict] = {}  # rows of batches, dropped whenever one changes
         self._active: list[str] | None = None  # active batch ids in dispatch order
         self._with_failures = {r[0] for r in self.db.execute("SELECT DISTINCT batch_id FROM failures")}
         self._workers: dict[str, str] = {}  # worker id -> last status given
         self._statuses: dict[str, tuple] = {}  # worker id -> its workers row, written at the commit (one per cycle)
-        self._running: dict[str, str | None] = {}  # worker id -> its running attempt
-        self._inputs: dict[tuple[str, int], tuple] = {}  # (batch, job) -> (params, seed) of a running job
-        self._attempts: dict[str, dict] = {}  # running attempts leased since the start: id -> row
+        self._init_leases()
 
     def commit(self) -> None:
+        self.flush_ends()
         self._write_statuses()
         self.db.commit()
 
@@ -124,12 +119,10 @@ class Store:
 
     def reset_caches(self) -> None:
         """Forget what is kept in memory; it is read again from the tables."""
-        self._queues.clear()
+        self._reset_leases()
         self._changed()
         self._workers.clear()
         self._statuses.clear()
-        self._running.clear()
-        self._attempts.clear()
         self._with_failures = {r[0] for r in self.db.execute("SELECT DISTINCT batch_id FROM failures")}
 
     def close(self) -> None:
@@ -200,8 +193,10 @@ class Store:
             (batch_id,))]
         blocked = [r[0] for r in self.db.execute("SELECT worker_id FROM blocks WHERE batch_id=? ORDER BY worker_id "
                                                  "LIMIT 20", (batch_id,))]
+        held = self.held(batch_id) if counts.get("running") else 0  # out on a worker, not started: waiting there
+        counts["queued"], counts["running"] = counts.get("queued", 0) + held, counts.get("running", 0) - held
         return {k: batch[k] for k in ("id", "name", "out", "count", "priority", "status", "created", "paused")} | {
-            "jobs": {s: counts.get(s, 0) for s in STATUSES},
+            "jobs": {s: counts.get(s, 0) for s in STATUSES}, "held": held,
             "errors": errors, "blocked": blocked}
 
     def set_priority(self, batch_id: str, priority: int) -> None:
@@ -216,15 +211,15 @@ class Store:
         self._changed(batch_id)
         self.db.execute("UPDATE jobs SET status='cancelled' WHERE batch_id=? AND status IN ('queued','running')",
                         (batch_id,))
-        running = self.db.execute("SELECT id, worker_id FROM attempts WHERE batch_id=? AND status='running'",
-                                  (batch_id,)).fetchall()
-        for attempt_id, worker_id in running:
-            self._running[worker_id] = None
-            self._attempts.pop(attempt_id, None)
-        self.db.execute("UPDATE attempts SET status='cancelled', finished=? WHERE batch_id=? AND status='running'",
-                        (time.time(), batch_id))
+        self.flush_ends()
+        running = self.db.execute("SELECT id, worker_id, job_id FROM attempts WHERE batch_id=? AND status IN "
+                                  "('leased','running')", (batch_id,)).fetchall()
+        for attempt_id, worker_id, job_id in running:
+            self._forget({"id": attempt_id, "worker_id": worker_id, "batch_id": batch_id, "job_id": job_id})
+        self.db.execute("UPDATE attempts SET status='cancelled', finished=? WHERE batch_id=? AND status IN "
+                        "('leased','running')", (time.time(), batch_id))
         self._queues.pop(batch_id, None)
-        return running
+        return [(attempt_id, worker_id) for attempt_id, worker_id, _ in running]
 
     def retry(self, batch_id: str) -> int:
         """Requeue the failed (and cancelled) jobs of a batch; forgets their failures and blocks."""
@@ -259,22 +254,7 @@ class Store:
         if self.batch(batch_id) is None:
             raise StoreError(f"no batch {batch_id!r}")
 
-    # -- dispatch ---------------------------------------------------------------------------------------
-    def job_input(self, batch: dict, job_id: int) -> tuple[dict, int]:
-        """A job's (params, seed): its own when the batch gave them, else the batch's."""
-        known = self._inputs.get((batch["id"], job_id))  # a running job's, read when it was claimed
-        if known is not None:
-            return known
-        row = self.db.execute("SELECT params, seed FROM jobs WHERE batch_id=? AND job_id=?",
-                              (batch["id"], job_id)).fetchone()
-        return self._input_of(batch, job_id, row)
-
-    @staticmethod
-    def _input_of(batch: dict, job_id: int, row: tuple | None) -> tuple[dict, int]:
-        if row and row[0] is not None:
-            return json.loads(row[0]), int(row[1])
-        return batch["params"], job_seed(batch["seed"], job_id)
-
+    # -- jobs ------------------------------------------------------------------------------------------
     def jobs(self, batch_id: str, offset: int = 0, limit: int = 1000) -> list[dict]:
         """Up to ``limit`` jobs of a batch from job id ``offset`` on, with their inputs, status and time (for the
         batch API, page by page)."""
@@ -297,149 +277,6 @@ class Store:
                               "j.batch_id = b.id WHERE b.recipe_hash=? AND b.preview=? AND j.status='done' AND "
                               "j.seconds > 0", (recipe_hash, int(preview))).fetchone()
         return (float(row[0]), int(row[1])) if row and row[1] else None
-
-    def next_task(self, worker_id: str, live: set[str] = frozenset(), accepts=None) -> tuple[dict, int, str] | None:
-        """Lease the next job for ``worker_id``: (batch, job id, attempt id), or None when nothing fits.
-        Highest priority first, then oldest batch, then job order; paused batches, and those ``accepts(batch
-        id)`` refuses (requirements the worker does not meet), are skipped. A worker leaves the jobs it failed,
-        and a batch that blocked it, to the other ``live`` workers, but only while another live worker could
-        take them: work is never left to nobody."""
-        if self._active is None:
-            self._active = [r[0] for r in self.db.execute(
-                "SELECT id FROM batches WHERE status='active' AND paused='' ORDER BY priority DESC, created, id")]
-        for batch_id in self._active:
-            if accepts is not None and not accepts(batch_id):
-                continue
-            failed: set[int] = set()
-            others = set(live) - {worker_id} if batch_id in self._with_failures else ()
-            if others:  # blocks and failures only exist once something failed
-                blocked = {r[0] for r in self.db.execute("SELECT worker_id FROM blocks WHERE batch_id=?", (batch_id,))}
-                if worker_id in blocked and others - blocked:
-                    continue
-                failed = {job for (job,) in self.db.execute("SELECT job_id FROM failures WHERE batch_id=? AND "
-                                                            "worker_id=?", (batch_id, worker_id))
-                          if others - self._failed_by(batch_id, job)}
-            job_id = self._claim_queued(batch_id, skip=failed)
-            if job_id is None:
-                continue
-            attempt_id = secrets.token_hex(16)  # 32 hex digits, as uuid4().hex gave
-            now = time.time()
-            self.db.execute("INSERT INTO attempts (id, batch_id, job_id, worker_id, status, started, progressed) "
-                            "VALUES (?,?,?,?,'running',?,?)", (attempt_id, batch_id, job_id, worker_id, now, now))
-            self._running[worker_id] = attempt_id
-            self._attempts[attempt_id] = {"id": attempt_id, "batch_id": batch_id, "job_id": job_id,
-                                          "worker_id": worker_id, "status": "running"}
-            return self.batch(batch_id), job_id, attempt_id
-        return None
-
-    def _failed_by(self, batch_id: str, job_id: int) -> set[str]:
-        return {r[0] for r in self.db.execute("SELECT worker_id FROM failures WHERE batch_id=? AND job_id=?",
-                                              (batch_id, job_id))}
-
-    def _claim_queued(self, batch_id: str, skip: set[int]) -> int | None:
-        """Mark running the next queued job of a batch that is not in ``skip`` (jobs this worker already failed),
-        and return its id. Job ids are read ahead in windows; the table stays the truth: a job is claimed only
-        if it is still queued (one in the window may have been cancelled meanwhile). Its input comes back with
-        the claim (kept for :meth:`job_input` while it runs)."""
-        queue = self._queues.setdefault(batch_id, deque())
-        for _ in range(2):
-            i = 0
-            while i < len(queue):
-                job_id = queue[i]
-                if job_id in skip:
-                    i += 1
-                    continue
-                del queue[i]
-                claimed = self.db.execute("UPDATE jobs SET status='running', attempts=attempts+1 WHERE batch_id=? AND "
-                                          "job_id=? AND status='queued' RETURNING params, seed",
-                                          (batch_id, job_id)).fetchall()
-                if claimed:
-                    self._inputs[batch_id, job_id] = self._input_of(self.batch(batch_id), job_id, claimed[0])
-                    return job_id
-            queue.clear()
-            queue.extend(r[0] for r in self.db.execute(
-                f"SELECT job_id FROM jobs {BY_STATUS} WHERE batch_id=? AND status='queued' ORDER BY job_id LIMIT 2000",
-                (batch_id,)))
-        return None
-
-    def _requeue(self, batch_id: str, job_id: int) -> None:
-        self.db.execute("UPDATE jobs SET status='queued' WHERE batch_id=? AND job_id=? AND status='running'",
-                        (batch_id, job_id))
-        self._queues.setdefault(batch_id, deque()).appendleft(job_id)
-
-    def attempt(self, attempt_id: str) -> dict | None:
-        """The attempt's id, batch, job, worker and status (not to be changed by the caller)."""
-        if attempt_id in self._attempts:
-            return self._attempts[attempt_id]
-        row = self.db.execute("SELECT id, batch_id, job_id, worker_id, status FROM attempts WHERE id=?",
-                              (attempt_id,)).fetchone()
-        return dict(zip(("id", "batch_id", "job_id", "worker_id", "status"), row)) if row else None
-
-    def progress(self, attempt_id: str) -> None:
-        self.db.execute("UPDATE attempts SET progressed=? WHERE id=? AND status='running'", (time.time(), attempt_id))
-
-    def finish(self, attempt_id: str, worker_id: str, ok: bool, error: str = "", seconds: float = 0.0,
-               attempt: dict | None = None, live: set[str] = frozenset()) -> str:
-        """Record an attempt's end. Returns 'done', 'retry', 'failed', or 'stale' (not the running attempt
-        of this worker: its results must be ignored). ``attempt``: the row, when the caller has it.
-        A job fails after ``max_attempts`` failed attempts, made by ``distinct_workers`` different workers
-        when that many are ``live`` (a farm of one worker fails a job after its attempts there)."""
-        attempt = attempt or self.attempt(attempt_id)
-        if attempt is None or attempt["status"] != "running" or attempt["worker_id"] != worker_id:
-            return "stale"
-        batch_id, job_id, now = attempt["batch_id"], attempt["job_id"], time.time()
-        self._running[worker_id] = None
-        self._attempts.pop(attempt_id, None)
-        self._inputs.pop((batch_id, job_id), None)
-        self.db.execute("UPDATE attempts SET status=?, finished=?, error=? WHERE id=?",
-                        ("done" if ok else "failed", now, error[:2000], attempt_id))
-        if ok:
-            self.db.execute("UPDATE jobs SET status='done', seconds=? WHERE batch_id=? AND job_id=?",
-                            (seconds, batch_id, job_id))
-            return "done"
-        self.db.execute("INSERT OR IGNORE INTO failures VALUES (?,?,?)", (batch_id, job_id, worker_id))
-        self._with_failures.add(batch_id)
-        self.db.execute("UPDATE jobs SET failures=failures+1 WHERE batch_id=? AND job_id=?", (batch_id, job_id))
-        failures = self.db.execute("SELECT failures FROM jobs WHERE batch_id=? AND job_id=?",
-                                   (batch_id, job_id)).fetchone()[0]
-        failed_by = len(self._failed_by(batch_id, job_id))
-        worker_failures = self.db.execute("SELECT COUNT(DISTINCT job_id) FROM failures WHERE batch_id=? AND "
-                                          "worker_id=?", (batch_id, worker_id)).fetchone()[0]
-        if worker_failures >= self.block_after:
-            self.db.execute("INSERT OR IGNORE INTO blocks VALUES (?,?)", (batch_id, worker_id))
-        enough_workers = failed_by >= min(self.distinct_workers, max(1, len(set(live) | {worker_id})))
-        if failures >= self.max_attempts and (enough_workers or failures >= self.max_attempts + self.distinct_workers):
-            self.db.execute("UPDATE jobs SET status='failed', error=? WHERE batch_id=? AND job_id=?",
-                            (error[:2000], batch_id, job_id))
-            return "failed"
-        self._requeue(batch_id, job_id)
-        return "retry"
-
-    def lose_attempt(self, attempt_id: str, why: str) -> None:
-        """A running attempt whose worker vanished or hung: requeue its job (not counted as a failure)."""
-        attempt = self.attempt(attempt_id)
-        if attempt is None or attempt["status"] != "running":
-            return
-        self.db.execute("UPDATE attempts SET status='lost', finished=?, error=? WHERE id=?",
-                        (time.time(), why, attempt_id))
-        if self._running.get(attempt["worker_id"]) == attempt_id:
-            self._running[attempt["worker_id"]] = None
-        self._attempts.pop(attempt_id, None)
-        self._inputs.pop((attempt["batch_id"], attempt["job_id"]), None)
-        self._requeue(attempt["batch_id"], attempt["job_id"])
-
-    def running_attempt_of(self, worker_id: str) -> str | None:
-        """The attempt a worker runs (kept in memory; read from the table once per worker)."""
-        if worker_id not in self._running:
-            row = self.db.execute("SELECT id FROM attempts WHERE status='running' AND worker_id=? LIMIT 1",
-                                  (worker_id,)).fetchone()
-            self._running[worker_id] = row[0] if row else None
-        return self._running[worker_id]
-
-    def running_attempts(self, worker_id: str | None = None) -> list[dict]:
-        sql = "SELECT id, batch_id, job_id, worker_id, progressed FROM attempts WHERE status='running'"
-        rows = self.db.execute(sql + (" AND worker_id=?" if worker_id else ""), (worker_id,) if worker_id else ())
-        return [dict(zip(("id", "batch_id", "job_id", "worker_id", "progressed"), r)) for r in rows]
 
     def batch_finished(self, batch_id: str) -> bool:
         return not self.db.execute("SELECT COALESCE(SUM(n), 0) FROM counts WHERE batch_id=? AND status IN "
@@ -485,11 +322,11 @@ class Store:
         self._write_statuses()
         gone = [r[0] for r in self.db.execute(
             "SELECT id FROM workers WHERE status IN ('lost','gone') AND last_seen < ? AND id NOT IN "
-            "(SELECT worker_id FROM attempts WHERE status='running')", (before,))]
+            "(SELECT worker_id FROM attempts WHERE status IN ('leased','running'))", (before,))]
         for worker_id in gone:
             self.db.execute("DELETE FROM workers WHERE id=?", (worker_id,))
             self._workers.pop(worker_id, None)
-            self._running.pop(worker_id, None)
+            self._out.pop(worker_id, None)
         return gone
 
     def workers(self) -> list[dict]:
@@ -542,10 +379,6 @@ class Store:
             entry.update(attempts=entry["attempts"] + 1, worker=worker_id, log_tail=(log or "")[-log_chars:])
         return out
 
-    def running_jobs(self) -> dict[str, tuple[str, int]]:
-        """worker id -> (batch id, job id) of the attempt it runs."""
-        return {w: (b, j) for w, b, j in self.db.execute(
-            "SELECT worker_id, batch_id, job_id FROM attempts WHERE status='running'")}
 
 
 class Request:
@@ -566,6 +399,7 @@ class Request:
     def __exit__(self, kind, err, trace) -> bool:
         store = self.store
         if kind is None:
+            store.flush_ends()  # the message's successful ends, written inside its savepoint
             store.db.execute("RELEASE request")
             return False
         try:

@@ -3,6 +3,9 @@
 It heartbeats while Blender renders (the child never touches the coordinator's socket), reconnects
 when the coordinator falls silent (Paranoid Pirate), restarts the child when it dies (reporting the
 attempt as failed), after ``max_jobs`` jobs or above ``max_rss_gb``, and kills it on CANCEL.
+It holds up to ``ahead`` tasks besides the one its child renders (leased ahead), so the child starts the next
+job the moment it finishes one instead of waiting for a round trip to the coordinator; a held task the
+coordinator cancels is dropped unrun, and held tasks are given up when the worker reconnects or stops.
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import deque
 from pathlib import Path
 
 import psutil
@@ -44,7 +48,8 @@ def remove_orphan_scratch() -> None:
 class Worker:
     def __init__(self, connect: str, worker_id: str | None = None, *, blender: str | None = None, gpu: int | None = None,
                  device: str = "auto", max_jobs: int = 0, max_rss_gb: float = 0.0, context: zmq.Context | None = None,
-                 work_dir: Path | None = None, keys: Path | None = None):
+                 work_dir: Path | None = None, keys: Path | None = None, ahead: int = 1):
+        """``ahead``: tasks held besides the one rendering (0: ask for the next task only when idle)."""
         self.connect, self.keys = connect, keys
         self.work_dir = Path(work_dir or Path(tempfile.gettempdir()) / "synthfarm-worker")
         self.blobs = BlobStore(self.work_dir / "blobs")  # inputs by content hash, kept between jobs
@@ -65,7 +70,10 @@ class Worker:
         self.heartbeat, self.liveness = 1.0, 3
         self.child: Child | None = None
         self.early_child: Child | None = None  # a child started before run() (child.start_early), taken by it
-        self.attempt: str | None = None
+        self.attempt: str | None = None  # the attempt its child renders
+        self.ahead = ahead
+        self.held: deque[p.Task] = deque()  # tasks held ahead, in the order they run
+        self._beat = {"next": 0.0}  # when the next heartbeat is due (run() keeps it)
         self.jobs_in_child = 0
         self.jobs_done = 0
         self.restarts = 0
@@ -118,7 +126,7 @@ class Worker:
             self._give_up(self._connect(), err)
             return
         sock = self._connect()
-        beat = {"next": time.monotonic()}
+        beat = self._beat = {"next": time.monotonic()}  # a held task that starts is named in a heartbeat at once
 
         def tick():  # keeps heartbeating while files move
             if time.monotonic() >= beat["next"]:
@@ -139,7 +147,7 @@ class Worker:
                         poller.register(each, zmq.POLLIN)
                 # asleep until a message or the next thing due (a heartbeat, a request): no busy loop while the
                 # child renders; a child that dies is noticed within a heartbeat
-                due = min(beat["next"], next_request if not self.attempt else beat["next"])
+                due = min(beat["next"], next_request if self._holds() <= self.ahead else beat["next"])
                 ready = dict(poller.poll(max(10, min(self.heartbeat, due - time.monotonic()) * 1000)))
                 self.wakeups += 1
                 if self.stop_event.is_set():  # a signal arrived while polling: leave, the attempt is requeued
@@ -160,17 +168,22 @@ class Worker:
                     shutil.rmtree(self._local.pop(self.attempt, self.work_dir / "none"), ignore_errors=True)
                     self.attempt = None
                     self._start_child()
+                    self._start_held()
                 elif not self.attempt and not self.child.alive():
                     self._start_child()
+                    self._start_held()
                 tick()
                 if self.health:
                     self.health.beat(role="worker", attempt=self.attempt or "idle")
                 if now - heard > self.heartbeat * self.liveness * 2:
                     log.warning("coordinator silent for %.1f s; reconnecting", now - heard)
+                    self._drop_held()  # the coordinator requeues them when this worker says HELLO again
                     sock.close(linger=0)
                     sock, heard, waiting = self._connect(), now, False
-                if not self.attempt and not waiting and now >= next_request:
-                    self._send(sock, "REQUEST", p.Request(worker_id=self.worker_id))
+                if self._holds() <= self.ahead and not waiting and now >= next_request:
+                    holding = [a for a in (self.attempt, *(t.attempt_id for t in self.held)) if a]
+                    self._send(sock, "REQUEST", p.Request(worker_id=self.worker_id, holding=holding,
+                                                          take=1 + self.ahead - len(holding)))
                     waiting, next_request = True, now + self.heartbeat * self.liveness  # ask again if unanswered
                 elif waiting and now >= next_request:
                     waiting = False
@@ -239,31 +252,61 @@ class Worker:
         except zmq.Again:
             pass
 
+    def _holds(self) -> int:
+        return (1 if self.attempt else 0) + len(self.held)
+
+    def _drop_held(self) -> None:
+        while self.held:
+            shutil.rmtree(self._local.pop(self.held.popleft().attempt_id, self.work_dir / "none"), ignore_errors=True)
+
+    def _start(self, task: p.Task) -> None:
+        self.attempt = task.attempt_id
+        self.child.output.restart()  # the attempt's log starts here
+        self.child.sock.send_json({"task": task.model_dump()})
+
+    def _start_held(self) -> None:
+        """The child is free: it starts the next held task, and the coordinator hears so in a heartbeat now."""
+        if self.held and not self.attempt:
+            self._start(self.held.popleft())
+            self._beat["next"] = 0.0
+
+    def _take(self, sock, msg: p.Task) -> None:
+        """A task from the coordinator: its inputs fetched, then rendered now, or held until the child is free."""
+        if msg.attempt_id == self.attempt or any(t.attempt_id == msg.attempt_id for t in self.held):
+            return  # the same task again: it is already here
+        try:
+            task = self._localise(msg) if msg.inputs else msg
+            if msg.storage:  # frames go to a bucket: render into a local folder, upload from there
+                staging = self.work_dir / "attempts" / msg.attempt_id
+                self._local[msg.attempt_id], self._storage[msg.attempt_id] = staging, msg.storage
+                task = task.model_copy(update={"staging": str(staging)})
+        except TransferError as err:
+            self._send(sock, "DONE", p.Done(attempt_id=msg.attempt_id, ok=False, error=f"inputs: {err}"))
+            return
+        if self.attempt is None:
+            self._start(task)
+        else:
+            self.held.append(task)
+
     def _on_coordinator(self, sock, waiting: bool, next_request: float) -> tuple[bool, float]:
         try:
-            kind, msg = p.decode(sock.recv_multipart(), {"WELCOME", "TASK", "NO_TASK", "CANCEL", "HEARTBEAT"})
+            kind, msg = p.decode(sock.recv_multipart(), {"WELCOME", "TASK", "TASKS", "NO_TASK", "CANCEL",
+                                                         "HEARTBEAT"})
+        except p.VersionMismatch as err:  # another synthfarm release: nothing this worker says will be understood
+            self.fatal = str(err)
+            log.error("worker %s stops: %s", self.worker_id, err)
+            self.stop_event.set()
+            return waiting, next_request
         except p.ProtocolError as err:
             log.warning("ignored a coordinator message: %s", err)
             return waiting, next_request
         if kind == "WELCOME":
             self.heartbeat, self.liveness = msg.heartbeat_seconds, msg.liveness
             self.transfer_port = msg.transfer_port
-        elif kind == "TASK":
-            if self.attempt is None:
-                self.attempt = msg.attempt_id
-                try:
-                    task = self._localise(msg) if msg.inputs else msg
-                    if msg.storage:  # frames go to a bucket: render into a local folder, upload from there
-                        staging = self.work_dir / "attempts" / msg.attempt_id
-                        self._local[msg.attempt_id], self._storage[msg.attempt_id] = staging, msg.storage
-                        task = task.model_copy(update={"staging": str(staging)})
-                except TransferError as err:
-                    self._send(sock, "DONE", p.Done(attempt_id=msg.attempt_id, ok=False, error=f"inputs: {err}"))
-                    self.attempt = None
-                    return False, time.monotonic()
-                self.child.output.restart()  # the attempt's log starts here
-                self.child.sock.send_json({"task": task.model_dump()})
-            return False, time.monotonic()  # ask for the next task as soon as this one is done
+        elif kind in ("TASK", "TASKS"):
+            for task in (msg.tasks if kind == "TASKS" else [msg]):
+                self._take(sock, task)
+            return False, time.monotonic()  # ask for more at once if there is room, else when this one is done
         elif kind == "NO_TASK":
             return False, time.monotonic() + msg.retry_seconds
         elif kind == "CANCEL" and msg.attempt_id == self.attempt:
@@ -271,6 +314,11 @@ class Worker:
             shutil.rmtree(self._local.pop(self.attempt, self.work_dir / "none"), ignore_errors=True)
             self.attempt = None
             self._start_child()
+            self._start_held()
+        elif kind == "CANCEL" and any(t.attempt_id == msg.attempt_id for t in self.held):
+            log.info("cancelling held attempt %s: it will not run", msg.attempt_id)
+            self.held = deque(t for t in self.held if t.attempt_id != msg.attempt_id)
+            shutil.rmtree(self._local.pop(msg.attempt_id, self.work_dir / "none"), ignore_errors=True)
         return waiting, next_request
 
     def _on_child(self, sock) -> None:
@@ -282,28 +330,35 @@ class Worker:
         result = message.get("done")
         if not result or result["attempt_id"] != self.attempt:
             return
-        local, storage = self._local.pop(self.attempt, None), self._storage.pop(self.attempt, None)
+        attempt = self.attempt
+        # the attempt's log: all the child printed before its result (it marks the end; a stand-in may not), taken
+        # before the next attempt's log starts
+        ended = result.pop("output_ended", False)
+        log_tail = self.child.output.until_end(attempt) if ended else self.child.output.text()
+        self.attempt = None
+        self.jobs_done += 1
+        self.jobs_in_child += 1
+        recycle = ""
+        if self.max_jobs and self.jobs_in_child >= self.max_jobs:
+            recycle = f"after {self.jobs_in_child} jobs"
+        elif self.max_rss and self.child.rss_bytes() > self.max_rss:
+            recycle = f"at {self.child.rss_bytes() / 1e9:.2f} GB"
+        if not recycle:
+            self._start_held()  # the child renders the next job while this one's files go up
+        local, storage = self._local.pop(attempt, None), self._storage.pop(attempt, None)
         if local is not None:
             if result["ok"]:
                 try:
                     if storage:
-                        result["manifest"] = self._upload_to_bucket(local, self.attempt, storage)
+                        result["manifest"] = self._upload_to_bucket(local, attempt, storage)
                     else:
-                        self._upload(local, self.attempt)
+                        self._upload(local, attempt)
                 except (TransferError, StorageError) as err:
-                    result = {"attempt_id": self.attempt, "ok": False, "error": f"upload: {err}",
+                    result = {"attempt_id": attempt, "ok": False, "error": f"upload: {err}",
                               "reason": "no_space" if isinstance(err, NoSpaceError) else ""}
             shutil.rmtree(local, ignore_errors=True)
-        # the attempt's log: all the child printed before its result (it marks the end; a stand-in may not)
-        ended = result.pop("output_ended", False)
-        log_tail = self.child.output.until_end(self.attempt) if ended else self.child.output.text()
         self._send(sock, "DONE", p.Done(**result, log_tail=log_tail))
-        self.attempt = None
-        self.jobs_done += 1
-        self.jobs_in_child += 1
-        if self.max_jobs and self.jobs_in_child >= self.max_jobs:
-            log.info("recycling the Blender child after %d jobs", self.jobs_in_child)
+        if recycle:
+            log.info("recycling the Blender child %s", recycle)
             self._start_child()
-        elif self.max_rss and self.child.rss_bytes() > self.max_rss:
-            log.info("recycling the Blender child at %.2f GB", self.child.rss_bytes() / 1e9)
-            self._start_child()
+            self._start_held()

@@ -5,13 +5,15 @@
    coordinator refuses a success without its frames, and commits them durably), persistence on (SQLite WAL,
    jobs.jsonl), against the real coordinator; interleaved with the same stand-ins
    against a *floor*: a bare ROUTER loop in the same kind of thread that answers every message with ready-made
-   frames (what ZeroMQ and a Python loop cost, nothing of the coordinator's work). Prints jobs per second of
-   both, their ratio, and the coordinator's CPU per job (its process's CPU time: on an idle core it dispatches
-   1 / that many jobs per second; target >= 10,000 jobs/s, i.e. <= 100 us of CPU per job).
+   frames (what ZeroMQ and a Python loop cost, nothing of the coordinator's work, one job per message). Prints
+   jobs per second, their ratio, and the coordinator's CPU per job (its process's CPU time: on an idle core it
+   dispatches 1 / that many jobs per second; target >= 10,000 jobs/s, i.e. <= 100 us of CPU per job). The
+   coordinator runs twice per round: stand-ins that ask for one task at a time (depth 0, one job per message),
+   and stand-ins leasing ``--ahead`` tasks ahead (REQUEST for 1 + ahead, TASKS back, all results in one RESULTS).
 2. Submit 1,000,000 jobs: seconds until the coordinator answers, and its process's peak RSS growth
    (targets: under 30 s, under 500 MB).
 
-    python tests/bench/farm_dispatch.py [--jobs 20000] [--workers 64] [--rounds 3] [--submit 1000000]
+    python tests/bench/farm_dispatch.py [--jobs 20000] [--workers 64] [--rounds 3] [--submit 1000000] [--ahead 1]
 """
 from __future__ import annotations
 
@@ -35,8 +37,9 @@ ROOT = Path(__file__).resolve().parents[2]
 RECIPE = ROOT / "tests" / "data" / "tiny.yaml"
 
 
-def standins(endpoint: str, workers: int, jobs: int, results) -> None:
-    """``workers`` stand-in workers in this process: each asks, takes a task, says it is done, asks again."""
+def standins(endpoint: str, workers: int, jobs: int, results, take: int = 1) -> None:
+    """``workers`` stand-in workers in this process: each asks for ``take`` tasks, takes what comes, says they are
+    done (one DONE, or one RESULTS for several), asks again."""
     context = zmq.Context()
     poller, socks = zmq.Poller(), []
     for i in range(workers):
@@ -47,7 +50,8 @@ def standins(endpoint: str, workers: int, jobs: int, results) -> None:
         s.send_multipart(p.encode("HELLO", p.Hello(worker_id=f"standin-{i}")))
         poller.register(s, zmq.POLLIN)
         socks.append(s)
-    request = {s: p.encode("REQUEST", p.Request(worker_id=s.getsockopt(zmq.ROUTING_ID).decode())) for s in socks}
+    request = {s: p.encode("REQUEST", p.Request(worker_id=s.getsockopt(zmq.ROUTING_ID).decode(), take=take))
+               for s in socks}
     done, first = 0, None
     while done < jobs:
         for s, _ in poller.poll(5000):
@@ -61,6 +65,13 @@ def standins(endpoint: str, workers: int, jobs: int, results) -> None:
                 s.send_multipart(p.encode("DONE", p.Done(attempt_id=task.attempt_id, ok=True, frames=1)))
                 s.send_multipart(request[s])
                 done += 1
+            elif kind == b"TASKS":
+                first = first or time.perf_counter()
+                tasks = p.Tasks.model_validate_json(body).tasks
+                s.send_multipart(p.encode("RESULTS", p.Results(results=[
+                    p.Done(attempt_id=t.attempt_id, ok=True, frames=1) for t in tasks])))
+                s.send_multipart(request[s])
+                done += len(tasks)
     results.put(time.perf_counter() - first)
     context.destroy(linger=0)
 
@@ -98,9 +109,9 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_standins(endpoint: str, workers: int, jobs: int) -> multiprocessing.Process:
+def run_standins(endpoint: str, workers: int, jobs: int, take: int = 1) -> multiprocessing.Process:
     results = multiprocessing.get_context("spawn").Queue()
-    proc = multiprocessing.get_context("spawn").Process(target=standins, args=(endpoint, workers, jobs, results))
+    proc = multiprocessing.get_context("spawn").Process(target=standins, args=(endpoint, workers, jobs, results, take))
     proc.start()
     return proc, results
 
@@ -134,14 +145,15 @@ def start(tmp: Path):
     return context, coord, thread, FarmClient(coord.clients_endpoint, timeout=600, context=context)
 
 
-def dispatch(jobs: int, workers: int) -> tuple[float, float, int]:
-    """(jobs per second, CPU seconds per job, jobs.jsonl lines) of the coordinator."""
+def dispatch(jobs: int, workers: int, ahead: int = 0) -> tuple[float, float, int]:
+    """(jobs per second, CPU seconds per job, jobs.jsonl lines) of the coordinator, the stand-ins leasing
+    ``ahead`` tasks ahead."""
     tmp = Path(tempfile.mkdtemp(prefix="synthfarm-bench-"))
     context, coord, thread, client = start(tmp)
     client.submit(batch_id="bench", recipe=RECIPE.read_text(), recipe_dir=str(RECIPE.parent), out=str(tmp / "out"),
                   count=jobs)
     cpu = cpu_seconds()
-    proc, results = run_standins(coord.workers_endpoint, workers, jobs)
+    proc, results = run_standins(coord.workers_endpoint, workers, jobs, 1 + ahead)
     seconds = results.get(timeout=600)
     waited = time.perf_counter()
     while client.status("bench")["jobs"]["done"] < jobs:  # committed, not only answered
@@ -178,19 +190,23 @@ if __name__ == "__main__":
     parser.add_argument("--workers", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--submit", type=int, default=1000000)
+    parser.add_argument("--ahead", type=int, default=1, help="tasks the stand-ins lease ahead (compared with 0)")
     args = parser.parse_args()
     if args.submit:
         submit(args.submit)  # first, so that the process's peak RSS is the submission's
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    floor, coord = [], []
-    for _ in range(args.rounds):  # interleaved: the machine's load falls on both alike
+    floor, runs = [], {0: [], args.ahead: []}
+    for _ in range(args.rounds):  # interleaved: the machine's load falls on all alike
         floor.append(dispatch_floor(args.jobs, args.workers))
-        coord.append(dispatch(args.jobs, args.workers))
+        for ahead in runs:
+            runs[ahead].append(dispatch(args.jobs, args.workers, ahead))
     f_rate, f_cpu = statistics.median(r for r, _ in floor), statistics.median(c for _, c in floor)
-    c_rate, c_cpu = statistics.median(r for r, _, _ in coord), statistics.median(c for _, c, _ in coord)
-    lines = {n for _, _, n in coord}
     print(f"dispatch, {args.jobs} jobs, {args.workers} stand-in workers, median of {args.rounds} interleaved rounds:")
     print(f"  floor (a bare ROUTER answering with ready frames): {f_rate:,.0f} jobs/s, {f_cpu * 1e6:.0f} us CPU/job")
-    print(f"  coordinator (persistence on): {c_rate:,.0f} jobs/s, {c_cpu * 1e6:.0f} us CPU/job "
-          f"(= {1 / c_cpu:,.0f} jobs per CPU-second; target >= 10,000); jobs.jsonl lines {sorted(lines)}")
-    print(f"  ratio coordinator / floor: {c_rate / f_rate:.2f} (rate), {c_cpu / f_cpu:.2f} (CPU per job)")
+    for ahead, coord in runs.items():
+        c_rate, c_cpu = statistics.median(r for r, _, _ in coord), statistics.median(c for _, c, _ in coord)
+        lines = {n for _, _, n in coord}
+        print(f"  coordinator, lease depth {ahead} ({1 + ahead} tasks per REQUEST; persistence on): {c_rate:,.0f} "
+              f"jobs/s, {c_cpu * 1e6:.0f} us CPU/job (= {1 / c_cpu:,.0f} jobs per CPU-second; target >= 10,000); "
+              f"jobs.jsonl lines {sorted(lines)}")
+        print(f"    ratio to the floor: {c_rate / f_rate:.2f} (rate), {c_cpu / f_cpu:.2f} (CPU per job)")
