@@ -397,11 +397,19 @@ class Request:
         self.statuses = dict(self.store._statuses)
 
     def __exit__(self, kind, err, trace) -> bool:
-        store = self.store
         if kind is None:
-            store.flush_ends()  # the message's successful ends, written inside its savepoint
-            store.db.execute("RELEASE request")
+            try:
+                self.store.flush_ends()  # the message's successful ends, written inside its savepoint
+            except Exception:
+                self._undo()
+                raise
+            self.store.db.execute("RELEASE request")
             return False
+        self._undo()
+        return False
+
+    def _undo(self) -> None:
+        store = self.store
         try:
             store.db.execute("ROLLBACK TO request")
             store.db.execute("RELEASE request")
@@ -412,4 +420,3 @@ class Request:
         store.reset_caches()
         if not undone:  # the statuses given by the cycle's earlier messages still stand
             store._statuses = self.statuses
-        return False

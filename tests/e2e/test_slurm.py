@@ -96,9 +96,11 @@ def test_array_of_workers_renders_a_batch_and_scancel_requeues(cluster, coordina
     db = sqlite3.connect(tmp_path / "state" / "farm.sqlite")
     lost = db.execute("SELECT job_id, error FROM attempts WHERE worker_id=? AND status='lost'",
                       (f"slurm-{job}_0",)).fetchall()
-    assert len(lost) == 1 and lost[0][1] == "worker left"  # requeued, not counted as a failure
-    redone = db.execute("SELECT worker_id, status FROM attempts WHERE job_id=? AND id IN (SELECT id FROM attempts "
-                        "WHERE status='done')", (lost[0][0],)).fetchall()
-    assert redone == [(f"slurm-{job}_1", "done")]
+    # the job it rendered, and the one it held ahead if it held one: requeued, not counted as failures
+    assert 1 <= len(lost) <= 2 and {error for _, error in lost} == {"worker left"}, lost
+    for job_id, _ in lost:
+        redone = db.execute("SELECT worker_id, status FROM attempts WHERE job_id=? AND id IN (SELECT id FROM "
+                            "attempts WHERE status='done')", (job_id,)).fetchall()
+        assert redone == [(f"slurm-{job}_1", "done")]
     assert db.execute("SELECT COUNT(*) FROM failures").fetchone()[0] == 0
     assert {w["id"]: w["status"] for w in coordinator.client.workers()}[f"slurm-{job}_0"] == "gone"
