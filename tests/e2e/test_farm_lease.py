@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import zmq
 
-from farm_procs import Farm, StandIn, check_dataset, cli
+from farm_procs import Farm, StandIn, check_dataset, cli, stage_frames
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "tests" / "data" / "tiny.yaml"
@@ -129,8 +129,10 @@ def test_leases_ahead_only_what_the_queue_can_spare(standin_farm, tmp_path):
         second = request(b, take=3)
         assert [t.job_id for t in second] == [2]
         # a reports both in one message; its held job ran (a DONE for it names it) and both are done once
+        for task in first:
+            stage_frames(task)
         a.send("RESULTS", a.p.Results(results=[a.p.Done(attempt_id=t.attempt_id, ok=True, frames=1) for t in first]))
-        b.finish(second[0])
+        b.render(second[0])
         status = farm.wait(lambda s: s["jobs"]["done"] == 3)
         assert status["held"] == 0 and status["jobs"]["running"] == 0
         lines = (tmp_path / "out" / "jobs.jsonl").read_text().splitlines()
@@ -147,6 +149,7 @@ def test_a_result_twice_in_one_message_is_taken_once(standin_farm, tmp_path):
     try:
         tasks = request(w, take=4)
         assert [t.job_id for t in tasks] == [0, 1, 2, 3]  # a single worker may hold what the queue has
+        stage_frames(tasks[0])
         done = w.p.Done(attempt_id=tasks[0].attempt_id, ok=True, frames=1)
         w.send("RESULTS", w.p.Results(results=[done, done]))
         status = farm.wait(lambda s: s["jobs"]["done"] == 1)
@@ -159,7 +162,7 @@ def test_a_result_twice_in_one_message_is_taken_once(standin_farm, tmp_path):
         assert again.job_id in (2, 3) and again.attempt_id not in {t.attempt_id for t in tasks}
         status = farm.client.status("batch")
         assert status["jobs"]["queued"] == 3 and status["held"] == 2 and status["jobs"]["running"] == 0
-        w.finish(tasks[2])  # a result of an attempt given up is refused
+        w.render(tasks[2])  # a result of an attempt given up is refused
         status = farm.wait(lambda s: farm.client.status()["dropped"].get("stale_result") == 2)
         assert status["jobs"]["done"] == 1
     finally:
@@ -177,7 +180,7 @@ def test_a_held_job_does_not_hang_until_it_starts(tmp_path):
             w.send("PROGRESS", w.p.Progress(attempt_id=running.attempt_id, frames_done=0, frames_total=1))
             time.sleep(0.5)
         assert farm.client.status("batch")["held"] == 1, "the held job was cancelled as hung while it waited"
-        w.finish(running)
+        w.render(running)
         w.beat(held.attempt_id)  # the worker starts it: running from now, its hang clock with it
         farm.wait(lambda s: s["held"] == 0 and s["jobs"]["running"] == 1)
         deadline = time.monotonic() + 60
