@@ -2,6 +2,7 @@
 coordinator). The batch API (Session, Batch) builds on this."""
 from __future__ import annotations
 
+import threading
 import uuid
 
 import zmq
@@ -19,38 +20,69 @@ class FarmError(Exception):
 
 
 class FarmClient:
+    """Requests to a coordinator over one DEALER socket, kept between requests (the ZeroMQ guide's Lazy Pirate):
+    a request that gets no answer in time, or is refused, closes the socket, and the next one opens a fresh one, so
+    a late reply is never taken for another request's. Threads take turns. :meth:`close` (or a ``with`` block)
+    closes the socket: a ZeroMQ context is terminated only once its sockets are."""
+
     def __init__(self, endpoint: str, timeout: float = 10.0, context: zmq.Context | None = None,
                  keys=None):
         self.endpoint, self.timeout, self.keys = endpoint, timeout, keys
         self.context = context or zmq.Context.instance()
+        self._sock = self._monitor = self._poller = None
+        self._turn = threading.Lock()
 
-    def request(self, kind: str, payload: p.Payload) -> dict:
-        """Send one request and return the reply's data; raises FarmError."""
-        sock = self.context.socket(zmq.DEALER)  # a fresh socket per request: no stale replies, no stuck state
+    def _open(self) -> None:
+        sock = self.context.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.ROUTING_ID, f"client-{uuid.uuid4().hex[:12]}".encode())
         if self.keys:
             from .auth import secure_client
 
             secure_client(sock, self.keys, "client")
-        monitor = sock.get_monitor_socket(HANDSHAKE_FAILED)  # a refused handshake is said at once, not timed out
-        try:
-            sock.connect(self.endpoint)
-            sock.send_multipart(p.encode(kind, payload))
-            poller = zmq.Poller()
-            poller.register(sock, zmq.POLLIN)
-            poller.register(monitor, zmq.POLLIN)
-            ready = dict(poller.poll(int(self.timeout * 1000)))
-            if sock not in ready and monitor in ready:
-                raise FarmError(self._refused(recv_monitor_message(monitor)["event"]))
-            if sock not in ready:
-                raise FarmError(f"no answer from the coordinator at {self.endpoint} within {self.timeout:g} s; "
-                                "is it running (synthfarm coordinator)?")
-            _, reply = p.decode(sock.recv_multipart(), {"REPLY"})
-        finally:
-            sock.disable_monitor()
-            monitor.close(linger=0)
-            sock.close()
+        self._monitor = sock.get_monitor_socket(HANDSHAKE_FAILED)  # a refused handshake is said at once
+        sock.connect(self.endpoint)
+        self._sock, self._poller = sock, zmq.Poller()
+        self._poller.register(sock, zmq.POLLIN)
+        self._poller.register(self._monitor, zmq.POLLIN)
+
+    def _close(self) -> None:
+        if self._sock is not None:
+            self._sock.disable_monitor()
+            self._monitor.close(linger=0)
+            self._sock.close(linger=0)
+            self._sock = self._monitor = self._poller = None
+
+    def close(self) -> None:
+        with self._turn:
+            self._close()
+
+    def __enter__(self) -> "FarmClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def request(self, kind: str, payload: p.Payload) -> dict:
+        """Send one request and return the reply's data; raises FarmError."""
+        with self._turn:
+            kept = self._sock is not None
+            if not kept:
+                self._open()
+            try:
+                while kept and self._monitor.poll(0):  # an event after an earlier exchange, not of this request
+                    recv_monitor_message(self._monitor)
+                self._sock.send_multipart(p.encode(kind, payload))
+                ready = dict(self._poller.poll(int(self.timeout * 1000)))
+                if self._sock not in ready and self._monitor in ready:
+                    raise FarmError(self._refused(recv_monitor_message(self._monitor)["event"]))
+                if self._sock not in ready:
+                    raise FarmError(f"no answer from the coordinator at {self.endpoint} within {self.timeout:g} s; "
+                                    "is it running (synthfarm coordinator)?")
+                _, reply = p.decode(self._sock.recv_multipart(), {"REPLY"})
+            except BaseException:  # no answer, refused, garbled or interrupted: the next request starts afresh
+                self._close()
+                raise
         if not reply.ok:
             raise FarmError(reply.error)
         return reply.data

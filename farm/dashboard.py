@@ -103,6 +103,7 @@ class Dashboard:
         self.server.server_close()
         for thread in self._threads:
             thread.join(timeout=5)
+        self.client.close()
 
     # -- the coordinator's side ------------------------------------------------------------------------
     def subscribe(self) -> zmq.Socket:

@@ -104,6 +104,7 @@ class EmbeddedFarm:
             thread.join(timeout=60)
         self.coordinator.stop()
         self._threads[0].join(timeout=30)
+        self.client.close()  # its kept socket: the context ends once its sockets are closed
         self.context.term()
         return False
 

@@ -56,7 +56,7 @@ def offline() -> bool:
 
 
 def client_for(farm):
-    """A client for the scene's coordinator. Call only after checking :func:`offline`."""
+    """A client for the scene's coordinator (close it: a ``with`` block). Call only after checking :func:`offline`."""
     from .client import FarmClient
 
     keys = Path(bpy.path.abspath(farm.keys)) if farm.keys else None
@@ -72,7 +72,8 @@ def poll_status(scene=None) -> float | None:
     if not farm.batch_id or offline():
         return None
     try:
-        data = client_for(farm).status(farm.batch_id)
+        with client_for(farm) as client:
+            data = client.status(farm.batch_id)
     except FarmError as err:
         farm.message = str(err)
         return POLL_SECONDS * 5  # keep trying, slowly: the coordinator may come back
@@ -139,9 +140,8 @@ class SYNTHFARM_OT_farm_submit(FarmOperator, bpy.types.Operator):
         farm = context.scene.synthfarm_farm
         if offline():
             return self.fail(farm, OFFLINE)
-        client = client_for(farm)
         try:
-            with tempfile.TemporaryDirectory(prefix="synthfarm-submit-") as tmp:
+            with client_for(farm) as client, tempfile.TemporaryDirectory(prefix="synthfarm-submit-") as tmp:
                 recipe, path = bundle_scene(context.scene, Path(tmp))
                 root, recipe_path, inputs = make_bundle(recipe, path)
                 sent = client.upload_inputs(root, inputs)
@@ -172,7 +172,8 @@ class SYNTHFARM_OT_farm_cancel(FarmOperator, bpy.types.Operator):
         if not farm.batch_id:
             return self.fail(farm, "no batch submitted from this scene")
         try:
-            client_for(farm).cancel(farm.batch_id)
+            with client_for(farm) as client:
+                client.cancel(farm.batch_id)
         except FarmError as err:
             return self.fail(farm, err)
         poll_status(context.scene)
@@ -225,9 +226,10 @@ class SYNTHFARM_OT_farm_download(FarmOperator, bpy.types.Operator):
         wm = context.window_manager
         wm.progress_begin(0, 1)
         try:
-            fetched, skipped = client_for(farm).download(
-                farm.batch_id, Path(bpy.path.abspath(farm.download_to)),
-                progress=lambda done, total: wm.progress_update(done / max(1, total)))
+            with client_for(farm) as client:
+                fetched, skipped = client.download(
+                    farm.batch_id, Path(bpy.path.abspath(farm.download_to)),
+                    progress=lambda done, total: wm.progress_update(done / max(1, total)))
         except (FarmError, OSError) as err:
             return self.fail(farm, err)
         finally:

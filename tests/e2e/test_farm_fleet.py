@@ -68,6 +68,7 @@ def test_batches_go_only_to_workers_that_meet_their_requirements(tmp_path):
         assert workers["cpu-worker"]["device"] == "CPU"
         for sock in (cpu, gpu, small):
             sock.close()
+        client.close()
     finally:
         coord.stop_event.set()
         thread.join(timeout=10)
