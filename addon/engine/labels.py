@@ -12,18 +12,34 @@ from .keypoints import keypoint_children, world_keypoints
 from .scene import labelled_class
 
 
+# models are kept across jobs (copies of an asset recur in every job of a recipe) up to this many bytes of triangles,
+# vertices and faces: beyond it they are forgotten when a job ends
+MODELS_KEPT_BYTES = 256 * 2**20
+
+
 class GeometryCache:
-    """Triangles of meshes in their local frame, read once per mesh (instances share meshes), and models."""
+    """Triangles of meshes in their local frame, read once per mesh and job (instances share meshes), and models,
+    worked out once per geometry and scale for as long as the cache lives (they depend on nothing else)."""
 
     def __init__(self):
         self._local: dict[int, np.ndarray] = {}
         self._keys: dict[tuple, list] = {}  # (shape, scale, first and last triangle) -> [(local triangles, key)]
         self.models: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # model key -> (vertices, faces), metres
+        self._models_bytes = 0
 
     def clear(self):
+        """Forget the meshes (read by address: an address may be reused once a job's data is freed); the models stay
+        unless they hold more than MODELS_KEPT_BYTES."""
+        self._local.clear()
+        if self._models_bytes > MODELS_KEPT_BYTES:
+            self.release()
+
+    def release(self):
+        """Forget everything."""
         self._local.clear()
         self._keys.clear()
         self.models.clear()
+        self._models_bytes = 0
 
     def model(self, local: np.ndarray, scale: np.ndarray) -> str:
         """The key of the object's model (its geometry at its scale); the mesh is kept in ``models``. Objects whose
@@ -37,8 +53,11 @@ class GeometryCache:
                 return key
         vertices, faces = mesh_of(local, scale)
         key = model_key(vertices)
-        self.models.setdefault(key, (vertices, faces))
+        if key not in self.models:
+            self.models[key] = (vertices, faces)
+            self._models_bytes += vertices.nbytes + faces.nbytes
         shortlist.append((local, key))
+        self._models_bytes += local.nbytes
         return key
 
     def local_triangles(self, obj, depsgraph) -> np.ndarray:

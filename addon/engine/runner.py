@@ -94,7 +94,7 @@ class Runner:
         """Forget and remove the caches (the add-on calls this when a run in the user's scene ends)."""
         self.cache.release()
         self.primitives.release()
-        self.geometry.clear()
+        self.geometry.release()
 
     def keep(self) -> set[int]:
         return self.cache.datablocks() | self.primitives.pointers()
@@ -153,7 +153,7 @@ class Runner:
                 if keyed is not None:
                     keyed.release()
         write_videos(recipe, job, writer)  # after the job's scene is gone: meanwhile its last frame is written
-        self.geometry.clear()  # mesh addresses may be reused once the job's data is freed
+        self.geometry.clear()  # mesh addresses may be reused once the job's data is freed (models stay)
         report.wall_seconds = time.perf_counter() - start
         return report
 

@@ -1,5 +1,6 @@
 """Ground truth checked against Blender itself: renders, its own projection, and analytic cases."""
 import math
+from pathlib import Path
 
 import bpy
 import numpy as np
@@ -147,3 +148,50 @@ def test_keypoints_from_empties_and_vertex_groups(tmp_path):
     points = {k["name"]: k for k in records[0]["keypoints"]}
     assert (points["front"]["v"], points["back"]["v"], points["far"]["v"]) == (2, 1, 0)
     assert (points["front"]["x"], points["front"]["y"]) == pytest.approx((W / 2, H / 2), abs=1e-3)
+
+
+def test_models_are_kept_across_jobs_by_content(monkeypatch):
+    """A model is worked out once for as long as the cache lives: a new job's copy of an asset (another mesh, the same
+    triangles) meets it again after the job's meshes are forgotten; release() and the memory bound forget it."""
+    from synthfarm.addon.engine import labels as labels_module
+
+    made = []
+    real = labels_module.mesh_of
+    monkeypatch.setattr(labels_module, "mesh_of", lambda *a: made.append(1) or real(*a))
+    make_scene()
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    cache, scale = GeometryCache(), np.ones(3)
+
+    def job(name):  # a job makes its own copy of the asset: a new mesh
+        obj = add("monkey", name, (0, 0, 0))
+        return cache.model(cache.local_triangles(obj, depsgraph), scale)
+
+    key = job("first")
+    assert len(made) == 1 and key in cache.models
+    cache.clear()  # the job ends
+    assert job("second") == key and len(made) == 1, "the second job's copy was worked out again"
+    assert cache.model(cache.local_triangles(bpy.data.objects["second"], depsgraph), scale * 2) != key
+    assert len(made) == 2  # another scale is another model
+    cache.release()
+    assert not cache.models and job("third") == key and len(made) == 3
+    monkeypatch.setattr(labels_module, "MODELS_KEPT_BYTES", 1)
+    cache.clear()
+    assert not cache.models and job("fourth") == key and len(made) == 4
+
+
+def test_an_in_process_render_keeps_freed_memory(monkeypatch, tmp_path):
+    """synthfarm.render (this process is ours) sets glibc to keep freed memory for the labels' arrays (core/heap.py;
+    the effect itself: tests/unit/test_heap.py); the add-on's Render Locally (LocalBatch) does not."""
+    import synthfarm
+    from synthfarm.addon.engine import api
+
+    calls = []
+    monkeypatch.setattr(api, "keep_freed_memory", lambda: calls.append("render") or True)
+    tiny = Path(__file__).resolve().parents[1] / "data" / "tiny.yaml"
+    summary = synthfarm.render(tiny, jobs=1, out=tmp_path / "out", progress=False)
+    assert summary.jobs_rendered == 1 and calls == ["render"]
+    batch = api.LocalBatch(tiny, 1, tmp_path / "local")
+    try:
+        assert batch.step() is True and calls == ["render"]
+    finally:
+        batch.close()
