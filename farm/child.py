@@ -16,6 +16,7 @@ from pathlib import Path
 import psutil
 import zmq
 
+from ..addon.core.heap import child_environment
 from .tasklog import OutputTail
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,7 +67,8 @@ class Child:
         else:
             cmd = [sys.executable, "-m", "synthfarm.farm.blender_child", endpoint]
         # its own session: a Ctrl-C at the terminal reaches the supervisor, which decides the child's fate
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", **env}  # its lines reach the task log as printed
+        # its lines reach the task log as printed; glibc keeps freed memory for the labels' arrays (heap.py)
+        env = {**os.environ, **child_environment(), "PYTHONUNBUFFERED": "1", **env}
         try:
             # stdin: a pipe never written to; when this process ends, however it ends, the child reads its end
             # and leaves (blender_child.watch_supervisor): no orphan renders on

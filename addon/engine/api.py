@@ -24,6 +24,7 @@ from ..core.dataset.background import BackgroundWriter
 from ..core.dataset.convert import export_for_recipe
 from ..core.dataset.identity import batch_identity
 from ..core.dataset.native import DatasetWriter
+from ..core.heap import keep_freed_memory
 from ..core.jobs import JobSpec, make_jobs
 from ..core.recipe import Recipe, load_recipe, parse_recipe_text
 
@@ -72,7 +73,9 @@ def render(recipe: str | Path | Recipe, jobs: int = 1, out: str | Path = "out", 
     defaults otherwise). device: auto | cpu | gpu. use_current_scene: start from the scene that is open
     now (``blender file.blend --python ...``) instead of an empty one. progress: True for a progress bar,
     or a callback (done, total). A folder holding the same dataset (recipe, seed, tier, parameters,
-    resolutions) is resumed; another dataset there raises DatasetMismatchError unless ``replace``."""
+    resolutions) is resumed; another dataset there raises DatasetMismatchError unless ``replace``. On Linux it sets
+    glibc to keep freed memory for reuse in this process (core/heap.py; the add-on's Render Locally does not)."""
+    keep_freed_memory()  # glibc keeps freed memory for the labels' arrays (core/heap.py)
     batch = LocalBatch(recipe, jobs, out, seed=seed, preview=preview, params=params, device=device,
                        use_current_scene=use_current_scene, runner=runner, replace=replace)
     bar = _progress(progress, batch.summary.jobs_total, batch.summary.jobs_skipped)
