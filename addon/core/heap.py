@@ -3,12 +3,15 @@
 glibc maps arrays above its mmap threshold (128 KiB at first) afresh each time and gives the top of its heap back
 to the system when more than its trim threshold is free there; it raises both as a process frees large blocks
 (up to 32 MiB and 64 MiB), but a frame's labels (arrays of 100 KiB to a few MiB made and freed by the hundred)
-keep meeting fresh pages: 1,400-4,000 page faults a frame at 640x480 with 50 objects, as much CPU as a good part
-of the labels' arithmetic. Setting both thresholds to those upper values from the start leaves none (measured:
-tests/bench/groundtruth.py); outputs do not change. Set for the processes synthfarm runs itself (the farm's Blender
-child, by its environment; the in-process ``synthfarm.render``, by mallopt), not by the add-on in a user's Blender. Setting only a top
-pad (M_TOP_PAD) is not enough: it switches glibc's raising of the thresholds off, and a frame with a large object
-then faulted more than before (15,000 a frame instead of 4,000).
+keep meeting fresh pages: 1,400-4,000 page faults a frame at 640x480 with 50 objects before the rasteriser kept
+its own arrays (raster.py), as much CPU as much of the arithmetic. Setting both thresholds to those upper values
+from the start leaves none; with the rasteriser's arrays kept, a frame's labels still take 0.88x the CPU time
+with these settings (tests/bench/groundtruth.py; issue 13's notes). Outputs do not change.
+
+Set for the processes synthfarm runs itself (the farm's Blender child, by its environment; the in-process
+``synthfarm.render``, by mallopt), not by the add-on in a user's Blender. Setting only a top pad (M_TOP_PAD) is
+not enough: it switches glibc's raising of the thresholds off, and a frame with a large object then faulted more
+than before (15,000 a frame instead of 4,000).
 """
 from __future__ import annotations
 

@@ -146,7 +146,7 @@ def main() -> None:
         report(that, f"round {round_}, that version")
         report(this, f"round {round_}, this version")
         pairs.append((that, this))
-    print("== this / that, per round (CPU of the labelling thread per frame; wall in brackets)")
+    print("== this / that, per round (CPU of the labelling thread per frame; the wall time last)")
     for name in pairs[0][1]["cpu"]:
         ratios = [f"{b['cpu'][name] / a['cpu'][name]:.2f}" for a, b in pairs if a["cpu"].get(name)]
         print(f"  {name + ':':22s} {', '.join(ratios)}")
