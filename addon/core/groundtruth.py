@@ -6,6 +6,7 @@ so one pixel at (c, r) has the box [c, r, 1, 1]. Camera convention: OpenCV (x ri
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
@@ -179,10 +180,31 @@ def geometry_labels(K, world_to_cam, resolution: tuple[int, int], triangles: np.
                                 view)[0]
 
 
+@dataclass(frozen=True)
+class Mesh:
+    """Triangles as points (V, 3) and the point of each triangle's corners (T, 3): a mesh has about six corners per
+    vertex, so points are moved and projected once per vertex, then gathered per corner (the same numbers)."""
+
+    vertices: np.ndarray
+    corners: np.ndarray
+
+    @classmethod
+    def of_triangles(cls, triangles) -> "Mesh":
+        triangles = np.asarray(triangles, dtype=float).reshape(-1, 3, 3)
+        return cls(triangles.reshape(-1, 3), np.arange(3 * len(triangles)).reshape(-1, 3))
+
+    @cached_property
+    def triangles(self) -> np.ndarray:
+        """(T, 3, 3)."""
+        return self.vertices[self.corners]
+
+
 def geometry_labels_many(K, world_to_cam, resolution: tuple[int, int], objects: list, near: float = 1e-4,
                          view: "View | None" = None) -> list[dict]:
     """:func:`geometry_labels` of every object of a frame, ``objects`` a list of (triangles, matrix_world, local_lo,
-    local_hi), computed for many objects at once (in groups of about GROUP_TRIANGLES triangles).
+    local_hi), computed for many objects at once (in groups of about GROUP_TRIANGLES triangles). The triangles are
+    world triangles (T, 3, 3) or a :class:`Mesh` in the object's own frame (its vertices placed in the world as
+    ``vertices @ matrix_world[:3, :3].T + matrix_world[:3, 3]``, what frame_labels did to every corner).
 
     The labels are those of each object alone to the last bit: elementwise arithmetic and min/max do not depend
     on what else is in the array, sums are written out in the order numpy takes for one object, and each small
@@ -190,16 +212,20 @@ def geometry_labels_many(K, world_to_cam, resolution: tuple[int, int], objects: 
     stack). The exception: a group's points go to pixels in one product (a few for many points), which relies on
     BLAS computing each row of a product alike however many rows there are (OpenBLAS does: the same fused
     multiply-adds in the same order per element); tests/unit/test_labels_unchanged.py compares with the
-    per-object code."""
+    per-object code. The same holds for the products that move points to the camera's frame and to pixels (many
+    objects' points in one product) and for a mesh's vertices (each corner is moved as its vertex: the same row of
+    the same product)."""
     K, world_to_cam = np.asarray(K, dtype=float), np.asarray(world_to_cam, dtype=float)
-    triangles = [np.asarray(tris, dtype=float).reshape(-1, 3, 3) for tris, *_ in objects]
+    meshes = [_in_world(shape, matrix) for shape, matrix, *_ in objects]
     if view is not None and not view.identity:
-        amodal = [_distorted_amodal(view, _in_front(world_to_cam, [tris], near)[0]) for tris in triangles]
+        amodal = []
+        for mesh in meshes:
+            cam, corners, _ = _in_front(world_to_cam, [mesh], near)
+            amodal.append(_distorted_amodal(view, cam[corners]))
     else:
         amodal = []
-        for first, last in _groups([len(tris) for tris in triangles], GROUP_TRIANGLES):
-            cam, owners = _in_front(world_to_cam, triangles[first:last], near)
-            amodal += _amodal_group(K, cam, owners, last - first, *resolution)
+        for first, last in _groups([len(mesh.corners) for mesh in meshes], GROUP_TRIANGLES):
+            amodal += _amodal_group(K, *_in_front(world_to_cam, meshes[first:last], near), last - first, *resolution)
     poses = _pose_labels_many(K, world_to_cam, objects, near, view) if objects else []
     return [{**labels, **pose} for labels, pose in zip(amodal, poses)]
 
@@ -215,23 +241,57 @@ def _groups(sizes: list[int], limit: int) -> list[tuple[int, int]]:
     return [*groups, (first, len(sizes))] if sizes else []
 
 
-def _in_front(world_to_cam, triangles: list[np.ndarray], near: float) -> tuple[np.ndarray, np.ndarray]:
-    """The triangles (T, 3, 3) of objects in the camera's frame that lie wholly in front of the near plane, and the
-    object each belongs to (its index in ``triangles``); one product per object, as for one object alone."""
-    cam = np.concatenate([_to_camera(world_to_cam, tris.reshape(-1, 3)) for tris in triangles]).reshape(-1, 3, 3)
-    front = np.flatnonzero((cam[..., 2] > near).all(axis=1))
-    owners = np.repeat(np.arange(len(triangles)), [len(tris) for tris in triangles])
-    return cam.take(front, axis=0), owners.take(front)
+def _in_world(shape, matrix_world) -> Mesh:
+    """An object's triangles as a world :class:`Mesh`: a mesh in the object's frame placed by its matrix, or world
+    triangles (T, 3, 3)."""
+    if isinstance(shape, Mesh):
+        matrix = np.asarray(matrix_world, dtype=float)
+        world = _product(shape.vertices, matrix[:3, :3])
+        world += matrix[:3, 3]
+        return Mesh(world, shape.corners)
+    return Mesh.of_triangles(shape)
 
 
-def _amodal_group(K, cam: np.ndarray, owners: np.ndarray, count: int, width: int, height: int) -> list[dict]:
-    """Amodal labels of ``count`` objects from their triangles ``cam`` (T, 3, 3) in the camera's frame, in front
-    of it, ``owners`` giving each triangle's object (non-decreasing): the silhouettes rasterised in one pass."""
-    flat = cam.reshape(-1, 3)
-    uvw = np.empty_like(flat)
-    for start in range(0, len(flat), BLAS_ROWS):
-        np.matmul(flat[start:start + BLAS_ROWS], K.T, out=uvw[start:start + BLAS_ROWS])
-    px = (uvw[:, :2] / uvw[:, 2:3]).reshape(-1, 3, 2)  # as _to_pixels(K, cam) makes them
+def _product(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """points (N, 3) @ matrix.T, every row as numpy computes it in a product of many rows: in products of BLAS_ROWS
+    rows at most and never of one row (numpy computes a one-row product with another BLAS routine, whose last bits
+    differ)."""
+    points = np.asarray(points, dtype=float)
+    if len(points) == 1:
+        return (np.repeat(points, 2, axis=0) @ matrix.T)[:1]
+    out = np.empty((len(points), len(matrix)))
+    bounds = [*range(0, len(points), BLAS_ROWS), len(points)]
+    if len(bounds) > 2 and bounds[-1] - bounds[-2] == 1:
+        bounds[-2] -= 1
+    for start, stop in zip(bounds, bounds[1:]):
+        np.matmul(points[start:stop], matrix.T, out=out[start:stop])
+    return out
+
+
+def _in_front(world_to_cam, meshes: list[Mesh], near: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The meshes' points in the camera's frame (N, 3), the triangles that lie wholly in front of the near plane (their
+    corners as rows of those points, (T, 3)) and the mesh each belongs to (its index in ``meshes``)."""
+    points = np.concatenate([mesh.vertices for mesh in meshes]) if meshes else np.zeros((0, 3))
+    cam = _product(points, world_to_cam[:3, :3])
+    cam += world_to_cam[:3, 3]
+    sizes = [len(mesh.vertices) for mesh in meshes]
+    offsets = np.cumsum(sizes) - sizes
+    corners = np.concatenate([mesh.corners + offset for mesh, offset in zip(meshes, offsets.tolist())]) \
+        if meshes else np.zeros((0, 3), dtype=np.int64)
+    ahead = cam[:, 2] > near
+    front = np.flatnonzero(ahead[corners[:, 0]] & ahead[corners[:, 1]] & ahead[corners[:, 2]])
+    owners = np.repeat(np.arange(len(meshes)), [len(mesh.corners) for mesh in meshes])
+    return cam, corners.take(front, axis=0), owners.take(front)
+
+
+def _amodal_group(K, cam: np.ndarray, corners: np.ndarray, owners: np.ndarray, count: int, width: int,
+                  height: int) -> list[dict]:
+    """Amodal labels of ``count`` objects from their triangles in front of the camera, ``corners`` (T, 3) rows of the
+    points ``cam`` (N, 3) in its frame, ``owners`` giving each triangle's object (non-decreasing): the silhouettes
+    rasterised in one pass."""
+    uvw = _product(cam, K)
+    with np.errstate(divide="ignore", invalid="ignore"):  # points behind the camera are no triangle's corner here
+        px = (uvw[:, :2] / uvw[:, 2:3])[corners]  # as _to_pixels(K, cam) makes them, (T, 3, 2)
     coverage = cover(px, owners, width, height)
     pixels = coverage.pixel_counts(count).tolist()
     run_owner, starts, ends = coverage.column_runs(height)

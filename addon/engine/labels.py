@@ -6,7 +6,7 @@ import bpy
 import numpy as np
 
 from ..core.dataset.models import mesh_of, model_key
-from ..core.groundtruth import geometry_labels_many, instances_from_mask, keypoint_labels, visibility
+from ..core.groundtruth import Mesh, geometry_labels_many, instances_from_mask, keypoint_labels, visibility
 from .generators import GENERATOR_PROP
 from .keypoints import keypoint_children, world_keypoints
 from .scene import labelled_class
@@ -22,7 +22,7 @@ class GeometryCache:
     worked out once per geometry and scale for as long as the cache lives (they depend on nothing else)."""
 
     def __init__(self):
-        self._local: dict[int, np.ndarray] = {}
+        self._local: dict[int, Mesh] = {}
         self._keys: dict[tuple, list] = {}  # (shape, scale, first and last triangle) -> [(local triangles, key)]
         self.models: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # model key -> (vertices, faces), metres
         self._models_bytes = 0
@@ -60,7 +60,8 @@ class GeometryCache:
         self._models_bytes += local.nbytes
         return key
 
-    def local_triangles(self, obj, depsgraph) -> np.ndarray:
+    def local_mesh(self, obj, depsgraph) -> Mesh:
+        """The object's evaluated triangles in its own frame (a mesh without modifiers is read once per job)."""
         modified = len(obj.modifiers) > 0
         key = obj.data.as_pointer()
         if not modified and key in self._local:
@@ -73,13 +74,13 @@ class GeometryCache:
             mesh.vertices.foreach_get("co", coords)
             corners = np.empty(len(mesh.loop_triangles) * 3, dtype=np.int64)
             mesh.loop_triangles.foreach_get("vertices", corners)
-            triangles = coords.reshape(-1, 3)[corners].reshape(-1, 3, 3)
+            local = Mesh(coords.reshape(-1, 3), corners.reshape(-1, 3))
         finally:
             if modified:
                 evaluated.to_mesh_clear()
         if not modified:
-            self._local[key] = triangles
-        return triangles
+            self._local[key] = local
+        return local
 
 
 def frame_labels(scene, objects: list, index: np.ndarray, K: np.ndarray, world_to_cam: np.ndarray,
@@ -91,25 +92,22 @@ def frame_labels(scene, objects: list, index: np.ndarray, K: np.ndarray, world_t
     resolution = (index.shape[1], index.shape[0])
     visible = instances_from_mask(index, range(1, len(objects) + 1))
     near = scene.camera.data.clip_start
-    shapes, locals_ = [], []
+    shapes = []
     for obj in objects:
-        matrix = np.array(obj.matrix_world)
-        local = geometry.local_triangles(obj, depsgraph)
-        world = local.reshape(-1, 3) @ matrix[:3, :3].T + matrix[:3, 3]
         bounds = np.array([c[:] for c in obj.bound_box])
-        shapes.append((world.reshape(-1, 3, 3), matrix, bounds.min(axis=0), bounds.max(axis=0)))
-        locals_.append(local)
+        shapes.append((geometry.local_mesh(obj, depsgraph), np.array(obj.matrix_world), bounds.min(axis=0),
+                       bounds.max(axis=0)))
     geometry_of = geometry_labels_many(K, world_to_cam, resolution, shapes, near=near, view=view)
     records = []
     children = keypoint_children()
-    for iid, (obj, local, (_, matrix, _, _), geo) in enumerate(zip(objects, locals_, shapes, geometry_of), start=1):
+    for iid, (obj, (local, matrix, _, _), geo) in enumerate(zip(objects, shapes, geometry_of), start=1):
         cls = labelled_class(obj)
         seen = visible.get(iid)
         pixels = seen.pixels if seen else 0
         scale = np.linalg.norm(matrix[:3, :3], axis=0)
         records.append({
             "instance_id": iid, "name": obj.name, "generator": obj.get(GENERATOR_PROP), "class": cls,
-            "class_id": class_ids[cls], "model": geometry.model(local, scale), "visible_pixels": pixels,
+            "class_id": class_ids[cls], "model": geometry.model(local.triangles, scale), "visible_pixels": pixels,
             "bbox": seen.bbox if seen else None, "segmentation": seen.rle if seen else None,
             "visibility": visibility(pixels, geo["amodal_pixels"]), **geo,
         })

@@ -33,7 +33,8 @@ from pathlib import Path
 PARTS = [("engine.runner", "frame_labels", "frame_labels (all)"),
          ("engine.labels", "geometry_labels_many", "geometry labels"),
          ("engine.labels", "GeometryCache.model", "models"),
-         ("engine.labels", "GeometryCache.local_triangles", "mesh triangles"),
+         ("engine.labels", "GeometryCache.local_triangles", "mesh triangles"),  # before meshes
+         ("engine.labels", "GeometryCache.local_mesh", "mesh triangles"),
          ("engine.labels", "instances_from_mask", "visible masks"),
          ("engine.labels", "world_keypoints", "keypoints")]
 

@@ -150,6 +150,51 @@ def test_keypoints_from_empties_and_vertex_groups(tmp_path):
     assert (points["front"]["x"], points["front"]["y"]) == pytest.approx((W / 2, H / 2), abs=1e-3)
 
 
+def test_geometry_labels_are_those_of_every_corner_moved_alone():
+    """frame_labels moves and projects a mesh's vertices once each, not every corner of every triangle: the labels are
+    bit-identical to the old code's (tests/support/labels_before.py) on the world triangles it made, every corner
+    by the object's matrix, for real meshes: shared vertices, a modifier, copies sharing a mesh, objects cut by the
+    border, behind the camera and through the near plane."""
+    import json
+
+    import labels_before
+
+    scene = make_scene()
+    objects = [add("monkey", "monkey", (0.3, 0, 0.2), size=1.0, rotation=(0.3, 0.2, 2.5)),
+               add("cube", "cube", (1.6, 1, -0.9), size=1.2, rotation=(0.5, 0.1, 0.7)),  # cut by the border
+               add("monkey", "far", (-0.4, 30, 0.5), size=2.0), add("cube", "behind", (0, -8, 0)),
+               add("monkey", "near", (0.1, -4.95, 0.05), size=0.5)]  # through the near plane
+    objects[1].scale = (1.5, 0.7, 1.1)
+    objects[0].modifiers.new("subdivide", "SUBSURF").levels = 1
+    copy = objects[2].copy()  # shares the mesh
+    copy.name, copy.location = "copy", (-1.2, 2, -0.3)
+    scene.collection.objects.link(copy)
+    objects.append(copy)
+    scene.camera.data.clip_start = 0.1
+    bpy.context.view_layer.update()
+    info = camera_record(scene.camera, scene)
+    K, world_to_cam = np.array(info["K"]), np.array(info["world_to_cam"])
+    records = frame_labels(scene, objects, np.zeros((H, W), dtype=np.int32), K, world_to_cam,
+                           {name: 1 for name in ("monkey", "cube", "far", "behind", "near", "copy")}, GeometryCache())
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    old_input = []
+    for obj in objects:
+        mesh = obj.evaluated_get(depsgraph).to_mesh()
+        mesh.calc_loop_triangles()
+        coords = np.array([v.co[:] for v in mesh.vertices], dtype=np.float64)
+        local = coords[np.array([t.vertices[:] for t in mesh.loop_triangles])]
+        obj.evaluated_get(depsgraph).to_mesh_clear()
+        matrix = np.array(obj.matrix_world)
+        world = local.reshape(-1, 3) @ matrix[:3, :3].T + matrix[:3, 3]
+        bounds = np.array([c[:] for c in obj.bound_box])
+        old_input.append((world.reshape(-1, 3, 3), matrix, bounds.min(axis=0), bounds.max(axis=0)))
+    old = labels_before.geometry_labels_many(K, world_to_cam, (W, H), old_input, 0.1)
+    assert len(records[0]["amodal_segmentation"]["counts"]) > 10 and 0 < records[1]["truncation"] < 1
+    assert records[3]["amodal_pixels"] == 0 and records[4]["amodal_pixels"] > 0
+    for record, labels in zip(records, old):
+        assert json.dumps({key: record[key] for key in labels}, allow_nan=False) == json.dumps(labels, allow_nan=False)
+
+
 def test_models_are_kept_across_jobs_by_content(monkeypatch):
     """A model is worked out once for as long as the cache lives: a new job's copy of an asset (another mesh, the same
     triangles) meets it again after the job's meshes are forgotten; release() and the memory bound forget it."""
@@ -164,13 +209,13 @@ def test_models_are_kept_across_jobs_by_content(monkeypatch):
 
     def job(name):  # a job makes its own copy of the asset: a new mesh
         obj = add("monkey", name, (0, 0, 0))
-        return cache.model(cache.local_triangles(obj, depsgraph), scale)
+        return cache.model(cache.local_mesh(obj, depsgraph).triangles, scale)
 
     key = job("first")
     assert len(made) == 1 and key in cache.models
     cache.clear()  # the job ends
     assert job("second") == key and len(made) == 1, "the second job's copy was worked out again"
-    assert cache.model(cache.local_triangles(bpy.data.objects["second"], depsgraph), scale * 2) != key
+    assert cache.model(cache.local_mesh(bpy.data.objects["second"], depsgraph).triangles, scale * 2) != key
     assert len(made) == 2  # another scale is another model
     cache.release()
     assert not cache.models and job("third") == key and len(made) == 3

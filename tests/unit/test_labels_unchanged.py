@@ -9,7 +9,8 @@ import labels_before
 import numpy as np
 import pytest
 
-from synthfarm.addon.core.groundtruth import blender_to_opencv_camera, geometry_labels_many
+from synthfarm.addon.core import groundtruth
+from synthfarm.addon.core.groundtruth import Mesh, blender_to_opencv_camera, geometry_labels_many
 from synthfarm.addon.core.lens import Lens, render_view
 
 
@@ -35,9 +36,11 @@ def random_rotation(rng):
     return q if np.linalg.det(q) > 0 else -q
 
 
-def scene(seed, width, height, count=60):
-    """A camera and ``count`` objects as frame_labels hands them over: (world triangles, matrix_world, local
-    bounds low, high); each object is placed at a point given in the camera's frame (OpenCV: z forward)."""
+def scene(seed, width, height, count=60, as_meshes=False):
+    """A camera and ``count`` objects as frame_labels handed them over before meshes: (world triangles, matrix_world,
+    local bounds low, high), or with ``as_meshes`` as it does now, a Mesh in the object's frame (each vertex shared by
+    the corners at that point) instead of the world triangles; each object is placed at a point given in the
+    camera's frame (OpenCV: z forward)."""
     rng = np.random.default_rng(seed)
     cam = np.eye(4)
     cam[:3, :3], cam[:3, 3] = random_rotation(rng), rng.uniform(-3, 3, 3)
@@ -63,11 +66,16 @@ def scene(seed, width, height, count=60):
         matrix[:3, 3] = (cam_to_world @ point)[:3]
         if k == count - 1:                                           # huge and close: covers the whole image
             matrix[:3, :3], matrix[:3, 3] = random_rotation(rng) * 40, cam_to_world[:3, 3] + cam_to_world[:3, 2]
-        world = local.reshape(-1, 3) @ matrix[:3, :3].T + matrix[:3, 3]
+        world = local.reshape(-1, 3) @ matrix[:3, :3].T + matrix[:3, 3]  # what frame_labels did to every corner
         lo, hi = (local.reshape(-1, 3).min(axis=0), local.reshape(-1, 3).max(axis=0)) if len(local) else \
             (np.full(3, -0.5), np.full(3, 0.5))
-        objects.append((world.reshape(-1, 3, 3), matrix, lo, hi))
+        if as_meshes:
+            vertices, corners = np.unique(local.reshape(-1, 3), axis=0, return_inverse=True)
+            objects.append((Mesh(vertices, corners.reshape(-1, 3)), matrix, lo, hi))
+        else:
+            objects.append((world.reshape(-1, 3, 3), matrix, lo, hi))
     return K, world_to_cam, objects
+
 
 
 def text(labels):
@@ -76,11 +84,12 @@ def text(labels):
 
 @pytest.mark.parametrize("seed, size", [(1, (640, 480)), (2, (640, 480)), (3, (97, 61)), (4, (33, 200)),
                                         (5, (320, 240))])
-def test_pinhole_labels_are_bit_identical_to_the_old_code(seed, size):
+@pytest.mark.parametrize("meshes", [False, True], ids=["world triangles", "meshes"])
+def test_pinhole_labels_are_bit_identical_to_the_old_code(seed, size, meshes):
     K, world_to_cam, objects = scene(seed, *size)
     near = 0.01 if seed % 2 else 0.1
     old = labels_before.geometry_labels_many(K, world_to_cam, size, objects, near)
-    new = geometry_labels_many(K, world_to_cam, size, objects, near)
+    new = geometry_labels_many(K, world_to_cam, size, scene(seed, *size, as_meshes=meshes)[2], near)
     kinds = {"seen": sum(o["amodal_pixels"] > 0 for o in old), "cut": sum(0 < o["truncation"] < 1 for o in old),
              "unseen": sum(o["amodal_pixels"] == 0 for o in old), "no 3D box in the image":
              sum(o["box3d"]["image"] is None for o in old)}
@@ -88,6 +97,19 @@ def test_pinhole_labels_are_bit_identical_to_the_old_code(seed, size):
     assert len(new) == len(old)
     for k, (a, b) in enumerate(zip(new, old)):
         assert text(a) == text(b), f"object {k}"
+
+
+def test_points_go_through_products_of_many_rows(monkeypatch):
+    """Points are moved in products of several rows: every row as in one product of all of them, however many
+    points there are and however they are cut into products (a product of one row comes out otherwise)."""
+    rng = np.random.default_rng(0)
+    matrix = rng.normal(size=(3, 3))
+    points = rng.normal(size=(200, 3)) * 1e3
+    whole = points @ matrix.T
+    assert not np.array_equal(points[:1] @ matrix.T, whole[:1])  # numpy's one-row product: other last bits
+    monkeypatch.setattr(groundtruth, "BLAS_ROWS", 8)
+    for n in range(1, 60):
+        assert np.array_equal(groundtruth._product(points[:n], matrix), whole[:n]), n
 
 
 def test_distorted_labels_are_bit_identical_to_the_old_code():
@@ -98,7 +120,7 @@ def test_distorted_labels_are_bit_identical_to_the_old_code():
     K, world_to_cam, objects = scene(9, W, H, count=25)
     K = lens.K
     old = labels_before.geometry_labels_many(K, world_to_cam, (W, H), objects, 0.01, view)
-    new = geometry_labels_many(K, world_to_cam, (W, H), objects, 0.01, view)
+    new = geometry_labels_many(K, world_to_cam, (W, H), scene(9, W, H, count=25, as_meshes=True)[2], 0.01, view)
     assert sum(o["amodal_pixels"] > 0 for o in old) > 5
     for k, (a, b) in enumerate(zip(new, old)):
         assert text(a) == text(b), f"object {k}"
