@@ -130,6 +130,17 @@ class _Buffers(threading.local):
 _buffers = _Buffers()
 
 
+def _left_right_third(N: np.ndarray) -> np.ndarray | None:
+    """Each triangle's edges (N: minus their A, (3, T)) in the order (a left one, a right one, the third): a triangle
+    of finite coordinates that crosses a row has both (its edges' heights add up to 0, and each has its sign exactly);
+    None when one does not."""
+    left, right = N < 0, N > 0
+    if not (left.any(axis=0).all() and right.any(axis=0).all()):
+        return None
+    first, second = left.argmax(axis=0), right.argmax(axis=0)
+    return np.stack([first, second, 3 - first - second])
+
+
 def cover(triangles: np.ndarray, owners: np.ndarray, width: int, height: int,
           origin: tuple[int, int] = (0, 0)) -> Coverage:
     """The pixels of a (height, width) canvas with ``origin`` as its top-left pixel covered by triangles (T, 3, 2)
@@ -138,49 +149,60 @@ def cover(triangles: np.ndarray, owners: np.ndarray, width: int, height: int,
     tri = np.asarray(triangles, dtype=np.float64).reshape(-1, 6)
     if tuple(origin) != (0, 0):
         tri = tri - np.tile(np.asarray(origin, dtype=np.float64), 3)
-    ax, ay, bx, by, cx, cy = np.ascontiguousarray(tri.T)  # one copy: every coordinate in a row of its own
+    buffers = _buffers
+    coords = buffers.get("coords", tri.size, np.float64).reshape(6, -1)
+    np.copyto(coords, tri.T)  # one copy: every coordinate in a row of its own
+    ax, ay, bx, by, cx, cy = coords
     area = (bx - ax) * (cy - ay) - (by - ay) * (cx - ax)
     r0 = np.clip(np.ceil(np.minimum(np.minimum(ay, by), cy) - 0.5), 0, height).astype(np.int64)
     r1 = np.clip(np.floor(np.maximum(np.maximum(ay, by), cy) - 0.5), -1, height - 1).astype(np.int64)
     rows = np.where(np.abs(area) > 1e-12, np.maximum(r1 - r0 + 1, 0), 0)
     nz = np.flatnonzero(rows)  # the triangles that cross a pixel row's centre; a (triangle, row) pair each below
     rows, sign = rows[nz], np.sign(area[nz])
-    buffers = _buffers
     which = buffers.ranges("which", rows)  # each pair's triangle (its place in nz)
     pairs = which.size
     row = np.take(r0[nz] - (np.cumsum(rows) - rows), which, out=buffers.get("row", pairs), mode="clip")
     row += buffers.count(pairs)
     y = np.add(row, 0.5, out=buffers.get("y", pairs, np.float64))
-    A, B, C, rhs, lo, hi = (buffers.get(name, pairs, np.float64) for name in ("A", "B", "C", "rhs", "lo", "hi"))
-    left, right, flat, empty = (buffers.get(name, pairs, bool) for name in ("left", "right", "flat", "empty"))
+    # inside edge e: A x + B y + C >= 0, i.e. x >= -(B y + C) / A where A > 0 (a left edge: the span's start is the
+    # largest of these bounds) and x <= ... where A < 0 (a right edge: its end is the smallest); per triangle, with
+    # -A (N below): -(B y + C) / A is (B y + C) / -A to the bit
+    x, yy = (ax[nz], bx[nz], cx[nz]), (ay[nz], by[nz], cy[nz])
+    A = np.stack([-(yy[q] - yy[p]) * sign for p, q in ((0, 1), (1, 2), (2, 0))])
+    B = np.stack([(x[q] - x[p]) * sign for p, q in ((0, 1), (1, 2), (2, 0))])
+    C = -(A * np.stack(x) + B * np.stack(yy))
+    N = np.negative(A, out=A)
+    # edges put in the order (a left one, a right one, the third), the first two need no test per pair and give the
+    # span's start and end; the third may be either or horizontal
+    order = _left_right_third(N)
+    known = order is not None
+    if known:
+        triangle = np.arange(nz.size)
+        N, B, C = (coefficient[order, triangle] for coefficient in (N, B, C))
+    Np, Bp, Cp, lo, hi = (buffers.get(name, pairs, np.float64) for name in ("N", "B", "C", "lo", "hi"))
+    is_left, is_right, flat, empty = (buffers.get(name, pairs, bool) for name in ("left", "right", "flat", "empty"))
     empty.fill(False)
-    for edge, ((px, py), (qx, qy)) in enumerate((((ax, ay), (bx, by)), ((bx, by), (cx, cy)), ((cx, cy), (ax, ay)))):
-        # inside this edge: A x + B y + C >= 0, i.e. A x >= -(B y + C); per triangle, then per pair
-        px, py, qx, qy = px[nz], py[nz], qx[nz], qy[nz]
-        At, Bt = -(qy - py) * sign, (qx - px) * sign
-        Ct = -(At * px + Bt * py)
-        for per_triangle, per_pair in ((At, A), (Bt, B), (Ct, C)):
+    if not known:  # the same as np.maximum(-inf, bound) and np.minimum(inf, bound) of the first edge
+        lo.fill(-np.inf)
+        hi.fill(np.inf)
+    for edge in range(3):
+        for per_triangle, per_pair in ((N[edge], Np), (B[edge], Bp), (C[edge], Cp)):
             np.take(per_triangle, which, out=per_pair, mode="clip")  # mode="clip": out= unbuffered (indices valid)
-        np.negative(np.add(np.multiply(B, y, out=rhs), C, out=rhs), out=rhs)
+        total = np.add(np.multiply(Bp, y, out=Bp), Cp, out=Cp)  # B y + C
         with np.errstate(divide="ignore", invalid="ignore"):
-            bound = np.divide(rhs, A, out=B)
-        np.greater(A, 0, out=left)
-        np.less(A, 0, out=right)
-        if edge == 0:  # the same as np.maximum(-inf, bound) and np.minimum(inf, bound)
-            lo.fill(-np.inf)
-            hi.fill(np.inf)
-            np.copyto(lo, bound, where=left)
-            np.copyto(hi, bound, where=right)
-        else:
-            np.maximum(lo, bound, out=lo, where=left)
-            np.minimum(hi, bound, out=hi, where=right)
-        if (At == 0).any():  # a horizontal edge: the pairs of its row that lie outside it cover nothing
-            np.logical_and(np.equal(A, 0, out=flat), np.greater(rhs, 0, out=left), out=flat)
+            if known and edge < 2:
+                np.divide(total, Np, out=hi if edge else lo)
+                continue
+            bound = np.divide(total, Np, out=Bp)
+        np.maximum(lo, bound, out=lo, where=np.less(Np, 0, out=is_left))
+        np.minimum(hi, bound, out=hi, where=np.greater(Np, 0, out=is_right))
+        if (N[edge] == 0).any():  # a horizontal edge: the pairs of its row that lie outside it cover nothing
+            np.logical_and(np.equal(Np, 0, out=flat), np.less(total, 0, out=is_left), out=flat)
             empty |= flat
     c0, c1 = buffers.get("c0", pairs), buffers.get("c1", pairs)
     np.copyto(c0, np.clip(np.ceil(np.subtract(lo, 0.5, out=lo), out=lo), 0, width, out=lo), casting="unsafe")
     np.copyto(c1, np.clip(np.floor(np.subtract(hi, 0.5, out=hi), out=hi), -1, width - 1, out=hi), casting="unsafe")
-    ok = np.flatnonzero(np.greater_equal(c1, c0, out=left) & np.logical_not(empty, out=empty))
+    ok = np.flatnonzero(np.greater_equal(c1, c0, out=is_left) & np.logical_not(empty, out=empty))
     spans = ok.size
     row, c0, c1 = (np.take(a, ok, out=buffers.get(name, spans), mode="clip")
                    for a, name in ((row, "span row"), (c0, "span c0"), (c1, "span c1")))

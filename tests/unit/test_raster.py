@@ -39,9 +39,21 @@ def test_same_pixels_as_the_rasteriser_before_batching():
     """Bit-identical to the old code (tests/support/labels_before.py), also where pixel centres lie exactly on
     edges and corners (coordinates on the half-pixel lattice), on canvases with an origin, and with degenerate
     and far-away triangles."""
+    same_pixels_as_before(np.random.default_rng(3))
+
+
+def test_same_pixels_without_the_edges_in_order(monkeypatch):
+    """The rasteriser's general path (every edge tested per pair, for triangles without a left or a right edge:
+    coordinates that are not finite) covers the same pixels."""
+    from synthfarm.addon.core import raster
+
+    monkeypatch.setattr(raster, "_left_right_third", lambda N: None)
+    same_pixels_as_before(np.random.default_rng(4))
+
+
+def same_pixels_as_before(rng):
     import labels_before
 
-    rng = np.random.default_rng(3)
     for k in range(200):
         count = int(rng.integers(1, 30))
         tris = rng.uniform(-15, 45, size=(count, 3, 2))
