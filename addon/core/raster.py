@@ -177,8 +177,8 @@ def cover(triangles: np.ndarray, owners: np.ndarray, width: int, height: int,
     order = _left_right_third(N)
     known = order is not None
     if known:
-        triangle = np.arange(nz.size)
-        N, B, C = (coefficient[order, triangle] for coefficient in (N, B, C))
+        place = np.add(np.multiply(order, nz.size, out=order), np.arange(nz.size), out=order)  # in (3, T) read flat
+        N, B, C = (coefficient.ravel().take(place) for coefficient in (N, B, C))
     Np, Bp, Cp, lo, hi = (buffers.get(name, pairs, np.float64) for name in ("N", "B", "C", "lo", "hi"))
     is_left, is_right, flat, empty = (buffers.get(name, pairs, bool) for name in ("left", "right", "flat", "empty"))
     empty.fill(False)

@@ -100,11 +100,12 @@ def frame_labels(scene, objects: list, index: np.ndarray, K: np.ndarray, world_t
     geometry_of = geometry_labels_many(K, world_to_cam, resolution, shapes, near=near, view=view)
     records = []
     children = keypoint_children()
-    for iid, (obj, (local, matrix, _, _), geo) in enumerate(zip(objects, shapes, geometry_of), start=1):
+    # each object's scale (its axes' lengths) as np.linalg.norm(matrix[:3, :3], axis=0) gives it, for all at once
+    scales = np.linalg.norm(np.stack([matrix for _, matrix, _, _ in shapes])[:, :3, :3], axis=1) if shapes else []
+    for iid, (obj, (local, _, _, _), scale, geo) in enumerate(zip(objects, shapes, scales, geometry_of), start=1):
         cls = labelled_class(obj)
         seen = visible.get(iid)
         pixels = seen.pixels if seen else 0
-        scale = np.linalg.norm(matrix[:3, :3], axis=0)
         records.append({
             "instance_id": iid, "name": obj.name, "generator": obj.get(GENERATOR_PROP), "class": cls,
             "class_id": class_ids[cls], "model": geometry.model(local.triangles, scale), "visible_pixels": pixels,

@@ -154,7 +154,8 @@ def test_geometry_labels_are_those_of_every_corner_moved_alone():
     """frame_labels moves and projects a mesh's vertices once each, not every corner of every triangle: the labels are
     bit-identical to the old code's (tests/support/labels_before.py) on the world triangles it made, every corner
     by the object's matrix, for real meshes: shared vertices, a modifier, copies sharing a mesh, objects cut by the
-    border, behind the camera and through the near plane."""
+    border, behind the camera and through the near plane; and each model is the one of the object's scale as it
+    worked it out, one object at a time."""
     import json
 
     import labels_before
@@ -177,7 +178,7 @@ def test_geometry_labels_are_those_of_every_corner_moved_alone():
     records = frame_labels(scene, objects, np.zeros((H, W), dtype=np.int32), K, world_to_cam,
                            {name: 1 for name in ("monkey", "cube", "far", "behind", "near", "copy")}, GeometryCache())
     depsgraph = bpy.context.evaluated_depsgraph_get()
-    old_input = []
+    old_input, locals_ = [], []
     for obj in objects:
         mesh = obj.evaluated_get(depsgraph).to_mesh()
         mesh.calc_loop_triangles()
@@ -188,11 +189,14 @@ def test_geometry_labels_are_those_of_every_corner_moved_alone():
         world = local.reshape(-1, 3) @ matrix[:3, :3].T + matrix[:3, 3]
         bounds = np.array([c[:] for c in obj.bound_box])
         old_input.append((world.reshape(-1, 3, 3), matrix, bounds.min(axis=0), bounds.max(axis=0)))
+        locals_.append(local)
     old = labels_before.geometry_labels_many(K, world_to_cam, (W, H), old_input, 0.1)
     assert len(records[0]["amodal_segmentation"]["counts"]) > 10 and 0 < records[1]["truncation"] < 1
     assert records[3]["amodal_pixels"] == 0 and records[4]["amodal_pixels"] > 0
-    for record, labels in zip(records, old):
+    cache = GeometryCache()
+    for record, labels, local, (_, matrix, _, _) in zip(records, old, locals_, old_input):
         assert json.dumps({key: record[key] for key in labels}, allow_nan=False) == json.dumps(labels, allow_nan=False)
+        assert record["model"] == cache.model(local, np.linalg.norm(matrix[:3, :3], axis=0))  # each scale as before
 
 
 def test_models_are_kept_across_jobs_by_content(monkeypatch):
