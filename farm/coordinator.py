@@ -27,6 +27,7 @@ from . import protocol as p
 from .fleet import Fleet
 from .health import HealthFile
 from .jobs_log import JobsLog
+from .landing import Arrival, Landing, discard_staging, staging_dir
 from .objectstore import Buckets, StorageError, manifest_frames
 from .paths import missing_frames, shared_root, staged_frames, vet_staging
 from .requests import ClientRequests
@@ -43,18 +44,6 @@ def disk_error(err: BaseException) -> bool:
     """Whether a database error is the state's disk failing (full, or an I/O error), not a fault of one request."""
     return isinstance(err, sqlite3.OperationalError) and getattr(err, "sqlite_errorcode", 0) & 0xFF in (
         sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR)
-
-
-def staging_dir(out: str, attempt_id: str) -> str:
-    return os.path.join(out, ".staging", attempt_id)
-
-
-def discard_staging(path: str) -> None:
-    """Delete an attempt's staging folder; a link in its place is removed, never followed."""
-    if os.path.islink(path):
-        os.unlink(path)
-    else:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 class Coordinator(ClientRequests):
@@ -81,6 +70,7 @@ class Coordinator(ClientRequests):
         self.health: HealthFile | None = None  # rewritten every cycle for a liveness probe (synthfarm health)
         self._outbox: list[tuple[zmq.Socket, list[bytes]]] = []
         self.jobs_log = JobsLog(self.store)  # jobs.jsonl lines, written after each commit
+        self.landing = Landing()  # the cycle's successes: their files committed together before the state
         self.jobs_log.check_all()
         self.state_error = ""  # why the state cannot be written (its disk is full); dispatch waits meanwhile
         self._seen: dict[bytes, float] = {}  # worker identity -> when last heard from (monotonic)
@@ -161,6 +151,7 @@ class Coordinator(ClientRequests):
                 except zmq.Again:
                     break
                 self._guarded(name, frames, handle)
+        self._land()  # files first: the cycle's successes are recorded done in the commit below
         if time.monotonic() - self._last_check >= self.heartbeat:
             if self.state_error:
                 self._last_check = time.monotonic()
@@ -190,7 +181,7 @@ class Coordinator(ClientRequests):
     def _guarded(self, source: str, frames: list[bytes], handle) -> None:
         """Handle one message in a savepoint: if it raises, its transitions, replies and records are undone,
         the error is logged, and a client gets an error reply. Nothing a peer sends ends the loop."""
-        outbox = len(self._outbox)
+        outbox, arrivals = len(self._outbox), len(self.landing.arrivals)
         records = {out: len(r) for out, r in self.jobs_log.pending.items()}
         try:
             with self.store.request():
@@ -202,6 +193,7 @@ class Coordinator(ClientRequests):
                 log.exception("error while handling a message from %s", source)
                 self.dropped["internal_error"] += 1
                 del self._outbox[outbox:]
+                del self.landing.arrivals[arrivals:]
                 for out in list(self.jobs_log.pending):
                     del self.jobs_log.pending[out][records.get(out, 0):]
             if source == "clients" and frames:
@@ -220,6 +212,7 @@ class Coordinator(ClientRequests):
         self._outbox = [(sock, frames) for sock, frames in self._outbox if sock is self.sockets["clients"]
                         and b'"ok":false' in frames[-1]]  # refusals may still go out; nothing else happened
         self.jobs_log.pending.clear()
+        self.landing.arrivals.clear()  # their attempts stay out: lost when their workers ask for more
         if not self.state_error:
             log.error("the farm's state cannot be written (%s); dispatch stops until it can", err)
         self.state_error = (f"the farm's state cannot be written ({err}): free space on the disk of "
@@ -237,6 +230,7 @@ class Coordinator(ClientRequests):
         self.state_error = ""
 
     def close(self) -> None:
+        self.landing.close()
         for sock in self.sockets.values():
             sock.close(linger=0)
         if self.authenticator is not None:
@@ -434,23 +428,19 @@ class Coordinator(ClientRequests):
             if refused:  # a failed attempt, with the reason
                 log.warning("attempt %s of worker %s refused: %s", msg.attempt_id, worker_id, refused)
                 msg = msg.model_copy(update={"ok": False, "error": refused})
-        if msg.ok and current:
-            # files first: a crash after this re-runs the job, whose identical files overwrite these
-            try:
-                if not url:  # nothing staged: nothing to move (the commit removes the staging folder)
-                    stems = DatasetWriter(Path(batch["out"])).commit_staging(Path(staging)) if staged else []
-                    staged = False
-            except OSError as err:
-                if err.errno != errno.ENOSPC:
-                    raise
-                self.store.worker_seen(worker_id, status="idle")
-                return self._out_of_space(batch, msg.attempt_id, str(err))
+        if attempt and attempt["worker_id"] == worker_id:
+            self.store.save_log(msg.attempt_id, msg.log_tail)
+        if msg.ok and current and not url:  # its files land with the cycle's other successes, then it is done
+            params, seed = self.store.job_input(batch, attempt["job_id"])
+            self.landing.add(Arrival(attempt, batch["out"], staging, params, seed, msg.frames, msg.seconds, msg.device))
+            self.store.land(attempt)
+            self.store.worker_seen(worker_id, status="busy" if self.store.attempts_out(worker_id) else "idle")
+            return
+        if msg.ok and current:  # committed to its bucket above
             params, seed = self.store.job_input(batch, attempt["job_id"])
             self.jobs_log.add(batch["out"], job_record(
                 attempt["job_id"], params, seed, "done",
                 frames=msg.frames, stems=stems, seconds=round(msg.seconds, 3), device=msg.device))
-        if attempt and attempt["worker_id"] == worker_id:
-            self.store.save_log(msg.attempt_id, msg.log_tail)
         outcome = self.store.finish(msg.attempt_id, worker_id, msg.ok, msg.error, msg.seconds, attempt,
                                     self._live())
         if staged:
@@ -458,10 +448,42 @@ class Coordinator(ClientRequests):
         if url and not msg.ok:
             self.buckets.discard(url, msg.attempt_id)
         self.store.worker_seen(worker_id, status="busy" if self.store.attempts_out(worker_id) else "idle")
+        self._job_ended(attempt, outcome, msg.error)
+
+    def _land(self) -> None:
+        """Commit the files of the cycle's successes (one durable group per dataset), then record each. A group
+        that fails ends each of its attempts: out of space, back to the queue uncounted and the batch paused (as a
+        worker's full disk does); any other error, a failed attempt that names it. Nothing is recorded done whose
+        files are not durable."""
+        for arrivals, error in self.landing.land():
+            for arrival in arrivals:
+                self._guarded("landing", [], lambda _, a=arrival: self._landed(a, error))
+
+    def _landed(self, arrival: Arrival, error: OSError | None) -> None:
+        if self.state_error:  # the cycle is undone: the attempt stays out, lost when its worker asks for more
+            return
+        attempt = arrival.attempt
+        if error is not None and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            return self._out_of_space(self.store.batch(attempt["batch_id"]), attempt["id"], str(error))
+        if error is None:
+            self.jobs_log.add(arrival.out, job_record(
+                attempt["job_id"], arrival.params, arrival.seed, "done", frames=arrival.frames, stems=arrival.stems,
+                seconds=round(arrival.seconds, 3), device=arrival.device))
+            why = ""
+        else:
+            why = (f"the attempt's frames could not be moved into the dataset {arrival.out} ({error}); the job runs "
+                   "again. Check that disk")
+            discard_staging(arrival.staging)
+        outcome = self.store.finish(attempt["id"], attempt["worker_id"], error is None, why, arrival.seconds,
+                                    live=self._live(), landing=True)
+        self._job_ended(attempt, outcome, why)
+
+    def _job_ended(self, attempt: dict | None, outcome: str, error: str) -> None:
+        """Announce how an attempt ended (a stale result is only counted)."""
         if outcome == "stale":
             self.dropped["stale_result"] += 1
             return
-        self._event(attempt["batch_id"], kind="job", job=attempt["job_id"], outcome=outcome, error=msg.error)
+        self._event(attempt["batch_id"], kind="job", job=attempt["job_id"], outcome=outcome, error=error)
         if outcome != "retry":
             self._ended.add(attempt["batch_id"])
 

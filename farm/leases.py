@@ -7,6 +7,11 @@ in the jobs table either way (out of the queue: nobody else may take it); status
 queued jobs (:meth:`Leases.held`). Only running attempts can hang; a worker that leaves, goes silent or no longer
 names an attempt in its REQUEST loses every attempt it holds, and their jobs go back to the queue.
 
+A success whose files are still to be made durable is ``landing`` (:meth:`Leases.land`): no longer out (a second
+result for it is stale, its worker's REQUEST need not name it, nothing loses or cancels it), not done until the
+coordinator's cycle has committed its files (``finish(..., landing=True)``). It lasts within one cycle and is never
+committed: the cycle's commit comes after.
+
 What only the coordinator writes is kept in memory from lease to end (the attempts out, their jobs' inputs, the
 attempts out on each worker); successful ends of one message are written together when the message is done
 (:meth:`Leases.flush_ends`, before its savepoint is released, so before anything is committed or announced).
@@ -21,6 +26,7 @@ from collections import deque
 from ..addon.core.jobs import job_seed
 
 OUT = ("leased", "running")  # attempt statuses of an attempt that is out on a worker
+LANDING = "landing"  # a success whose files the coordinator's cycle commits (see the module's doc)
 # jobs of one status in job order: without this the planner walks the whole batch by primary key to keep the order
 BY_STATUS = "INDEXED BY jobs_queue"
 KEYS = ("id", "batch_id", "job_id", "worker_id", "status")
@@ -183,15 +189,23 @@ class Leases:
         self.started(attempt_id, worker_id)
         self.db.execute("UPDATE attempts SET progressed=? WHERE id=? AND status='running'", (time.time(), attempt_id))
 
+    def land(self, attempt: dict) -> None:
+        """A success whose files are to be committed in this cycle: ``landing`` until :meth:`finish` with
+        ``landing`` records how it ended."""
+        self.db.execute("UPDATE attempts SET status=? WHERE id=?", (LANDING, attempt["id"]))
+        self._forget(attempt)
+        self._attempts[attempt["id"]] = {**attempt, "status": LANDING}
+
     def finish(self, attempt_id: str, worker_id: str, ok: bool, error: str = "", seconds: float = 0.0,
-               attempt: dict | None = None, live: set[str] = frozenset()) -> str:
+               attempt: dict | None = None, live: set[str] = frozenset(), landing: bool = False) -> str:
         """Record an attempt's end. Returns 'done', 'retry', 'failed', or 'stale' (not an attempt out on this
-        worker: its results must be ignored). ``attempt``: the row, when the caller has it. A job fails after
-        ``max_attempts`` failed attempts, made by ``distinct_workers`` different workers when that many are
-        ``live`` (a farm of one worker fails a job after its attempts there). A success is written with the
-        message's other successes (:meth:`flush_ends`)."""
+        worker, or with ``landing`` not one landing: its results must be ignored). ``attempt``: the row, when the
+        caller has it. A job fails after ``max_attempts`` failed attempts, made by ``distinct_workers`` different
+        workers when that many are ``live`` (a farm of one worker fails a job after its attempts there). A success
+        is written with the message's other successes (:meth:`flush_ends`)."""
         attempt = attempt or self.attempt(attempt_id)
-        if attempt is None or attempt["status"] not in OUT or attempt["worker_id"] != worker_id:
+        if (attempt is None or attempt["worker_id"] != worker_id
+                or (attempt["status"] != LANDING if landing else attempt["status"] not in OUT)):
             return "stale"
         batch_id, job_id, now = attempt["batch_id"], attempt["job_id"], time.time()
         self._forget(attempt)
@@ -240,10 +254,10 @@ class Leases:
         self._inputs.pop((attempt["batch_id"], attempt["job_id"]), None)
 
     def lose_attempt(self, attempt_id: str, why: str) -> None:
-        """An attempt out on a worker that vanished, hung or let it go: requeue its job (not counted as a
-        failure)."""
+        """An attempt out on a worker that vanished, hung or let it go, or a landing one whose files could not be
+        committed for want of space: requeue its job (not counted as a failure)."""
         attempt = self.attempt(attempt_id)
-        if attempt is None or attempt["status"] not in OUT:
+        if attempt is None or attempt["status"] not in (*OUT, LANDING):
             return
         self.db.execute("UPDATE attempts SET status='lost', finished=?, error=? WHERE id=?",
                         (time.time(), why, attempt_id))

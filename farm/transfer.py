@@ -350,7 +350,7 @@ class TransferServer:
             target.parent.mkdir(parents=True, exist_ok=True)
             if target.is_symlink():
                 raise TransferError(f"{rel} is a link in the staging folder: refused")
-            _write_chunk(target, header, data)
+            _write_chunk(target, header, data, sync=True)
             return {"offset": header["offset"]}, b""
         if kind == "OUTPUT_STATE":  # what arrived of an attempt's files (to resume an upload)
             files = self._attempt(header, sender)
@@ -396,15 +396,21 @@ def regular_files(root: Path) -> list[tuple[str, int]]:
     return sorted(out)
 
 
-def _write_chunk(target: Path, header: dict, data: bytes) -> bool:
-    """Write a chunk at its offset; True when it was the file's last."""
+def _write_chunk(target: Path, header: dict, data: bytes, sync: bool = False) -> bool:
+    """Write a chunk at its offset; True when it was the file's last (then, with ``sync``, the file's bytes are
+    fsynced: an attempt's uploaded file is durable before its DONE can arrive, as a worker's own writes are, and
+    the coordinator's commit only renames it)."""
     offset, size = int(header["offset"]), int(header["size"])
     if offset < 0 or offset + len(data) > size or offset > (target.stat().st_size if target.exists() else 0):
         raise TransferError("chunk out of place")
+    last = offset + len(data) >= size
     with open(target, "r+b" if target.exists() else "wb") as handle:
         handle.seek(offset)
         handle.write(data)
-    return offset + len(data) >= size
+        if last and sync:
+            handle.flush()
+            os.fsync(handle.fileno())
+    return last
 
 
 def transfer_socket(context: zmq.Context, endpoint: str, keys: Path | None = None, role: str = "worker",

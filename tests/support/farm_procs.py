@@ -230,10 +230,22 @@ def raw_request(endpoint: str, kind: str, body, timeout=10.0) -> dict:
 class SmallDisk:
     """A tmpfs of ``size`` mounted on ``path`` (the tests run as root, as CI does): a disk that fills up."""
 
-    def __init__(self, path: Path, size: str = "2m"):
+    def __init__(self, path: Path, size: str = "2m", inodes: int | None = None):
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(self.path)], check=True)
+        options = f"size={size}" + (f",nr_inodes={inodes}" if inodes else "")
+        subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(self.path)], check=True)
+
+    def fill_inodes(self) -> list[Path]:
+        """Take every inode left (empty files); returns them (delete them to give the inodes back)."""
+        made = []
+        try:
+            while True:
+                made.append(self.path / f".inode{len(made)}")
+                made[-1].touch()
+        except OSError:
+            made.pop()
+        return made
 
     def fill(self) -> Path:
         """Fill it to the last byte; returns the filler file (delete it to free the space)."""

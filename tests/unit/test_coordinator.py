@@ -1,6 +1,8 @@
 """The coordinator over real ZeroMQ sockets on loopback and a real SQLite file, with stand-in workers
 that speak the protocol (no Blender): scheduling, failures, blocklists, retries, cancel, garbage."""
+import json
 import os
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -77,51 +79,177 @@ def test_jobs_go_out_once_and_complete(farm, tmp_path):
 
 def test_a_committed_frame_is_durable_before_its_job_is_recorded_done(farm, tmp_path, monkeypatch):
     """The coordinator moves an attempt's staged frames into the dataset as the writer writes them: each file's
-    bytes fsynced before it gets its name (an upload never was), each folder fsynced once after its renames, the
-    annotations last, their folder fsynced before the job's "done" line reaches jobs.jsonl."""
+    bytes durable before it gets its name (the worker's writer fsynced them in the staging folder: the coordinator
+    renames them and does not fsync them again), each folder fsynced once after its renames, the annotations last,
+    their folder fsynced before the job's "done" line reaches jobs.jsonl."""
     out = tmp_path / "out"
     farm.submit(out, count=1)
     w = StandIn(farm, "w")
     task = w.take()
-    farm_procs.stage_frames(task)
     events = disk_events.record(monkeypatch)
+    farm_procs.stage_frames(task)
+    staged = len(events)
     w.finish(task, frames=task.frames)
     assert wait_for(lambda: farm.client.status("b1")["jobs"]["done"] == 1)
     folders = disk_events.check_durable_commit(events, out)
-    assert {f.name: n for f, n in folders.items()} == {name: 1 for name in (  # once each; the dataset's own
-        "images", "depth", "masks", "metadata", "annotations", "out")}  # folder for jobs.jsonl's (new) name
-    annotations = max(i for i, (what, path, _) in enumerate(events) if path == out / "annotations")
+    assert {f.name: n for f, n in folders.items() if out in (f, f.parent)} == {name: 1 for name in (
+        "images", "depth", "masks", "metadata", "annotations", "out")}  # once each; the dataset's own folder
+    #                                                                   for jobs.jsonl's (new) name
+    committed = {e.inode for e in events[staged:] if e.what == "rename" and e.path.parent.parent == out}
+    assert len(committed) == 4 * task.frames + 1  # image, depth, mask, metadata, annotation
+    assert not [e.path for e in events[staged:] if e.what == "fsync" and e.inode in committed]  # synced once, staged
+    annotations = max(i for i, (what, path, *_) in enumerate(events) if path == out / "annotations")
     assert any(i > annotations and what == "fsync" and path == out / "jobs.jsonl"
-               for i, (what, path, _) in enumerate(events))
+               for i, (what, path, *_) in enumerate(events))
     assert len(list((out / "annotations").glob("*-ann.json"))) == task.frames
 
 
-def test_a_success_without_all_its_frames_is_a_failed_attempt_that_names_them(farm, tmp_path):
-    """A DONE that says ok while frames of its job did not arrive (a worker writing its staging folder on a disk
-    the coordinator does not see, a lost upload) was recorded done with no frames, and its dataset called
-    complete: a silent loss. It is a failed attempt now, whose error names the missing frames; the job runs again."""
-    data = yaml.safe_load(TINY.read_text())
-    data["frames"] = 2
+def lease(w, take: int) -> list:
+    """The tasks a stand-in gets for a REQUEST of ``take`` (leasing ahead: one TASKS message for several)."""
+    w.send("REQUEST", w.p.Request(worker_id=w.name, take=take))
+    kind, msg = w.recv()
+    return {"TASK": lambda: [msg], "TASKS": lambda: msg.tasks, "NO_TASK": lambda: []}[kind]()
+
+
+def results(w, tasks) -> None:
+    """One RESULTS message saying every task succeeded (so they end in one cycle of the coordinator)."""
+    w.send("RESULTS", w.p.Results(results=[w.p.Done(attempt_id=t.attempt_id, ok=True, frames=t.frames)
+                                           for t in tasks]))
+
+
+def test_the_successes_of_one_cycle_land_as_one_durable_group(farm, tmp_path, monkeypatch):
+    """Four jobs done in one message (so in one coordinator cycle) are committed as one durable group: each of
+    the dataset's folders fsynced once for all four, not once per job; then recorded done, their jobs.jsonl lines
+    after; their emptied staging folders removed (off the cycle)."""
     out = tmp_path / "out"
-    farm.client.submit(batch_id="b1", recipe=yaml.safe_dump(data), recipe_dir=str(TINY.parent), out=str(out), count=1)
+    farm.submit(out, count=5)  # one left: the batch does not finish (which removes all staging at once)
     w = StandIn(farm, "w")
-    task = w.take()
-    w.finish(task, frames=2)  # nothing staged
-    assert wait_for(lambda: farm.client.status("b1")["jobs"]["queued"] == 1)
-    task = w.take()
+    tasks = lease(w, 4)
+    assert len(tasks) == 4
+    events = disk_events.record(monkeypatch)
+    for task in tasks:
+        farm_procs.stage_frames(task)
+    results(w, tasks)
+    assert wait_for(lambda: farm.client.status("b1")["jobs"]["done"] == 4)
+    folders = disk_events.check_durable_commit(events, out)
+    assert {f.name: n for f, n in folders.items() if out in (f, f.parent)} == {name: 1 for name in (
+        "images", "depth", "masks", "metadata", "annotations", "out")}
+    done = [json.loads(line) for line in (out / "jobs.jsonl").read_text().splitlines()]
+    assert sorted(r["id"] for r in done if r["status"] == "done") == [0, 1, 2, 3]
+    assert all(r["stems"] == [f"{r['id']:010d}-0000-cam"] for r in done)
+    assert wait_for(lambda: not list((out / ".staging").iterdir()))
+
+
+def test_a_message_that_raises_lands_none_of_its_successes(farm, tmp_path, monkeypatch):
+    """A RESULTS message whose second result raises is undone as a whole: the first success is not committed
+    either (its files stay staged, its attempt out); the same message again then lands both."""
+    out = tmp_path / "out"
+    farm.submit(out, count=2)
+    w = StandIn(farm, "w")
+    tasks = lease(w, 2)
+    for task in tasks:
+        farm_procs.stage_frames(task)
+    save_log = farm.coord.store.save_log
+
+    def failing(attempt_id, text):
+        if attempt_id == tasks[1].attempt_id:
+            raise RuntimeError("the log of the second result cannot be saved")
+        save_log(attempt_id, text)
+
+    monkeypatch.setattr(farm.coord.store, "save_log", failing)
+    results(w, tasks)
+    assert wait_for(lambda: farm.coord.dropped["internal_error"] == 1)
+    time.sleep(0.5)  # a few more cycles
+    assert farm.client.status("b1")["jobs"]["done"] == 0
+    assert not list((out / "annotations").glob("*-ann.json"))
+    assert all((out / ".staging" / t.attempt_id / "annotations").is_dir() for t in tasks)
+    monkeypatch.setattr(farm.coord.store, "save_log", save_log)
+    results(w, tasks)
+    assert wait_for(lambda: farm.client.status("b1")["jobs"]["done"] == 2)
+    assert farm.coord.dropped["stale_result"] == 0
+    assert len(list((out / "annotations").glob("*-ann.json"))) == 2
+
+
+@pytest.fixture()
+def small_disk(tmp_path):
+    disk = farm_procs.SmallDisk(tmp_path / "disk", size="4m")
+    yield disk
+    disk.close()
+
+
+def test_a_group_that_cannot_be_committed_fails_each_of_its_attempts(tmp_path, small_disk):
+    """The dataset's disk refuses the cycle's group (here read-only: EROFS; an I/O error alike): each attempt of it
+    is a failed attempt whose error names the dataset and the error, nothing of them is recorded done, their
+    staging folders go; once the disk takes writes again the jobs run again and are done."""
+    farm = Farm(tmp_path / "state", out_root=small_disk.path)
+    try:
+        out = small_disk.path / "out"
+        farm.submit(out, count=2)
+        w = StandIn(farm, "w")
+        tasks = lease(w, 2)
+        for task in tasks:
+            farm_procs.stage_frames(task)
+        subprocess.run(["mount", "-o", "remount,ro", str(small_disk.path)], check=True)
+        results(w, tasks)
+        assert wait_for(lambda: farm.client.status("b1")["jobs"]["queued"] == 2)
+        for job in (0, 1):
+            (attempt,) = farm.client.logs("b1", job)
+            assert attempt["status"] == "failed" and str(out) in attempt["error"], attempt
+            assert "Read-only file system" in attempt["error"], attempt
+        assert not list((out / "annotations").glob("*-ann.json")) and not (out / "jobs.jsonl").exists()
+        subprocess.run(["mount", "-o", "remount,rw", str(small_disk.path)], check=True)
+        v = StandIn(farm, "v")  # w leaves the jobs it failed to v
+        for _ in range(2):
+            v.render(v.take())
+        assert wait_for(lambda: farm.client.status("b1")["jobs"]["done"] == 2)
+        assert len(list((out / "annotations").glob("*-ann.json"))) == 2
+        assert not list((out / ".staging").glob("*"))  # the failed attempts' too (with the finished batch's)
+    finally:
+        farm.stop()
+
+
+def stage_with_model(task) -> None:
+    """The task's frames and a model (models/ is a folder the dataset does not have yet: the commit makes it)."""
     farm_procs.stage_frames(task)
-    (Path(task.staging) / "annotations" / "0000000000-0001-cam-ann.json").unlink()  # frame 1 lost on the way
-    w.finish(task, frames=2)
-    assert wait_for(lambda: len(farm.client.logs("b1", 0)) == 2 and farm.client.status("b1")["jobs"]["queued"])
-    first, second = farm.client.logs("b1", 0)
-    assert first["status"] == second["status"] == "failed"
-    assert "2 of the 2 frames of job 0 did not arrive (0000000000-0000-cam, 0000000000-0001-cam)" in first["error"]
-    assert "1 of the 2 frames of job 0 did not arrive (0000000000-0001-cam)" in second["error"]
-    assert not list((out / "annotations").iterdir()) and not (out / "jobs.jsonl").exists()
-    w.render(w.take())
-    assert wait_for(lambda: farm.client.status("b1")["jobs"]["done"] == 1)
-    assert sorted(p.name for p in (out / "annotations").iterdir()) == [
-        "0000000000-0000-cam-ann.json", "0000000000-0001-cam-ann.json"]
+    (Path(task.staging) / "models").mkdir()
+    (Path(task.staging) / "models" / "abc.ply").write_bytes(b"ply\n")
+
+
+def test_a_group_without_space_sends_its_attempts_back_uncounted_and_pauses_the_batch(tmp_path):
+    """The dataset's disk has no room for the group (here no inode left for the models folder it must make:
+    ENOSPC): each attempt goes back to the queue, not counted as a failure, the batch pauses as out of space, and
+    nothing is recorded done; with room again the jobs are done."""
+    disk = farm_procs.SmallDisk(tmp_path / "disk", size="4m", inodes=400)
+    farm = Farm(tmp_path / "state", out_root=disk.path, min_free_bytes=1)
+    try:
+        out = disk.path / "out"
+        farm.submit(out, count=2)
+        w = StandIn(farm, "w")
+        tasks = lease(w, 2)
+        for task in tasks:
+            stage_with_model(task)
+        fillers = disk.fill_inodes()
+        results(w, tasks)
+        assert wait_for(lambda: farm.client.status("b1")["jobs"]["queued"] == 2)
+        for job in (0, 1):
+            (attempt,) = farm.client.logs("b1", job)
+            assert attempt["status"] == "lost" and attempt["error"] == "out of space", attempt
+        status = farm.client.status("b1")
+        assert status["jobs"]["failed"] == 0 and status["jobs"]["done"] == 0
+        assert not list((out / "annotations").glob("*-ann.json")) and not (out / "jobs.jsonl").exists()
+        for path in fillers:
+            path.unlink()
+        v = StandIn(farm, "v")
+        assert wait_for(lambda: "out of space" not in farm.client.status("b1")["reason"], timeout=10)
+        for _ in range(2):
+            task = v.take()
+            stage_with_model(task)
+            v.finish(task, frames=task.frames)
+        assert wait_for(lambda: farm.client.status("b1")["jobs"]["done"] == 2)
+        assert (out / "models" / "abc.ply").read_bytes() == b"ply\n"
+    finally:
+        farm.stop()
+        disk.close()
 
 
 def test_priorities_order_dispatch(farm, tmp_path):

@@ -33,7 +33,7 @@ def dataset(tmp_path) -> DatasetWriter:
 def check_group(events, root: Path, frames: int):
     """The order durability needs, with one fsync per folder for the whole group."""
     folders = disk_events.check_durable_commit(events, root)
-    renames = [path for what, path, _ in events if what == "rename"]
+    renames = [path for what, path, *_ in events if what == "rename"]
     assert len(renames) == frames * 7 + 1  # annotation, image, depth, normals, masks, semantic, meta; model
     assert sorted(f.name for f in folders) == sorted(  # models/ is new: its name made durable in the dataset's
         ["images", "depth", "normals", "masks", "semantic", "metadata", "models", "annotations", root.name])
@@ -47,7 +47,7 @@ def test_a_group_of_frames_is_durable_in_order_with_one_fsync_per_folder(tmp_pat
     check_group(events, tmp_path / "ds", 3)
     assert writer.fsyncs == len([e for e in events if e[0] == "fsync"]) == 3 * 7 + 1 + 9
     # encoded and fsynced at once on the encoder threads, not one after another by the caller
-    assert all(name.startswith("synthfarm-encode") for what, _, name in events if what == "fsync")
+    assert all(name.startswith("synthfarm-encode") for what, _, name, _ in events if what == "fsync")
     assert not list((tmp_path / "ds").rglob("*.tmp*"))
 
 
@@ -69,10 +69,10 @@ def test_the_background_writer_writes_on_its_own_thread_and_records_a_job_behind
         frames.write_model("m1", np.eye(3), np.array([[0, 1, 2]]))
         frames.write_frame(**vars(frame(0)))
         frames.record_job(0, {}, 1, "done", stems=["0000000000-0000-cam"])
-    assert events and "MainThread" not in {name for _, _, name in events}  # nothing on the render thread
+    assert events and "MainThread" not in {name for _, _, name, _ in events}  # nothing on the render thread
     log = tmp_path / "ds" / "jobs.jsonl"
-    log_syncs = [i for i, (what, path, _) in enumerate(events) if what == "fsync" and path == log]
-    marker = max(i for i, (what, path, _) in enumerate(events) if what == "fsync" and path.name == "annotations")
+    log_syncs = [i for i, (what, path, *_) in enumerate(events) if what == "fsync" and path == log]
+    marker = max(i for i, (what, path, *_) in enumerate(events) if what == "fsync" and path.name == "annotations")
     assert log_syncs and log_syncs[-1] > marker  # "done" reached the disk after the frame was durable
     assert frames.durable_frames == 1 and writer.completed_jobs() == {0}
 

@@ -7,6 +7,11 @@ file system's journal commits), renames them all into place and fsyncs each fold
 for its commit markers (a frame's annotation: a frame counts as done when its annotation exists), so that no
 marker can outlive a file it stands for. A crash at any point leaves temporary files (removed on the next open) and no partial file under a
 real name.
+
+A file whose bytes are durable already (``add_file(..., synced=True)``: an attempt's staged file, fsynced by the
+worker's writer or by the transfer server when its upload ended) is renamed into place directly: a rename of a
+synced file followed by an fsync of its new folder is durable (ext4 and XFS journal the rename with the inode;
+the folder's fsync commits it), so its bytes are not fsynced again.
 """
 from __future__ import annotations
 
@@ -66,6 +71,7 @@ class DurableGroup:
     def __init__(self):
         self._files: list[tuple[Path, Callable[[Path], None], bool]] = []
         self._written: list[tuple[Path, Path, bool]] = []  # (temporary, final, marker)
+        self._moves: list[tuple[Path, Path, bool]] = []  # (synced source, final, marker): renamed in as they are
         self._new_folders: set[Path] = set()  # made by this group: their names are synced with the files'
         self.fsyncs = 0
 
@@ -75,10 +81,14 @@ class DurableGroup:
     def add_bytes(self, path: Path, data: bytes, marker: bool = False) -> None:
         self.add(path, lambda tmp: tmp.write_bytes(data), marker)
 
-    def add_file(self, path: Path, source: Path, marker: bool = False) -> None:
-        """A file written already (a render's image, an attempt's staged file): moved in with the group (its
-        bytes fsynced, whoever wrote them, before it gets its name)."""
-        self.add(path, lambda tmp: shutil.move(source, tmp), marker)
+    def add_file(self, path: Path, source: Path, marker: bool = False, synced: bool = False) -> None:
+        """A file written already (a render's image, an attempt's staged file): moved in with the group. Its bytes
+        are fsynced before it gets its name, unless ``synced`` says its writer did (then it is renamed in as it is,
+        from a folder of the same file system; the source is never removed by :meth:`discard`)."""
+        if synced:
+            self._moves.append((Path(source), Path(path), marker))
+        else:
+            self.add(path, lambda tmp: shutil.move(source, tmp), marker)
 
     def remove(self, paths: list[Path]) -> None:
         """Remove files now, durably (before anything of this group lands): a marker that stood for old files."""
@@ -95,7 +105,7 @@ class DurableGroup:
 
     def _make_folders(self) -> None:
         """The folders the files go to; a new one's name is made durable in its parent with the first renames."""
-        for folder in sorted({path.parent for path, _, _ in self._files}):
+        for folder in sorted({path.parent for path, _, _ in self._files} | {path.parent for _, path, _ in self._moves}):
             while not folder.is_dir():
                 self._new_folders.add(folder)
                 folder = folder.parent
@@ -108,12 +118,13 @@ class DurableGroup:
         self.fsyncs += len(self._files)
         self._files = []
         for marker in (False, True):
-            landed = [path for tmp, path, is_marker in self._written if is_marker == marker]
-            for tmp, path, is_marker in self._written:
+            landed = []
+            for source, path, is_marker in (*self._written, *self._moves):
                 if is_marker == marker:
-                    os.replace(tmp, path)
+                    os.replace(source, path)
+                    landed.append(path)
             self._sync_folders(landed)
-        self._written = []
+        self._written, self._moves = [], []
 
     def _sync_folders(self, paths: list[Path]) -> None:
         new, self._new_folders = self._new_folders, set()
@@ -124,7 +135,7 @@ class DurableGroup:
     def discard(self) -> None:
         for tmp, _, _ in self._written:
             tmp.unlink(missing_ok=True)
-        self._files, self._written = [], []
+        self._files, self._written, self._moves = [], [], []
 
     def __enter__(self) -> "DurableGroup":
         return self

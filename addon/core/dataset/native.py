@@ -161,6 +161,16 @@ class FrameFiles:
     disparity: np.ndarray | None = None
 
 
+def _staged_files(staging: Path) -> dict[str, set[str]]:
+    """The names in each folder of an attempt's staging folder (one listing per folder, no stat per file)."""
+    try:
+        with os.scandir(staging) as entries:
+            folders = [entry.name for entry in entries if entry.is_dir(follow_symlinks=False)]
+    except FileNotFoundError:
+        return {}
+    return {folder: set(os.listdir(staging / folder)) for folder in folders}
+
+
 # -- the writer -----------------------------------------------------------------------------------------
 class DatasetWriter:
     def __init__(self, root: Path):
@@ -348,27 +358,28 @@ class DatasetWriter:
         """models/<key>.ply, unless the dataset has it already (a key names one mesh)."""
         self.write_frames([], {key: (vertices, faces)})
 
-    def commit_staging(self, staging: Path) -> list[str]:
-        """Move the frames an attempt wrote into ``staging`` (a dataset of the same layout, on the same file
-        system) into this dataset as one durable group (durable.py), as :meth:`write_frames` writes them: every
-        file fsynced (a worker's upload was not), renamed into place, each folder fsynced once; the annotations
-        last, their folder fsynced before this returns (before the job is recorded done). Returns the frame
-        stems moved."""
-        staging = Path(staging)
-        stems = sorted(p.name.removesuffix("-ann.json") for p in (staging / "annotations").glob("*-ann.json"))
+    def commit_stagings(self, stagings: list[Path]) -> list[list[str]]:
+        """Move the frames attempts wrote into their ``stagings`` (datasets of the same layout, inside this one, so
+        on the same file system) into this dataset as one durable group (durable.py), as :meth:`write_frames`
+        writes them: renamed into place, each folder fsynced once, the annotations last, their folder fsynced
+        before this returns (before the jobs are recorded done). A staged file's bytes are durable already (the
+        worker's writer fsyncs them, the transfer server an upload's when it ends): they are not fsynced again. The
+        staging folders are left for the caller to remove. Returns each staging's frame stems."""
+        staged = [_staged_files(Path(staging)) for staging in stagings]
+        all_stems = [sorted(n.removesuffix("-ann.json") for n in files.get("annotations", ())) for files in staged]
         with DurableGroup() as group:
-            group.remove([self.root / "annotations" / f"{stem}-ann.json" for stem in stems])
-            for kind, (folder, suffix) in FOLDERS.items():
-                for stem in stems:
-                    source = staging / folder / f"{stem}{suffix}"
-                    if source.exists():
-                        group.add_file(self.root / folder / source.name, source, marker=kind == "annotation")
-            for model in sorted((staging / MODELS).glob("*.ply")):  # before the annotations that name them
-                if not (self.root / MODELS / model.name).exists():
-                    group.add_file(self.root / MODELS / model.name, model)
+            group.remove([self.root / "annotations" / f"{stem}-ann.json" for stems in all_stems for stem in stems])
+            for staging, files, stems in zip(stagings, staged, all_stems):
+                for kind, (folder, suffix) in FOLDERS.items():
+                    for name in (f"{stem}{suffix}" for stem in stems):
+                        if name in files.get(folder, ()):
+                            group.add_file(self.root / folder / name, Path(staging, folder, name),
+                                           kind == "annotation", synced=True)
+                for name in sorted(files.get(MODELS, ())):  # before the annotations that name them
+                    if name.endswith(".ply") and not (self.root / MODELS / name).exists():
+                        group.add_file(self.root / MODELS / name, Path(staging, MODELS, name), synced=True)
         self.fsyncs += group.fsyncs
-        shutil.rmtree(staging, ignore_errors=True)
-        return stems
+        return all_stems
 
     # -- jobs --
     def record_job(self, job_id: int, parameters: dict, seed: int, status: str, **extra) -> None:

@@ -1,0 +1,102 @@
+"""An attempt's staging folder, and the landing of a coordinator cycle's successful attempts.
+
+A worker stages an attempt's frames in ``<out>/.staging/<attempt id>``, durable there (its writer fsyncs them; the
+transfer server fsyncs an upload's file when it ends). The coordinator does not commit a success when its DONE
+arrives: the attempt is ``landing`` (leases.py) until the cycle's messages are handled, then each dataset gets one
+durable group for all of the cycle's successes (``DatasetWriter.commit_stagings``: renames, each folder fsynced once,
+the annotations last), and only then are they recorded done, in the cycle's state commit, with their jobs.jsonl lines
+written after it: files, then state, then the jobs log. A crash after the files re-runs those jobs, whose identical
+files overwrite them.
+
+The emptied staging folders are removed by a thread of their own, off the cycle's way (a crash leaves them to the
+coordinator's start-up sweep, which removes every staging folder of an attempt that is not out).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import shutil
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..addon.core.dataset.native import DatasetWriter
+
+log = logging.getLogger(__name__)
+
+
+def staging_dir(out: str, attempt_id: str) -> str:
+    return os.path.join(out, ".staging", attempt_id)
+
+
+def discard_staging(path: str) -> None:
+    """Delete an attempt's staging folder; a link in its place is removed, never followed."""
+    if os.path.islink(path):
+        os.unlink(path)
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@dataclass
+class Arrival:
+    """A success waiting for its files to land: what its jobs.jsonl line and its end need."""
+    attempt: dict  # id, batch_id, job_id, worker_id
+    out: str
+    staging: str
+    params: dict
+    seed: int
+    frames: int
+    seconds: float
+    device: str
+    stems: list[str] = field(default_factory=list)  # the frames committed (known once landed)
+
+
+class Landing:
+    def __init__(self):
+        self.arrivals: list[Arrival] = []  # this cycle's, in arrival order
+        self._removals: queue.SimpleQueue = queue.SimpleQueue()
+        self._remover: threading.Thread | None = None
+
+    def add(self, arrival: Arrival) -> None:
+        self.arrivals.append(arrival)
+
+    def land(self) -> list[tuple[list[Arrival], OSError | None]]:
+        """Commit the waiting arrivals' files, one durable group per dataset: [(arrivals, the group's error or
+        None)]. The staging folders of a group that landed are removed later; those of one that failed are left
+        to the caller."""
+        by_out: dict[str, list[Arrival]] = {}
+        for arrival in self.arrivals:
+            by_out.setdefault(arrival.out, []).append(arrival)
+        self.arrivals = []
+        landed = []
+        for out, arrivals in by_out.items():
+            try:
+                stems = DatasetWriter(Path(out)).commit_stagings([a.staging for a in arrivals])
+            except OSError as err:
+                log.error("the frames of %d finished jobs could not be committed to %s: %s", len(arrivals), out, err)
+                landed.append((arrivals, err))
+                continue
+            for arrival, its_stems in zip(arrivals, stems):
+                arrival.stems = its_stems
+            self._remove([a.staging for a in arrivals])
+            landed.append((arrivals, None))
+        return landed
+
+    def _remove(self, folders: list[str]) -> None:
+        if self._remover is None:
+            self._remover = threading.Thread(target=self._run, name="synthfarm-staging-remover", daemon=True)
+            self._remover.start()
+        self._removals.put(folders)
+
+    def _run(self) -> None:
+        while (folders := self._removals.get()) is not None:
+            for folder in folders:
+                discard_staging(folder)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Remove what is queued (waiting at most ``timeout`` seconds), then end the remover."""
+        if self._remover is not None:
+            self._removals.put(None)
+            self._remover.join(timeout)
+            self._remover = None
