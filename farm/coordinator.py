@@ -38,6 +38,7 @@ from .store import Store
 from .transfer import AttemptFiles, BlobStore, TransferServer
 
 log = logging.getLogger(__name__)
+UNRECORDED = "its end could not be recorded"  # a landing attempt lost instead (its job runs again)
 
 
 def disk_error(err: BaseException) -> bool:
@@ -178,14 +179,16 @@ class Coordinator(ClientRequests):
                 log.debug("send failed: %s", err)
         self._outbox.clear()
 
-    def _guarded(self, source: str, frames: list[bytes], handle) -> None:
+    def _guarded(self, source: str, frames: list[bytes], handle) -> bool:
         """Handle one message in a savepoint: if it raises, its transitions, replies and records are undone,
-        the error is logged, and a client gets an error reply. Nothing a peer sends ends the loop."""
+        the error is logged, and a client gets an error reply (and this returns False). Nothing a peer sends ends
+        the loop."""
         outbox, arrivals = len(self._outbox), len(self.landing.arrivals)
         records = {out: len(r) for out, r in self.jobs_log.pending.items()}
         try:
             with self.store.request():
                 handle(frames)
+            return True
         except Exception as err:
             if disk_error(err):
                 self._state_failed(err)  # the state's disk failed: nothing of this cycle is kept
@@ -200,6 +203,7 @@ class Coordinator(ClientRequests):
                 self._send("clients", frames[0], "REPLY", p.Reply(ok=False, error=self.state_error or (
                     f"the coordinator failed on this request ({type(err).__name__}: {str(err)[:300]}); it is logged "
                     "and nothing of it was kept")))
+        return False
 
     def _state_failed(self, err: Exception) -> None:
         """The state cannot be written: undo the cycle, announce none of it, and stop dispatching until a probe
@@ -423,8 +427,9 @@ class Coordinator(ClientRequests):
                 log.warning("attempt %s of worker %s refused: %s", msg.attempt_id, worker_id, err)
                 msg = msg.model_copy(update={"ok": False, "error": str(err)})
         elif msg.ok and current:
-            refused = vet_staging(staging, batch["out"], attempt["job_id"], batch["frames"]) or missing_frames(
-                staged_frames(staging), attempt["job_id"], batch["frames"], batch["recipe"])
+            refused, files = vet_staging(staging, batch["out"], attempt["job_id"], batch["frames"])
+            refused = refused or missing_frames(staged_frames(files), attempt["job_id"], batch["frames"],
+                                                batch["recipe"])
             if refused:  # a failed attempt, with the reason
                 log.warning("attempt %s of worker %s refused: %s", msg.attempt_id, worker_id, refused)
                 msg = msg.model_copy(update={"ok": False, "error": refused})
@@ -432,7 +437,8 @@ class Coordinator(ClientRequests):
             self.store.save_log(msg.attempt_id, msg.log_tail)
         if msg.ok and current and not url:  # its files land with the cycle's other successes, then it is done
             params, seed = self.store.job_input(batch, attempt["job_id"])
-            self.landing.add(Arrival(attempt, batch["out"], staging, params, seed, msg.frames, msg.seconds, msg.device))
+            self.landing.add(Arrival(attempt, batch["out"], staging, files, params, seed, msg.frames, msg.seconds,
+                                     msg.device))
             self.store.land(attempt)
             self.store.worker_seen(worker_id, status="busy" if self.store.attempts_out(worker_id) else "idle")
             return
@@ -457,7 +463,8 @@ class Coordinator(ClientRequests):
         files are not durable."""
         for arrivals, error in self.landing.land():
             for arrival in arrivals:
-                self._guarded("landing", [], lambda _, a=arrival: self._landed(a, error))
+                if not self._guarded("landing", [], lambda _, a=arrival: self._landed(a, error)):
+                    self._guarded("landing", [], lambda _, a=arrival: self._lose(a.attempt["id"], UNRECORDED))
 
     def _landed(self, arrival: Arrival, error: OSError | None) -> None:
         if self.state_error:  # the cycle is undone: the attempt stays out, lost when its worker asks for more

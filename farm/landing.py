@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..addon.core.dataset.native import DatasetWriter
+from .paths import Staged
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +39,37 @@ def discard_staging(path: str) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def remove_emptied(path: str) -> None:
+    """Remove a staging folder whose folders the commit emptied: one listing, then each entry (a folder by rmdir,
+    a file by unlink: no walk), all relative to the folder opened without following a link; anything else left
+    (a folder not empty) and it is removed as a whole."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_NOFOLLOW", 0))
+    except FileNotFoundError:
+        return
+    except OSError:
+        return discard_staging(path)  # a link in its place (removed, never followed)
+    try:
+        with os.scandir(fd) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    os.rmdir(entry.name, dir_fd=fd)
+                else:
+                    os.unlink(entry.name, dir_fd=fd)
+        os.rmdir(path)
+    except OSError:
+        discard_staging(path)
+    finally:
+        os.close(fd)
+
+
 @dataclass
 class Arrival:
     """A success waiting for its files to land: what its jobs.jsonl line and its end need."""
     attempt: dict  # id, batch_id, job_id, worker_id
     out: str
     staging: str
+    files: Staged  # what its staging folder holds (as vetted)
     params: dict
     seed: int
     frames: int
@@ -72,7 +98,7 @@ class Landing:
         landed = []
         for out, arrivals in by_out.items():
             try:
-                stems = DatasetWriter(Path(out)).commit_stagings([a.staging for a in arrivals])
+                stems = DatasetWriter(Path(out)).commit_stagings([(a.staging, a.files) for a in arrivals])
             except OSError as err:
                 log.error("the frames of %d finished jobs could not be committed to %s: %s", len(arrivals), out, err)
                 landed.append((arrivals, err))
@@ -92,7 +118,7 @@ class Landing:
     def _run(self) -> None:
         while (folders := self._removals.get()) is not None:
             for folder in folders:
-                discard_staging(folder)
+                remove_emptied(folder)
 
     def close(self, timeout: float = 10.0) -> None:
         """Remove what is queued (waiting at most ``timeout`` seconds), then end the remover."""

@@ -12,7 +12,7 @@ from ..addon.core.dataset.native import FOLDERS, MODELS, DatasetWriter
 from ..addon.core.recipe import parse_recipe_text
 from .transfer import FRAME_FOLDERS, frame_file
 
-COMMITTED_FOLDERS = {*FRAME_FOLDERS, MODELS}  # the dataset folders a commit writes into (DatasetWriter.commit_staging)
+COMMITTED_FOLDERS = {*FRAME_FOLDERS, MODELS}  # the dataset folders a commit writes into (DatasetWriter.commit_stagings)
 
 
 class RequestError(ValueError):
@@ -54,24 +54,29 @@ def recipe_root(settings: Settings, recipe_dir: str) -> Path:
                        + "; submit without --shared to send the recipe and its files")
 
 
-def vet_staging(staging: str, out: str, job_id: int, frames: int) -> str | None:
+Staged = dict[str, set[str]]  # an attempt's staging folder: the names of the files in each of its folders
+
+
+def vet_staging(staging: str, out: str, job_id: int, frames: int) -> tuple[str | None, Staged]:
     """Why an attempt's files may not be committed, or None: only regular files of its own job's frames, never
     through a link, and into dataset folders that are no links either: the dataset's own folder and every folder
     its files go to, looked at (lstat) for each attempt as it is committed, since a folder may become a link at
-    any time. Plain ``os`` calls: this runs for every finished job, on the coordinator's loop."""
+    any time. With it, what the staging folder holds (one listing per folder, read once: the commit takes its
+    files from it). Plain ``os`` calls: this runs for every finished job, on the coordinator's loop."""
+    staged: Staged = {}
     try:
         if not stat.S_ISDIR(os.lstat(staging).st_mode):
-            return "the attempt's staging folder is a link or a file; nothing is taken from it"
+            return "the attempt's staging folder is a link or a file; nothing is taken from it", staged
     except FileNotFoundError:
-        return _vet_folders(out, ())  # nothing staged: only the dataset's own folder is written (jobs.jsonl)
+        return _vet_folders(out, ()), staged  # nothing staged: only the dataset's own folder is written (jobs.jsonl)
     targets: set[str] = set()
-    refused = _vet_tree(staging, "", job_id, frames, targets)
-    return refused or _vet_folders(out, sorted(targets))
+    refused = _vet_tree(staging, "", job_id, frames, targets, staged)
+    return refused or _vet_folders(out, sorted(targets)), staged
 
 
-def _vet_tree(folder: str, prefix: str, job_id: int, frames: int, targets: set[str]) -> str | None:
+def _vet_tree(folder: str, prefix: str, job_id: int, frames: int, targets: set[str], staged: Staged) -> str | None:
     """Refusal for the first entry under ``folder`` that is a link, a special file or a file of another job; adds
-    to ``targets`` the dataset folders the files go to."""
+    to ``targets`` the dataset folders the files go to, and to ``staged`` the files of each folder."""
     with os.scandir(folder) as entries:
         listed = list(entries)
     for entry in listed:  # the entries' types come from the listing itself (no stat, never through a link)
@@ -79,11 +84,13 @@ def _vet_tree(folder: str, prefix: str, job_id: int, frames: int, targets: set[s
         if entry.is_symlink() or not (entry.is_dir(follow_symlinks=False) or entry.is_file(follow_symlinks=False)):
             return f"{rel} is a link or a special file; an attempt delivers regular files only"
         if entry.is_dir(follow_symlinks=False):
-            refused = _vet_tree(entry.path, rel + "/", job_id, frames, targets)
+            refused = _vet_tree(entry.path, rel + "/", job_id, frames, targets, staged)
             if refused:
                 return refused
             continue
         top = rel.split("/", 1)[0]
+        if prefix and prefix.count("/") == 1:
+            staged.setdefault(top, set()).add(entry.name)
         if top in FRAME_FOLDERS and not frame_file(rel, job_id, frames):
             return f"{rel} is not a file of job {job_id}'s frames; the attempt is refused"
         if top != rel and top in COMMITTED_FOLDERS:
@@ -105,14 +112,10 @@ def _vet_folders(out: str, folders) -> str | None:
     return None
 
 
-def staged_frames(staging: str) -> set[str]:
-    """The stems of the frames an attempt staged in a folder (those with their annotation, the commit marker)."""
+def staged_frames(staged: Staged) -> set[str]:
+    """The stems of the frames an attempt staged (those with their annotation, the commit marker)."""
     folder, suffix = FOLDERS["annotation"]
-    try:
-        names = os.listdir(os.path.join(staging, folder))
-    except (FileNotFoundError, NotADirectoryError):
-        return set()
-    return {name.removesuffix(suffix) for name in names if name.endswith(suffix)}
+    return {name.removesuffix(suffix) for name in staged.get(folder, ()) if name.endswith(suffix)}
 
 
 @functools.lru_cache(maxsize=64)

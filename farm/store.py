@@ -85,6 +85,7 @@ class Store(Leases):
         for table, column, declaration in COLUMNS:
             if column not in {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}:
                 self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+        self._lose_landing()
         if self.db.execute("SELECT 1 FROM meta WHERE key='counts'").fetchone() is None:  # an older file: count once
             self.recount()
             self.db.execute("INSERT INTO meta VALUES ('counts', '1')")
@@ -97,6 +98,14 @@ class Store(Leases):
         self._workers: dict[str, str] = {}  # worker id -> last status given
         self._statuses: dict[str, tuple] = {}  # worker id -> its workers row, written at the commit (one per cycle)
         self._init_leases()
+
+    def _lose_landing(self) -> None:
+        """Attempts left ``landing`` (leases.py: never committed, unless recording a landing attempt's end failed
+        and losing it failed too): lost, their jobs requeued (they run again; their files, if they landed, are
+        overwritten)."""
+        self.db.execute("UPDATE jobs SET status='queued' WHERE status='running' AND (batch_id, job_id) IN (SELECT "
+                        "batch_id, job_id FROM attempts WHERE status='landing')")
+        self.db.execute("UPDATE attempts SET status='lost', error='its end was not recorded' WHERE status='landing'")
 
     def commit(self) -> None:
         self.flush_ends()

@@ -10,18 +10,29 @@
    dispatches 1 / that many jobs per second; target >= 10,000 jobs/s, i.e. <= 100 us of CPU per job). The
    coordinator runs twice per round: stand-ins that ask for one task at a time (depth 0, one job per message),
    and stand-ins leasing ``--ahead`` tasks ahead (REQUEST for 1 + ahead, TASKS back, all results in one RESULTS).
+   A worker's files are durable before it says DONE (its writer fsyncs them while the next frame renders): the
+   stand-ins write every job's files before the run and make them durable (one ``sync``), then stage a job's by
+   renaming them into its staging folder, so the figures are the coordinator's and not the stand-ins' fsyncs.
+   Each coordinator run is a process of its own; with ``--against DIR`` (another version of synthfarm:
+   ``DIR/synthfarm/__init__.py``, e.g. ``git archive main | tar -x -C DIR/synthfarm``) that version's coordinator
+   runs interleaved with this one's, against the same stand-ins, and the ratios this / that are printed.
 2. Submit 1,000,000 jobs: seconds until the coordinator answers, and its process's peak RSS growth
    (targets: under 30 s, under 500 MB).
 
     python tests/bench/farm_dispatch.py [--jobs 20000] [--workers 64] [--rounds 3] [--submit 1000000] [--ahead 1]
+        [--against /tmp/main-export]
 """
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import os
 import resource
+import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -37,9 +48,11 @@ ROOT = Path(__file__).resolve().parents[2]
 RECIPE = ROOT / "tests" / "data" / "tiny.yaml"
 
 
-def standins(endpoint: str, workers: int, jobs: int, results, take: int = 1) -> None:
+def standins(endpoint: str, workers: int, jobs: int, results, take: int = 1, pool: str = "") -> None:
     """``workers`` stand-in workers in this process: each asks for ``take`` tasks, takes what comes, says they are
-    done (one DONE, or one RESULTS for several), asks again."""
+    done (one DONE, or one RESULTS for several), asks again. ``pool``: a folder for the jobs' files, written and
+    made durable before the first HELLO (on the dataset's file system)."""
+    files = prepare(pool, jobs) if pool else {}
     context = zmq.Context()
     poller, socks = zmq.Poller(), []
     for i in range(workers):
@@ -61,7 +74,7 @@ def standins(endpoint: str, workers: int, jobs: int, results, take: int = 1) -> 
             elif kind == b"TASK":
                 first = first or time.perf_counter()
                 task = p.Task.model_validate_json(body)
-                stage(task)
+                stage(task, files)
                 s.send_multipart(p.encode("DONE", p.Done(attempt_id=task.attempt_id, ok=True, frames=1)))
                 s.send_multipart(request[s])
                 done += 1
@@ -69,7 +82,7 @@ def standins(endpoint: str, workers: int, jobs: int, results, take: int = 1) -> 
                 first = first or time.perf_counter()
                 tasks = p.Tasks.model_validate_json(body).tasks
                 for task in tasks:
-                    stage(task)
+                    stage(task, files)
                 s.send_multipart(p.encode("RESULTS", p.Results(results=[
                     p.Done(attempt_id=t.attempt_id, ok=True, frames=1) for t in tasks])))
                 s.send_multipart(request[s])
@@ -78,15 +91,30 @@ def standins(endpoint: str, workers: int, jobs: int, results, take: int = 1) -> 
     context.destroy(linger=0)
 
 
-def stage(task: p.Task) -> None:
-    """The task's one frame (tiny.yaml: one frame, one camera) in its staging folder, on the shared file system."""
+FRAME = (("images", "{stem}.png", b"png"), ("annotations", "{stem}-ann.json", b"{}"))  # tiny.yaml: 1 frame, 1 camera
+
+
+def prepare(pool: str, jobs: int) -> dict[str, list[str]]:
+    """Every job's files written into ``pool`` and made durable (one sync for all): {folder: [file, ...]}."""
+    os.makedirs(pool, exist_ok=True)
+    files: dict[str, list[str]] = {folder: [] for folder, _, _ in FRAME}
+    for job in range(jobs):
+        for folder, _, data in FRAME:
+            files[folder].append(os.path.join(pool, f"{folder}-{job}"))
+            with open(files[folder][-1], "wb") as handle:
+                handle.write(data)
+    os.sync()
+    return files
+
+
+def stage(task: p.Task, files: dict[str, list[str]]) -> None:
+    """The task's one frame in its staging folder, on the shared file system: durable files of the pool renamed
+    in (as a worker's writer leaves them: fsynced, under their names)."""
     if task.staging == "/nonexistent":  # the floor's
         return
-    stem = f"{task.job_id:010d}-0000-cam"
-    for folder, name, data in (("images", f"{stem}.png", b"png"), ("annotations", f"{stem}-ann.json", b"{}")):
+    for folder, name, _ in FRAME:
         os.makedirs(os.path.join(task.staging, folder), exist_ok=True)
-        with open(os.path.join(task.staging, folder, name), "wb") as handle:
-            handle.write(data)
+        os.rename(files[folder].pop(), os.path.join(task.staging, folder, name.format(stem=f"{task.job_id:010d}-0000-cam")))
 
 
 def floor_server(sock: zmq.Socket, jobs: int, stop: threading.Event) -> None:
@@ -111,9 +139,10 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_standins(endpoint: str, workers: int, jobs: int, take: int = 1) -> multiprocessing.Process:
+def run_standins(endpoint: str, workers: int, jobs: int, take: int = 1, pool: str = "") -> multiprocessing.Process:
     results = multiprocessing.get_context("spawn").Queue()
-    proc = multiprocessing.get_context("spawn").Process(target=standins, args=(endpoint, workers, jobs, results, take))
+    proc = multiprocessing.get_context("spawn").Process(target=standins, args=(endpoint, workers, jobs, results, take,
+                                                                                pool))
     proc.start()
     return proc, results
 
@@ -155,18 +184,19 @@ def dispatch(jobs: int, workers: int, ahead: int = 0) -> tuple[float, float, int
     client.submit(batch_id="bench", recipe=RECIPE.read_text(), recipe_dir=str(RECIPE.parent), out=str(tmp / "out"),
                   count=jobs)
     cpu = cpu_seconds()
-    proc, results = run_standins(coord.workers_endpoint, workers, jobs, 1 + ahead)
+    proc, results = run_standins(coord.workers_endpoint, workers, jobs, 1 + ahead, str(tmp / "pool"))
     seconds = results.get(timeout=600)
     waited = time.perf_counter()
     while client.status("bench")["jobs"]["done"] < jobs:  # committed, not only answered
         time.sleep(0.002)
     seconds += time.perf_counter() - waited
-    cpu = cpu_seconds() - cpu
     proc.join()
     lines = (tmp / "out" / "jobs.jsonl").read_text().count("\n")
     coord.stop_event.set()
-    thread.join()
+    thread.join()  # and what it left to do after the jobs were done (removing staging folders)
+    cpu = cpu_seconds() - cpu
     context.destroy(linger=0)
+    shutil.rmtree(tmp, ignore_errors=True)
     return jobs / seconds, cpu / jobs, lines
 
 
@@ -186,29 +216,59 @@ def submit(count: int) -> None:
     context.destroy(linger=0)
 
 
-if __name__ == "__main__":
+def coordinator_run(version: Path | None, jobs: int, workers: int, ahead: int) -> tuple[float, float, int]:
+    """``dispatch`` in a process of its own, with the coordinator of ``version`` (None: this one)."""
+    env = dict(os.environ)
+    if version is not None:
+        env["PYTHONPATH"] = str(version)
+    done = subprocess.run([sys.executable, __file__, "--json", "--jobs", str(jobs), "--workers", str(workers),
+                           "--ahead", str(ahead)], env=env, capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"the bench failed ({version or 'this version'}):\n{done.stderr[-3000:]}")
+    return tuple(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--jobs", type=int, default=20000)
     parser.add_argument("--workers", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--submit", type=int, default=1000000)
     parser.add_argument("--ahead", type=int, default=1, help="tasks the stand-ins lease ahead (compared with 0)")
+    parser.add_argument("--against", type=Path, help="another version of synthfarm to interleave with (DIR/synthfarm)")
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # one coordinator run, as JSON
     args = parser.parse_args()
+    if args.json:
+        print(json.dumps(dispatch(args.jobs, args.workers, args.ahead)))
+        return
+    if args.against and not (args.against / "synthfarm" / "__init__.py").is_file():
+        parser.error(f"--against {args.against}: no synthfarm/__init__.py in it (make it with git archive)")
     if args.submit:
         submit(args.submit)  # first, so that the process's peak RSS is the submission's
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    floor, runs = [], {0: [], args.ahead: []}
+    versions = {"this": None, **({"that": args.against.resolve()} if args.against else {})}
+    floor, runs = [], {(name, ahead): [] for name in versions for ahead in (0, args.ahead)}
     for _ in range(args.rounds):  # interleaved: the machine's load falls on all alike
         floor.append(dispatch_floor(args.jobs, args.workers))
-        for ahead in runs:
-            runs[ahead].append(dispatch(args.jobs, args.workers, ahead))
+        for name, ahead in runs:
+            runs[name, ahead].append(coordinator_run(versions[name], args.jobs, args.workers, ahead))
     f_rate, f_cpu = statistics.median(r for r, _ in floor), statistics.median(c for _, c in floor)
     print(f"dispatch, {args.jobs} jobs, {args.workers} stand-in workers, median of {args.rounds} interleaved rounds:")
     print(f"  floor (a bare ROUTER answering with ready frames): {f_rate:,.0f} jobs/s, {f_cpu * 1e6:.0f} us CPU/job")
-    for ahead, coord in runs.items():
+    medians = {}
+    for (name, ahead), coord in runs.items():
         c_rate, c_cpu = statistics.median(r for r, _, _ in coord), statistics.median(c for _, c, _ in coord)
+        medians[name, ahead] = c_rate, c_cpu
         lines = {n for _, _, n in coord}
-        print(f"  coordinator, lease depth {ahead} ({1 + ahead} tasks per REQUEST; persistence on): {c_rate:,.0f} "
-              f"jobs/s, {c_cpu * 1e6:.0f} us CPU/job (= {1 / c_cpu:,.0f} jobs per CPU-second; target >= 10,000); "
-              f"jobs.jsonl lines {sorted(lines)}")
+        print(f"  {name + ' ' if args.against else ''}coordinator, lease depth {ahead} ({1 + ahead} tasks per REQUEST; "
+              f"persistence on): {c_rate:,.0f} jobs/s, {c_cpu * 1e6:.0f} us CPU/job (= {1 / c_cpu:,.0f} jobs per "
+              f"CPU-second; target >= 10,000); jobs.jsonl lines {sorted(lines)}")
         print(f"    ratio to the floor: {c_rate / f_rate:.2f} (rate), {c_cpu / f_cpu:.2f} (CPU per job)")
+    if args.against:
+        for ahead in (0, args.ahead):
+            (rate, cpu), (rate0, cpu0) = medians["this", ahead], medians["that", ahead]
+            print(f"  this / that, lease depth {ahead}: {rate / rate0:.2f}x the rate, {cpu / cpu0:.2f}x the CPU per job")
+
+
+if __name__ == "__main__":
+    main()

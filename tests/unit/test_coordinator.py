@@ -2,6 +2,7 @@
 that speak the protocol (no Blender): scheduling, failures, blocklists, retries, cancel, garbage."""
 import json
 import os
+import sqlite3
 import subprocess
 import threading
 import time
@@ -16,6 +17,7 @@ import zmq
 from synthfarm.farm import protocol as p
 from synthfarm.farm.client import FarmClient, FarmError
 from synthfarm.farm.coordinator import Coordinator
+from synthfarm.farm.store import Store
 
 TINY = Path(__file__).resolve().parents[1] / "data" / "tiny.yaml"
 
@@ -168,6 +170,37 @@ def test_a_message_that_raises_lands_none_of_its_successes(farm, tmp_path, monke
     assert wait_for(lambda: farm.client.status("b1")["jobs"]["done"] == 2)
     assert farm.coord.dropped["stale_result"] == 0
     assert len(list((out / "annotations").glob("*-ann.json"))) == 2
+
+
+def test_a_landing_whose_end_cannot_be_recorded_is_lost_and_runs_again(farm, tmp_path, monkeypatch):
+    """Recording a landed success raises (here its jobs.jsonl line): the attempt is lost, not left half-ended, its
+    job goes back to the queue and is done by the next attempt; a state that held a landing attempt when it was
+    opened (never committed by the coordinator, but a state file may hold anything) has it lost and requeued."""
+    out = tmp_path / "out"
+    farm.submit(out, count=2)
+    w = StandIn(farm, "w")
+    task = w.take()
+    add = farm.coord.jobs_log.add
+    monkeypatch.setattr(farm.coord.jobs_log, "add", lambda out, record: (_ for _ in ()).throw(OSError("no line")))
+    w.render(task)
+    assert wait_for(lambda: [a["status"] for a in farm.client.logs("b1", task.job_id)] == ["lost"])
+    assert farm.client.logs("b1", task.job_id)[0]["error"] == "its end could not be recorded"
+    monkeypatch.setattr(farm.coord.jobs_log, "add", add)
+    for _ in range(2):
+        w.render(w.take())
+    assert wait_for(lambda: farm.client.status("b1")["jobs"]["done"] == 2)
+    farm.stop()
+    state = tmp_path / "state" / "farm.sqlite"
+    with sqlite3.connect(state) as db:
+        db.execute("UPDATE attempts SET status='landing' WHERE status='done' AND job_id=1")
+        db.execute("UPDATE jobs SET status='running' WHERE job_id=1")
+    store = Store(state)
+    try:
+        assert store.db.execute("SELECT status FROM jobs WHERE job_id=1").fetchone() == ("queued",)
+        assert store.db.execute("SELECT COUNT(*) FROM attempts WHERE status='landing'").fetchone() == (0,)
+        assert store.db.execute("SELECT n FROM counts WHERE status='queued'").fetchone() == (1,)
+    finally:
+        store.close()
 
 
 @pytest.fixture()

@@ -71,7 +71,7 @@ class DurableGroup:
     def __init__(self):
         self._files: list[tuple[Path, Callable[[Path], None], bool]] = []
         self._written: list[tuple[Path, Path, bool]] = []  # (temporary, final, marker)
-        self._moves: list[tuple[Path, Path, bool]] = []  # (synced source, final, marker): renamed in as they are
+        self._moves: list[tuple[str, str, bool]] = []  # (synced source, final, marker): renamed in as they are
         self._new_folders: set[Path] = set()  # made by this group: their names are synced with the files'
         self.fsyncs = 0
 
@@ -86,7 +86,7 @@ class DurableGroup:
         are fsynced before it gets its name, unless ``synced`` says its writer did (then it is renamed in as it is,
         from a folder of the same file system; the source is never removed by :meth:`discard`)."""
         if synced:
-            self._moves.append((Path(source), Path(path), marker))
+            self._moves.append((os.fspath(source), os.fspath(path), marker))
         else:
             self.add(path, lambda tmp: shutil.move(source, tmp), marker)
 
@@ -105,7 +105,8 @@ class DurableGroup:
 
     def _make_folders(self) -> None:
         """The folders the files go to; a new one's name is made durable in its parent with the first renames."""
-        for folder in sorted({path.parent for path, _, _ in self._files} | {path.parent for _, path, _ in self._moves}):
+        moved_to = {os.path.dirname(path) for _, path, _ in self._moves}
+        for folder in sorted({path.parent for path, _, _ in self._files} | set(map(Path, moved_to))):
             while not folder.is_dir():
                 self._new_folders.add(folder)
                 folder = folder.parent
@@ -128,7 +129,7 @@ class DurableGroup:
 
     def _sync_folders(self, paths: list[Path]) -> None:
         new, self._new_folders = self._new_folders, set()
-        folders = sorted({path.parent for path in paths} | {folder.parent for folder in new})
+        folders = sorted({os.path.dirname(path) for path in map(os.fspath, paths)} | {str(f.parent) for f in new})
         _all([lambda folder=folder: fsync_folder(folder) for folder in folders])
         self.fsyncs += len(folders)
 

@@ -161,16 +161,6 @@ class FrameFiles:
     disparity: np.ndarray | None = None
 
 
-def _staged_files(staging: Path) -> dict[str, set[str]]:
-    """The names in each folder of an attempt's staging folder (one listing per folder, no stat per file)."""
-    try:
-        with os.scandir(staging) as entries:
-            folders = [entry.name for entry in entries if entry.is_dir(follow_symlinks=False)]
-    except FileNotFoundError:
-        return {}
-    return {folder: set(os.listdir(staging / folder)) for folder in folders}
-
-
 # -- the writer -----------------------------------------------------------------------------------------
 class DatasetWriter:
     def __init__(self, root: Path):
@@ -358,26 +348,31 @@ class DatasetWriter:
         """models/<key>.ply, unless the dataset has it already (a key names one mesh)."""
         self.write_frames([], {key: (vertices, faces)})
 
-    def commit_stagings(self, stagings: list[Path]) -> list[list[str]]:
-        """Move the frames attempts wrote into their ``stagings`` (datasets of the same layout, inside this one, so
-        on the same file system) into this dataset as one durable group (durable.py), as :meth:`write_frames`
-        writes them: renamed into place, each folder fsynced once, the annotations last, their folder fsynced
-        before this returns (before the jobs are recorded done). A staged file's bytes are durable already (the
-        worker's writer fsyncs them, the transfer server an upload's when it ends): they are not fsynced again. The
-        staging folders are left for the caller to remove. Returns each staging's frame stems."""
-        staged = [_staged_files(Path(staging)) for staging in stagings]
-        all_stems = [sorted(n.removesuffix("-ann.json") for n in files.get("annotations", ())) for files in staged]
+    def commit_stagings(self, stagings: list[tuple[str, dict[str, set[str]]]]) -> list[list[str]]:
+        """Move the frames attempts wrote into their staging folders (datasets of the same layout, inside this one,
+        so on the same file system; each given with the names of the files in each of its folders, as listed when
+        they were vetted) into this dataset as one durable group (durable.py), as :meth:`write_frames` writes them:
+        renamed into place, each folder fsynced once, the annotations last, their folder fsynced before this returns
+        (before the jobs are recorded done). A staged file's bytes are durable already (the worker's writer fsyncs
+        them, the transfer server an upload's when it ends): they are not fsynced again. The staging folders are
+        left for the caller to remove. Returns each staging's frame stems."""
+        root, all_stems = os.fspath(self.root), []
         with DurableGroup() as group:
+            for staging, files in stagings:
+                all_stems.append(sorted(n.removesuffix("-ann.json") for n in files.get("annotations", ())
+                                        if n.endswith("-ann.json")))
             group.remove([self.root / "annotations" / f"{stem}-ann.json" for stems in all_stems for stem in stems])
-            for staging, files, stems in zip(stagings, staged, all_stems):
+            for (staging, files), stems in zip(stagings, all_stems):
                 for kind, (folder, suffix) in FOLDERS.items():
+                    names = files.get(folder, ())
                     for name in (f"{stem}{suffix}" for stem in stems):
-                        if name in files.get(folder, ()):
-                            group.add_file(self.root / folder / name, Path(staging, folder, name),
+                        if name in names:
+                            group.add_file(os.path.join(root, folder, name), os.path.join(staging, folder, name),
                                            kind == "annotation", synced=True)
                 for name in sorted(files.get(MODELS, ())):  # before the annotations that name them
-                    if name.endswith(".ply") and not (self.root / MODELS / name).exists():
-                        group.add_file(self.root / MODELS / name, Path(staging, MODELS, name), synced=True)
+                    if name.endswith(".ply") and not os.path.exists(os.path.join(root, MODELS, name)):
+                        group.add_file(os.path.join(root, MODELS, name), os.path.join(staging, MODELS, name),
+                                       synced=True)
         self.fsyncs += group.fsyncs
         return all_stems
 
