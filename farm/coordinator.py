@@ -33,7 +33,7 @@ from .paths import missing_frames, shared_root, staged_frames, vet_staging
 from .requests import ClientRequests
 from .settings import Settings
 from .wake import Wake
-from .leases import OUT
+from .leases import LANDING, OUT
 from .store import Store
 from .transfer import AttemptFiles, BlobStore, TransferServer
 
@@ -410,7 +410,6 @@ class Coordinator(ClientRequests):
         attempt = self.store.attempt(msg.attempt_id)
         batch = self.store.batch(attempt["batch_id"]) if attempt else None
         staging = staging_dir(batch["out"], msg.attempt_id) if batch else None
-        staged = staging is not None and os.path.lexists(staging)
         current = bool(attempt and attempt["status"] in OUT and attempt["worker_id"] == worker_id)
         if current and not msg.ok and msg.reason == "no_space":
             self.store.worker_seen(worker_id, status="idle")
@@ -449,8 +448,8 @@ class Coordinator(ClientRequests):
                 frames=msg.frames, stems=stems, seconds=round(msg.seconds, 3), device=msg.device))
         outcome = self.store.finish(msg.attempt_id, worker_id, msg.ok, msg.error, msg.seconds, attempt,
                                     self._live())
-        if staged:
-            discard_staging(staging)  # a stale or failed attempt's files
+        if staging and attempt["status"] != LANDING:  # a stale or failed attempt's files (a landing one's land)
+            discard_staging(staging)
         if url and not msg.ok:
             self.buckets.discard(url, msg.attempt_id)
         self.store.worker_seen(worker_id, status="busy" if self.store.attempts_out(worker_id) else "idle")

@@ -35,14 +35,18 @@ def free_ports(n=4):
     raise RuntimeError("no free ports")
 
 
-def cli(*args, **kw):
-    return subprocess.Popen([sys.executable, "-m", "synthfarm.cli", *map(str, args)], **kw)
+CLI = ("-m", "synthfarm.cli")
+
+
+def cli(*args, program=CLI, **kw):
+    """The `synthfarm` command (``program``: what Python runs instead, e.g. a script that wraps it)."""
+    return subprocess.Popen([sys.executable, *map(str, program), *map(str, args)], **kw)
 
 
 class Farm:
     def __init__(self, tmp: Path, workers=2, coordinator_args=(), out_root: Path | None = None,
-                 state: Path | None = None):
-        self.tmp, self.coordinator_args = tmp, tuple(coordinator_args)
+                 state: Path | None = None, coordinator_program=CLI):
+        self.tmp, self.coordinator_args, self.coordinator_program = tmp, tuple(coordinator_args), coordinator_program
         self.out_root, self.state = out_root or tmp, state or tmp / "state"
         for _ in range(5):  # ports found free may be taken by another run before the coordinator binds them
             self.port = free_ports()
@@ -67,7 +71,7 @@ class Farm:
         return cli("coordinator", "--port", self.port, "--data", self.state, "--heartbeat", 0.3,
                    "--lost-after", 3, "--out-root", self.out_root, "--shared-root", ROOT, "--shared-root", self.tmp,
                    *self.coordinator_args,
-                   stdout=subprocess.DEVNULL)
+                   program=self.coordinator_program, stdout=subprocess.DEVNULL)
 
     def start_worker(self, name, work_dir: Path | None = None, cwd: Path | None = None):
         """A worker process; with ``work_dir`` (and ``cwd``) it is like one on another machine: it gets the

@@ -1,0 +1,53 @@
+"""A cycle's successes land before they are recorded (farm/landing.py): a coordinator killed between the files
+and the state commit loses nothing and doubles nothing. Real coordinator processes on loopback, real SQLite, real
+files; the worker is a stand-in that stages its frames as the Blender child does (a real DatasetWriter)."""
+import json
+import signal
+from pathlib import Path
+
+from farm_procs import CLI, Farm, StandIn, check_dataset, stage_frames
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ROOT / "tests" / "data" / "tiny.yaml"
+DIES = ROOT / "tests" / "support" / "coordinator_dies_after_landing.py"
+
+
+def job_files(out: Path, job_id: int) -> dict[str, bytes]:
+    """The dataset's files of a job (not its staging), by path."""
+    return {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob(f"{job_id:010d}-*")
+            if ".staging" not in p.parts}
+
+
+def test_a_coordinator_killed_after_the_files_and_before_the_state_runs_the_job_again(tmp_path):
+    out = tmp_path / "out"
+    farm = Farm(tmp_path, workers=0, coordinator_program=(DIES,))
+    try:
+        farm.submit(TINY, 2, out)
+        w = StandIn(f"tcp://127.0.0.1:{farm.port}", "w")
+        task = w.take()
+        w.render(task)  # staged, then DONE: the coordinator lands the files and dies before its state commit
+        assert farm.coordinator.wait(timeout=60) == -signal.SIGKILL
+        landed = job_files(out, task.job_id)
+        assert len([p for p in landed if p.startswith("annotations/")]) == task.frames  # the files are in
+        assert not list(out.rglob("*.tmp*"))  # no partial file
+        lines = (out / "jobs.jsonl").read_text().splitlines() if (out / "jobs.jsonl").exists() else []
+        assert not [line for line in lines if json.loads(line)["id"] == task.job_id]  # not recorded done
+
+        farm.coordinator_program = CLI
+        farm.coordinator = farm.start_coordinator()
+        status = farm.ready()
+        assert farm.client.status("batch")["jobs"]["done"] == 0, status
+        w.close()
+        w = StandIn(f"tcp://127.0.0.1:{farm.port}", "w")  # back: what it held is lost, the job queued again
+        again = w.take()
+        assert again.job_id == task.job_id and again.attempt_id != task.attempt_id
+        w.render(again)
+        w.render(w.take())
+        farm.wait(lambda s: s["jobs"]["done"] == 2)
+        check_dataset(out, 2, task.frames)  # each job once in jobs.jsonl, every file, no partial file
+        assert job_files(out, task.job_id) == landed  # the re-run's identical files overwrote the landed ones
+        attempts = farm.client.logs("batch", task.job_id)
+        assert [a["status"] for a in attempts] == ["lost", "done"], attempts
+        w.close()
+    finally:
+        farm.stop()
