@@ -11,7 +11,6 @@ from __future__ import annotations
 import errno
 import json
 import logging
-import os
 import shutil
 import sqlite3
 import threading
@@ -462,7 +461,7 @@ class Coordinator(ClientRequests):
         files are not durable."""
         for arrivals, error in self.landing.land():
             for arrival in arrivals:
-                if not self._guarded("landing", [], lambda _, a=arrival: self._landed(a, error)):
+                if not self._guarded("landing", [], lambda _, a=arrival, e=error: self._landed(a, e)):
                     self._guarded("landing", [], lambda _, a=arrival: self._lose(a.attempt["id"], UNRECORDED))
 
     def _landed(self, arrival: Arrival, error: OSError | None) -> None:

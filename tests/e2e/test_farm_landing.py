@@ -5,7 +5,7 @@ import json
 import signal
 from pathlib import Path
 
-from farm_procs import CLI, Farm, StandIn, check_dataset, stage_frames
+from farm_procs import CLI, Farm, StandIn, check_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "tests" / "data" / "tiny.yaml"

@@ -106,6 +106,36 @@ def test_a_committed_frame_is_durable_before_its_job_is_recorded_done(farm, tmp_
     assert len(list((out / "annotations").glob("*-ann.json"))) == task.frames
 
 
+def test_a_success_without_all_its_frames_is_a_failed_attempt_that_names_them(farm, tmp_path):
+    """A DONE that says ok while frames of its job did not arrive (a worker writing its staging folder on a disk
+    the coordinator does not see, a lost upload) was recorded done with no frames, and its dataset called
+    complete: a silent loss. It is a failed attempt now, whose error names the missing frames; the job runs again."""
+    data = yaml.safe_load(TINY.read_text())
+    data["frames"] = 2
+    out = tmp_path / "out"
+    farm.client.submit(batch_id="b1", recipe=yaml.safe_dump(data), recipe_dir=str(TINY.parent), out=str(out), count=1)
+    w = StandIn(farm, "w")
+    task = w.take()
+    w.finish(task, frames=2)  # nothing staged
+    assert wait_for(lambda: farm.client.status("b1")["jobs"]["queued"] == 1)
+    task = w.take()
+    farm_procs.stage_frames(task)
+    (Path(task.staging) / "annotations" / "0000000000-0001-cam-ann.json").unlink()  # frame 1 lost on the way
+    w.finish(task, frames=2)
+    assert wait_for(lambda: len(farm.client.logs("b1", 0)) == 2 and farm.client.status("b1")["jobs"]["queued"])
+    first, second = farm.client.logs("b1", 0)
+    assert first["status"] == second["status"] == "failed"
+    assert "2 of the 2 frames of job 0 did not arrive (0000000000-0000-cam, 0000000000-0001-cam)" in first["error"]
+    assert "1 of the 2 frames of job 0 did not arrive (0000000000-0001-cam)" in second["error"]
+    assert not list((out / "annotations").iterdir()) and not (out / "jobs.jsonl").exists()
+    w.render(w.take())
+    assert wait_for(lambda: farm.client.status("b1")["jobs"]["done"] == 1)
+    assert sorted(p.name for p in (out / "annotations").iterdir()) == [
+        "0000000000-0000-cam-ann.json", "0000000000-0001-cam-ann.json"]
+
+
+
+
 def lease(w, take: int) -> list:
     """The tasks a stand-in gets for a REQUEST of ``take`` (leasing ahead: one TASKS message for several)."""
     w.send("REQUEST", w.p.Request(worker_id=w.name, take=take))

@@ -358,7 +358,7 @@ class DatasetWriter:
         left for the caller to remove. Returns each staging's frame stems."""
         root, all_stems = os.fspath(self.root), []
         with DurableGroup() as group:
-            for staging, files in stagings:
+            for _, files in stagings:
                 all_stems.append(sorted(n.removesuffix("-ann.json") for n in files.get("annotations", ())
                                         if n.endswith("-ann.json")))
             group.remove([self.root / "annotations" / f"{stem}-ann.json" for stems in all_stems for stem in stems])
