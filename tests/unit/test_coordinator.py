@@ -240,6 +240,20 @@ def small_disk(tmp_path):
     disk.close()
 
 
+def land_on_a_broken_disk(farm, out: Path, stage, breaks) -> list[dict]:
+    """Two jobs staged by one worker (``stage`` each), the dataset's disk broken (``breaks()``), both reported done
+    in one message: their attempts, once both jobs are back in the queue."""
+    farm.submit(out, count=2)
+    w = StandIn(farm, "w")
+    tasks = lease(w, 2)
+    for task in tasks:
+        stage(task)
+    breaks()
+    results(w, tasks)
+    assert wait_for(lambda: farm.client.status("b1")["jobs"]["queued"] == 2)
+    return [attempt for job in (0, 1) for attempt in farm.client.logs("b1", job)]
+
+
 def test_a_group_that_cannot_be_committed_fails_each_of_its_attempts(tmp_path, small_disk):
     """The dataset's disk refuses the cycle's group (here read-only: EROFS; an I/O error alike): each attempt of it
     is a failed attempt whose error names the dataset and the error, nothing of them is recorded done, their
@@ -247,16 +261,10 @@ def test_a_group_that_cannot_be_committed_fails_each_of_its_attempts(tmp_path, s
     farm = Farm(tmp_path / "state", out_root=small_disk.path)
     try:
         out = small_disk.path / "out"
-        farm.submit(out, count=2)
-        w = StandIn(farm, "w")
-        tasks = lease(w, 2)
-        for task in tasks:
-            farm_procs.stage_frames(task)
-        subprocess.run(["mount", "-o", "remount,ro", str(small_disk.path)], check=True)
-        results(w, tasks)
-        assert wait_for(lambda: farm.client.status("b1")["jobs"]["queued"] == 2)
-        for job in (0, 1):
-            (attempt,) = farm.client.logs("b1", job)
+        attempts = land_on_a_broken_disk(farm, out, farm_procs.stage_frames, lambda: subprocess.run(
+            ["mount", "-o", "remount,ro", str(small_disk.path)], check=True))
+        assert len(attempts) == 2
+        for attempt in attempts:
             assert attempt["status"] == "failed" and str(out) in attempt["error"], attempt
             assert "Read-only file system" in attempt["error"], attempt
         assert not list((out / "annotations").glob("*-ann.json")) and not (out / "jobs.jsonl").exists()
@@ -285,18 +293,9 @@ def test_a_group_without_space_sends_its_attempts_back_uncounted_and_pauses_the_
     disk = farm_procs.SmallDisk(tmp_path / "disk", size="4m", inodes=400)
     farm = Farm(tmp_path / "state", out_root=disk.path, min_free_bytes=1)
     try:
-        out = disk.path / "out"
-        farm.submit(out, count=2)
-        w = StandIn(farm, "w")
-        tasks = lease(w, 2)
-        for task in tasks:
-            stage_with_model(task)
-        fillers = disk.fill_inodes()
-        results(w, tasks)
-        assert wait_for(lambda: farm.client.status("b1")["jobs"]["queued"] == 2)
-        for job in (0, 1):
-            (attempt,) = farm.client.logs("b1", job)
-            assert attempt["status"] == "lost" and attempt["error"] == "out of space", attempt
+        out, fillers = disk.path / "out", []
+        attempts = land_on_a_broken_disk(farm, out, stage_with_model, lambda: fillers.extend(disk.fill_inodes()))
+        assert [(a["status"], a["error"]) for a in attempts] == [("lost", "out of space")] * 2
         status = farm.client.status("b1")
         assert status["jobs"]["failed"] == 0 and status["jobs"]["done"] == 0
         assert not list((out / "annotations").glob("*-ann.json")) and not (out / "jobs.jsonl").exists()
