@@ -1,6 +1,7 @@
 """A stand-in for Blender in benchmarks of the farm's data paths: a worker starts it as its "Blender" (`synthfarm
 worker --blender tests/bench/standin_child.py`); it speaks the child's side of the supervisor's PAIR socket and,
-for each task, writes one frame's files of fixed sizes (random bytes, made once) into the task's staging folder.
+for each task, writes one frame's files of fixed sizes (random bytes, made once) into the task's staging folder,
+each fsynced (a worker says DONE only once its files are durable: the coordinator renames them without another fsync).
 
     standin_child.py -b --factory-startup --python worker.py -- ENDPOINT     (the arguments a Blender gets)
 Sizes: $SYNTHFARM_STANDIN_FRAME_MB in all (default 2), split like a render's files. $SYNTHFARM_STANDIN_SECONDS: how
@@ -37,7 +38,10 @@ def main(endpoint: str) -> None:
         for name, body in blobs.items():
             path = Path(task["staging"]) / name.format(s=stem)
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(body)
+            with open(path, "wb") as handle:  # durable before DONE, as the child's writer leaves its files
+                handle.write(body)
+                handle.flush()
+                os.fsync(handle.fileno())
         sock.send_json({"progress": {"attempt_id": task["attempt_id"], "frames_done": 1, "frames_total": 1}})
         sock.send_json({"done": {"attempt_id": task["attempt_id"], "ok": True, "frames": 1,
                                  "seconds": time.perf_counter() - start, "device": "standin"}})
