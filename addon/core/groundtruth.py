@@ -75,10 +75,14 @@ def instances_from_mask(index: np.ndarray, ids: Iterable[int]) -> dict[int, Inst
     if wanted.size == 0 or index.size == 0:
         return {}
     height, width = index.shape
-    flat = index.ravel(order="F")
-    starts = np.flatnonzero(np.r_[True, flat[1:] != flat[:-1]])
-    ends = np.r_[starts[1:], flat.size]  # runs are [start, end)
-    values = flat[starts]
+    # where a run starts in column-major order: below a change within a column, at the top of a column that does not
+    # go on with the last one's value; found in the image's own layout (a column-major copy costs more than all else)
+    below = np.flatnonzero(index[1:] != index[:-1])  # (row - 1) * width + column of each start inside a column
+    tops = np.flatnonzero(index[0, 1:] != index[-1, :-1]) + 1
+    starts = np.sort(np.concatenate([np.zeros(1, dtype=np.intp), (below % width) * height + below // width + 1,
+                                     tops * height]))
+    ends = np.r_[starts[1:], index.size]  # runs are [start, end)
+    values = index[starts % height, starts // height]
     keep = np.isin(values, wanted)
     order = np.argsort(values[keep], kind="stable")  # grouped by id, in image order within an id
     starts, ends, values = starts[keep][order], ends[keep][order], values[keep][order]
@@ -217,7 +221,7 @@ def geometry_labels_many(K, world_to_cam, resolution: tuple[int, int], objects: 
     objects' points in one product) and for a mesh's vertices (each corner is moved as its vertex: the same row of
     the same product)."""
     K, world_to_cam = np.asarray(K, dtype=float), np.asarray(world_to_cam, dtype=float)
-    meshes = [_in_world(shape, matrix) for shape, matrix, *_ in objects]
+    meshes = _in_world(objects)
     if view is not None and not view.identity:
         amodal = []
         for mesh in meshes:
@@ -242,15 +246,28 @@ def _groups(sizes: list[int], limit: int) -> list[tuple[int, int]]:
     return [*groups, (first, len(sizes))] if sizes else []
 
 
-def _in_world(shape, matrix_world) -> Mesh:
-    """An object's triangles as a world :class:`Mesh`: a mesh in the object's frame placed by its matrix, or world
-    triangles (T, 3, 3)."""
-    if isinstance(shape, Mesh):
-        matrix = np.asarray(matrix_world, dtype=float)
-        world = _product(shape.vertices, matrix[:3, :3])
-        world += matrix[:3, 3]
-        return Mesh(world, shape.corners)
-    return Mesh.of_triangles(shape)
+def _in_world(objects: list) -> list[Mesh]:
+    """Every object's triangles as a world :class:`Mesh`: a mesh in the object's frame placed by its matrix, or world
+    triangles (T, 3, 3). Meshes with as many vertices (copies of an asset) are placed in one stacked product: numpy's
+    matmul calls BLAS once per matrix of the stack, as for one mesh alone."""
+    meshes: list = [None] * len(objects)
+    alike: dict[int, list[int]] = {}
+    for i, (shape, *_) in enumerate(objects):
+        if isinstance(shape, Mesh):
+            alike.setdefault(len(shape.vertices), []).append(i)
+        else:
+            meshes[i] = Mesh.of_triangles(shape)
+    for count, members in alike.items():
+        matrices = np.stack([np.asarray(objects[i][1], dtype=float) for i in members])
+        if count < 2:  # a one-row product comes out otherwise (see _product)
+            world = np.stack([_product(objects[i][0].vertices, m[:3, :3]) for i, m in zip(members, matrices)])
+        else:
+            world = np.matmul(np.stack([objects[i][0].vertices for i in members]),
+                              matrices[:, :3, :3].transpose(0, 2, 1))
+        world += matrices[:, None, :3, 3]
+        for i, points in zip(members, world):
+            meshes[i] = Mesh(points, objects[i][0].corners)
+    return meshes
 
 
 def _product(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:

@@ -130,15 +130,32 @@ class _Buffers(threading.local):
 _buffers = _Buffers()
 
 
+def _edge_orders() -> tuple[np.ndarray, np.ndarray]:
+    """For each pattern of left edges (bits 0-2) and right edges (bits 3-5) of a triangle: its edges in the order
+    (the first left one, the first right one, the third), and whether it has both."""
+    orders, both = np.zeros((64, 3), dtype=np.int64), np.zeros(64, dtype=bool)
+    for pattern in range(64):
+        left = [edge for edge in range(3) if pattern >> edge & 1]
+        right = [edge for edge in range(3) if pattern >> (3 + edge) & 1]
+        if left and right and left[0] != right[0]:
+            orders[pattern] = left[0], right[0], 3 - left[0] - right[0]
+            both[pattern] = True
+    return orders, both
+
+
+EDGE_ORDERS, HAS_BOTH = _edge_orders()
+
+
 def _left_right_third(N: np.ndarray) -> np.ndarray | None:
     """Each triangle's edges (N: minus their A, (3, T)) in the order (a left one, a right one, the third): a triangle
     of finite coordinates that crosses a row has both (its edges' heights add up to 0, and each has its sign exactly);
     None when one does not."""
-    left, right = N < 0, N > 0
-    if not (left.any(axis=0).all() and right.any(axis=0).all()):
+    pattern = np.zeros(N.shape[1], dtype=np.int64)
+    for edge in range(3):
+        pattern += (N[edge] < 0) * (1 << edge) + (N[edge] > 0) * (8 << edge)
+    if not HAS_BOTH[pattern].all():
         return None
-    first, second = left.argmax(axis=0), right.argmax(axis=0)
-    return np.stack([first, second, 3 - first - second])
+    return EDGE_ORDERS.take(pattern, axis=0).T
 
 
 def cover(triangles: np.ndarray, owners: np.ndarray, width: int, height: int,
@@ -177,7 +194,7 @@ def cover(triangles: np.ndarray, owners: np.ndarray, width: int, height: int,
     order = _left_right_third(N)
     known = order is not None
     if known:
-        place = np.add(np.multiply(order, nz.size, out=order), np.arange(nz.size), out=order)  # in (3, T) read flat
+        place = order * nz.size + np.arange(nz.size)  # in (3, T) read flat
         N, B, C = (coefficient.ravel().take(place) for coefficient in (N, B, C))
     Np, Bp, Cp, lo, hi = (buffers.get(name, pairs, np.float64) for name in ("N", "B", "C", "lo", "hi"))
     is_left, is_right, flat, empty = (buffers.get(name, pairs, bool) for name in ("left", "right", "flat", "empty"))

@@ -76,6 +76,17 @@ def test_instances_agree_with_brute_force(ids, offset):
         assert (labels[iid].pixels, labels[iid].bbox, labels[iid].rle) == (pixels, bbox, rle)
 
 
+@pytest.mark.parametrize("shape, order", [((1, 40), "C"), ((40, 1), "C"), ((23, 31), "F"), ((2, 2), "C")])
+def test_instances_of_thin_and_column_major_images(shape, order):
+    """Runs are found in the image's own layout: one row, one column, a column-major array."""
+    rng = np.random.default_rng(11)
+    for _ in range(20):
+        index = np.asarray(rng.integers(0, 4, size=shape), dtype=np.uint16, order=order)
+        expected = brute_force(index, range(1, 4))
+        labels = instances_from_mask(index, range(1, 4))
+        assert {iid: (label.pixels, label.bbox, label.rle) for iid, label in labels.items()} == expected
+
+
 def test_full_image_instance_and_input_checks():
     labels = instances_from_mask(np.full((4, 6), 9, np.uint16), [9, 3])
     assert list(labels) == [9] and labels[9].bbox == [0, 0, 6, 4] and labels[9].pixels == 24
