@@ -447,9 +447,13 @@ def keypoint_labels(K, world_to_cam, points: dict[str, list[float]], index: np.n
     own surface), 0 outside the image or behind the camera (then x = y = 0)."""
     K, world_to_cam = np.asarray(K, float), np.asarray(world_to_cam, float)
     height, width = index.shape
+    names = sorted(points)
+    # each point moved and projected as one point alone (numpy's one-row products, stacked: one call each)
+    cams = _to_camera(world_to_cam, np.asarray([points[name] for name in names], float).reshape(-1, 1, 3))[:, 0]
+    with np.errstate(divide="ignore", invalid="ignore"):  # points behind the camera are not projected below
+        pixels = _to_pixels(K, cams[:, None])[:, 0]
     out = []
-    for name, point in sorted(points.items()):
-        cam = _to_camera(world_to_cam, np.asarray(point, float)[None])[0]
+    for name, cam, (x, y) in zip(names, cams, pixels):
         if cam[2] <= 0:
             out.append({"name": name, "x": 0.0, "y": 0.0, "v": 0})
             continue
@@ -458,8 +462,6 @@ def keypoint_labels(K, world_to_cam, points: dict[str, list[float]], index: np.n
             if not ok:
                 out.append({"name": name, "x": 0.0, "y": 0.0, "v": 0})
                 continue
-        else:
-            x, y = _to_pixels(K, cam[None])[0]
         col, row = int(np.floor(x)), int(np.floor(y))
         if not (0 <= col < width and 0 <= row < height):
             out.append({"name": name, "x": 0.0, "y": 0.0, "v": 0})

@@ -109,3 +109,29 @@ def test_rle_of_a_window_is_the_rle_of_its_whole_mask():
         full = np.zeros((height, width), dtype=bool)
         full[top:top + h, left:left + w] = window
         assert rle_encode_window(np.asfortranarray(window), top, left, height, width) == rle_encode(full)
+
+
+def test_keypoints_are_those_of_each_point_moved_alone():
+    """An object's keypoints are moved and projected in one call: each exactly as one point alone (numpy's one-row
+    product), in front of the camera and behind it, in the image and outside it."""
+    from synthfarm.addon.core.groundtruth import keypoint_labels
+
+    rng = np.random.default_rng(2)
+    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    world_to_cam = np.eye(4)
+    world_to_cam[:3, :3], world_to_cam[:3, 3] = q * np.sign(np.linalg.det(q)), rng.normal(size=3)
+    K = np.array([[41.3, 0, 32.1], [0, 40.7, 23.9], [0, 0, 1]])
+    index, depth = rng.integers(0, 3, size=(48, 64)), rng.uniform(0.5, 12, size=(48, 64))
+    index[:, :32], depth[:, :32] = 1, 1e3  # the object's surface far behind: its points there are seen
+    points = {f"p{i}": (rng.normal(size=3) * 6).tolist() for i in range(60)}
+    labels = keypoint_labels(K, world_to_cam, points, index, depth, 1)
+    assert [label["name"] for label in labels] == sorted(points) and {label["v"] for label in labels} == {0, 1, 2}
+    for label in labels:
+        cam = np.asarray(points[label["name"]], float)[None] @ world_to_cam[:3, :3].T + world_to_cam[:3, 3]
+        uvw = cam @ K.T
+        x, y = (uvw[:, :2] / uvw[:, 2:3])[0]
+        if label["v"]:
+            assert (label["x"], label["y"]) == (float(x), float(y))
+        else:
+            assert cam[0, 2] <= 0 or not (0 <= x < 64 and 0 <= y < 48)
+
