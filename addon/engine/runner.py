@@ -220,11 +220,12 @@ class Runner:
         disparity = None
         if "disparity" in sensor.outputs and view_name == sensor.name:
             disparity = stereo_disparity(view.lens.K[0, 0], sensor.stereo_baseline, passes.depth)
-        lut = np.zeros(len(objects) + 1, dtype=np.uint16)
-        for record in annotations:
-            lut[record["instance_id"]] = record["class_id"]
-        index = np.clip(passes.index, 0, len(objects))
-        semantic = lut[index]
+        semantic = None
+        if "semantic_mask" in outputs:
+            lut = np.zeros(len(objects) + 1, dtype=np.uint16)
+            for record in annotations:
+                lut[record["instance_id"]] = record["class_id"]
+            semantic = np.take(lut, passes.index, mode="clip")  # ids beyond the table's (none) as its last, in one pass
         labels_seconds = time.perf_counter() - t_labels
         annotation = {"job": job.id, "frame": k, "sensor": view_name, "image_size": list(resolution),
                       "frame_rate": recipe.frame_rate,
@@ -245,7 +246,7 @@ class Runner:
                                 "labels": labels_seconds}}
         timings = dict(metadata["timings"])  # the metadata is the writer's from here on
         t_write = time.perf_counter()
-        writer.write_frame(job.id, k, view_name, semantic_mask=semantic if "semantic_mask" in outputs else None,
+        writer.write_frame(job.id, k, view_name, semantic_mask=semantic,
                            flow=flow, disparity=disparity, annotation=annotation, metadata=metadata)
         timings["write"] = queue_seconds + time.perf_counter() - t_write  # queueing: it is written meanwhile
         report.stems.append(writer.frame_stem(job.id, k, view_name))
