@@ -2,8 +2,11 @@
 
 Runs with the bpy module (``python -m synthfarm.farm.blender_child ENDPOINT``) or inside Blender
 (``blender -b --python scripts/worker.py -- ENDPOINT``). It talks to its supervisor over a PAIR socket:
-it says ``ready``, then for each task sends ``progress`` after every frame and one ``done``. It keeps the
-Runner (base scene, asset cache) between tasks; the supervisor restarts it when it dies or is recycled.
+it says ``ready``, then for each task sends ``progress`` between frames, ``rendered`` when the task's last frame
+is rendered, and ``done`` once all the task's files are durable (or at once when the task failed before that). Between
+``rendered`` and ``done`` it may take the next task: that one renders while the previous one's files are written
+(at most two tasks here, one rendering, one being made durable). It keeps the Runner (base scene, asset cache)
+between tasks; the supervisor restarts it when it dies or is recycled.
 """
 from __future__ import annotations
 
@@ -88,25 +91,52 @@ def watch_supervisor(parent: int) -> None:
     threading.Thread(target=wait_for_end_of_file, name="supervisor-watch", daemon=True).start()
 
 
-def send(sock, message: dict, parent: int) -> None:
-    """Send to the supervisor; a PAIR socket without its peer would block forever, so leave when it is gone."""
-    while True:
-        try:
-            sock.send_json(message, zmq.NOBLOCK)
-            return
-        except zmq.Again:
-            if os.getppid() != parent:  # the supervisor died mid-job (SIGKILL): do not hang as an orphan
-                leave(f"supervisor {parent} is gone")
+class Link:
+    """The PAIR socket to the supervisor, shared by the render thread and the thread that finishes the previous job
+    (ZeroMQ sockets are not thread-safe: every use holds a lock). A PAIR socket without its peer would block
+    forever, so this process leaves when the supervisor is gone."""
+
+    def __init__(self, sock, parent: int):
+        self.sock, self.parent = sock, parent
+        self._lock = threading.Lock()
+
+    def _check_parent(self) -> None:
+        if os.getppid() != self.parent:  # the supervisor died (SIGKILL): do not linger as an orphan
+            leave(f"supervisor {self.parent} is gone")
+
+    def send(self, message: dict) -> None:
+        while True:
+            with self._lock:
+                try:
+                    self.sock.send_json(message, zmq.NOBLOCK)
+                    return
+                except zmq.Again:
+                    pass
+            self._check_parent()
             time.sleep(0.05)
 
+    def receive(self, finishing: threading.Thread | None = None) -> dict:
+        """The supervisor's next message. While ``finishing`` (a thread that sends when it ends) is alive, the lock
+        is held only to look (never while waiting, so that thread is never kept from sending)."""
+        while True:
+            busy = finishing is not None and finishing.is_alive()
+            with self._lock:
+                if self.sock.poll(0 if busy else 1000):
+                    return self.sock.recv_json()
+            if busy:
+                finishing.join(0.002)
+            self._check_parent()
 
-def run_task(runner, task: p.Task, sock, parent: int) -> dict:
+
+def render_task(runner, task: p.Task, link: Link):
+    """Render every frame of ``task`` (on this thread: bpy's). Returns the rest of the job, to call on another
+    thread while the next job renders: it waits until every file the job wrote is durable and returns the job's
+    result (or raises the job's writer error)."""
     start = time.perf_counter()
     root = Path(task.bundle_root) if task.bundle_root else None  # a job's inputs: nothing outside them is read
     recipe = parse_recipe_text(task.recipe, Path(task.recipe_dir), root=root)
     writer = DatasetWriter(Path(task.staging))
     identity = batch_identity(recipe, preview=task.preview, jobs=[(task.params, task.seed)])
-    writer.open(task.recipe, identity, {"name": recipe.name, "attempt": task.attempt_id})  # a fresh staging folder
     job = JobSpec(id=task.job_id, params=task.params, seed=task.seed, frames=task.frames, preview=task.preview)
     views = len(recipe.views())
     reported = [0]
@@ -115,14 +145,46 @@ def run_task(runner, task: p.Task, sock, parent: int) -> dict:
         done = frames.durable_frames // views
         if done > reported[0]:
             reported[0] = done
-            send(sock, {"progress": {"attempt_id": task.attempt_id, "frames_done": done,
-                                     "frames_total": task.frames}}, parent)
+            link.send({"progress": {"attempt_id": task.attempt_id, "frames_done": done,
+                                    "frames_total": task.frames}})
 
-    with (tempfile.TemporaryDirectory(prefix="job-") as scratch,  # inside the child's own temp folder
-          BackgroundWriter(writer) as frames):  # frames written while the next renders; all durable on leaving
-        report = runner.run_job(recipe, Path(task.recipe_dir), job, frames, Path(scratch), should_stop=frame_done)
-    return {"attempt_id": task.attempt_id, "ok": True, "frames": report.frames,
-            "seconds": time.perf_counter() - start, "device": runner.device.kind if runner.device else ""}
+    scratch = tempfile.TemporaryDirectory(prefix="job-")  # inside the child's own temp folder
+    # a fresh staging folder, made durable on the writer's thread while the job's scene is built and rendered;
+    # its frames written while the next frame (or the next job) renders
+    frames = BackgroundWriter(writer, first=lambda: writer.open(task.recipe, identity, {
+        "name": recipe.name, "attempt": task.attempt_id}))
+    try:
+        report = runner.run_job(recipe, Path(task.recipe_dir), job, frames, Path(scratch.name),
+                                should_stop=frame_done)
+    except BaseException:
+        frames.close(raise_error=False)  # the render's error is the job's
+        scratch.cleanup()
+        raise
+
+    def durable() -> dict:
+        try:
+            frames.close()  # every file durable, or the writer's error
+        finally:
+            scratch.cleanup()
+        return {"attempt_id": task.attempt_id, "ok": True, "frames": report.frames,
+                "seconds": time.perf_counter() - start, "device": runner.device.kind if runner.device else ""}
+
+    return durable
+
+
+def failure(task: p.Task, err: Exception) -> dict:
+    log.error("task %s failed: %s", task.attempt_id, err)
+    return {"attempt_id": task.attempt_id, "ok": False, "reason": "no_space" if no_space(err) else "",
+            "error": f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=4)}"[-2000:]}
+
+
+def finish_task(task: p.Task, durable, link: Link) -> None:
+    """On its own thread: the job's DONE once all its files are durable (or its writer failed)."""
+    try:
+        result = durable()
+    except Exception as err:  # noqa: BLE001 - the writer's error is this job's failure, not the next one's
+        result = failure(task, err)
+    link.send({"done": result})
 
 
 def no_space(err: BaseException | None) -> bool:
@@ -167,23 +229,29 @@ def main(endpoint: str) -> None:
         sock.send_json({"fatal": cause})
         sock.close(linger=2000)
         sys.exit(3)
-    sock.send_json({"ready": True, "pid": os.getpid()})
+    link = Link(sock, parent)
+    link.send({"ready": True, "pid": os.getpid()})
+    finishing: threading.Thread | None = None  # the previous job, its files being made durable
     while True:
-        while not sock.poll(1000):
-            if os.getppid() != parent:  # the supervisor died (SIGKILL): do not linger as an orphan
-                leave(f"supervisor {parent} is gone")
-        message = sock.recv_json()
+        message = link.receive(finishing)
         if message.get("quit"):
             break
         task = p.Task.model_validate(message["task"])
         try:
-            result = run_task(runner, task, sock, parent)
+            durable = render_task(runner, task, link)
         except Exception as err:  # the job failed; the process is fine and takes the next one
-            log.error("task %s failed: %s", task.attempt_id, err)
-            result = {"attempt_id": task.attempt_id, "ok": False, "reason": "no_space" if no_space(err) else "",
-                      "error": f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=4)}"[-2000:]}
-        end_output(task.attempt_id)
-        send(sock, {"done": {**result, "output_ended": True}}, parent)
+            end_output(task.attempt_id)
+            link.send({"done": {**failure(task, err), "output_ended": True}})
+            continue
+        end_output(task.attempt_id)  # the attempt's log ends with its render (see worker.py)
+        if finishing is not None:
+            finishing.join()  # two jobs at most: one rendering, one becoming durable
+        link.send({"rendered": {"attempt_id": task.attempt_id}})  # the next task may come now
+        finishing = threading.Thread(target=finish_task, args=(task, durable, link), daemon=True,
+                                     name=f"finish-{task.attempt_id[:8]}")
+        finishing.start()
+    if finishing is not None:
+        finishing.join()
     sock.close()
     context.term()  # anything still queued is sent (the socket's linger)
     # Blender's own exit takes about half a second and leaves nothing we need (its temp files are in the scratch

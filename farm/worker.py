@@ -6,6 +6,10 @@ attempt as failed), after ``max_jobs`` jobs or above ``max_rss_gb``, and kills i
 It holds up to ``ahead`` tasks besides the one its child renders (leased ahead), so the child starts the next
 job the moment it finishes one instead of waiting for a round trip to the coordinator; a held task the
 coordinator cancels is dropped unrun, and held tasks are given up when the worker reconnects or stops.
+The child pipelines: it says when a task's frames are rendered, then renders the next task while the previous one's
+files are made durable, and sends that one's result once they are (so the worker may have two attempts in its
+child: one rendering, one finishing; a child that dies fails both, and both jobs go back to the queue). An
+attempt's log is what the child printed from its start until its render was over.
 """
 from __future__ import annotations
 
@@ -71,6 +75,8 @@ class Worker:
         self.child: Child | None = None
         self.early_child: Child | None = None  # a child started before run() (child.start_early), taken by it
         self.attempt: str | None = None  # the attempt its child renders
+        self.finishing: dict[str, str] = {}  # attempt -> its log: rendered by the child, its files being made durable
+        self.recycle = ""  # why the child is restarted once it has no attempt left
         self.ahead = ahead
         self.held: deque[p.Task] = deque()  # tasks held ahead, in the order they run
         self._beat = {"next": 0.0}  # when the next heartbeat is due (run() keeps it)
@@ -112,7 +118,7 @@ class Worker:
                 if attempt == tries - 1 or isinstance(err, ChildCannotRun):  # it said why: again would not help
                     raise
                 log.warning("%s; starting it again", err)
-        self.jobs_in_child = 0
+        self.jobs_in_child, self.recycle = 0, ""
 
     def run(self) -> None:
         """Serve until ``stop_event`` is set, or until the Blender child cannot start: then ``fatal`` says
@@ -158,18 +164,20 @@ class Worker:
                     waiting, next_request = self._on_coordinator(sock, waiting, next_request)
                 if self.child.sock in ready:
                     self._on_child(sock)
-                if self.attempt and not self.child.alive():
+                if not self.child.alive():
                     code = self.child.process.poll()
-                    log.error("Blender child died (exit code %s) during attempt %s; restarting it", code, self.attempt)
-                    self.child.output.wait(1.0)  # its last words, which say why
-                    self._send(sock, "DONE", p.Done(attempt_id=self.attempt, ok=False,
-                                                    error=f"the Blender process died (exit code {code})",
-                                                    log_tail=self.child.output.text()))
-                    shutil.rmtree(self._local.pop(self.attempt, self.work_dir / "none"), ignore_errors=True)
-                    self.attempt = None
+                    self.recycle = "dead"  # what it said before it died counts; nothing more is sent to it
+                    while self.child.sock.poll(0):
+                        self._on_child(sock)
+                    if self.attempt or self.finishing:
+                        log.error("Blender child died (exit code %s) during attempt(s) %s; restarting it", code,
+                                  ", ".join([*self.finishing, *([self.attempt] if self.attempt else [])]))
+                        self.child.output.wait(1.0)  # its last words, which say why
+                        self._fail_in_child(sock, f"the Blender process died (exit code {code})")
                     self._start_child()
                     self._start_held()
-                elif not self.attempt and not self.child.alive():
+                elif self.recycle and not self.attempt and not self.finishing:
+                    log.info("recycling the Blender child %s", self.recycle)
                     self._start_child()
                     self._start_held()
                 tick()
@@ -181,9 +189,9 @@ class Worker:
                     sock.close(linger=0)
                     sock, heard, waiting = self._connect(), now, False
                 if self._holds() <= self.ahead and not waiting and now >= next_request:
-                    holding = [a for a in (self.attempt, *(t.attempt_id for t in self.held)) if a]
+                    holding = [*self.finishing, *[a for a in (self.attempt, *(t.attempt_id for t in self.held)) if a]]
                     self._send(sock, "REQUEST", p.Request(worker_id=self.worker_id, holding=holding,
-                                                          take=1 + self.ahead - len(holding)))
+                                                          take=1 + self.ahead - self._holds()))
                     waiting, next_request = True, now + self.heartbeat * self.liveness  # ask again if unanswered
                 elif waiting and now >= next_request:
                     waiting = False
@@ -197,8 +205,8 @@ class Worker:
                 pass
             sock.close(linger=0)
             wake.close(linger=0)
-            if self.child is not None:  # a render in progress is not waited for: its attempt is requeued
-                self.child.kill() if self.attempt else self.child.stop()
+            if self.child is not None:  # a job in progress is not waited for: its attempt is requeued
+                self.child.kill() if self.attempt or self.finishing else self.child.stop()
             if self._transfer_sock is not None:
                 self._transfer_sock.close(linger=0)
 
@@ -253,7 +261,31 @@ class Worker:
             pass
 
     def _holds(self) -> int:
+        """Tasks rendering or waiting to (not those whose files the child is finishing)."""
         return (1 if self.attempt else 0) + len(self.held)
+
+    def _fail_in_child(self, sock, why: str) -> None:
+        """The child is gone with its attempts: each fails (its job goes back to the queue, as any failed
+        attempt's): the one it rendered, and those whose frames it had rendered but not yet made durable."""
+        ended = [(a, f"{why} while it made this job's files durable (its frames were rendered)", tail)
+                 for a, tail in self.finishing.items()]
+        if self.attempt:
+            ended.append((self.attempt, why, self.child.output.text()))
+        for attempt, error, tail in ended:
+            self._send(sock, "DONE", p.Done(attempt_id=attempt, ok=False, error=error, log_tail=tail))
+            shutil.rmtree(self._local.pop(attempt, self.work_dir / "none"), ignore_errors=True)
+            self._storage.pop(attempt, None)
+        self.finishing.clear()
+        self.attempt = None
+
+    def _settle(self, sock) -> None:
+        """Before the child is stopped: the jobs whose files it is making durable end first (a DONE each)."""
+        deadline = time.monotonic() + self.heartbeat * self.liveness
+        while self.finishing and self.child.alive() and time.monotonic() < deadline:
+            if self.child.sock.poll(max(1, (deadline - time.monotonic()) * 1000)):
+                self._on_child(sock)
+        if self.finishing:
+            self._fail_in_child(sock, "the Blender process was stopped (the job it rendered was cancelled)")
 
     def _drop_held(self) -> None:
         while self.held:
@@ -266,7 +298,7 @@ class Worker:
 
     def _start_held(self) -> None:
         """The child is free: it starts the next held task, and the coordinator hears so in a heartbeat now."""
-        if self.held and not self.attempt:
+        if self.held and not self.attempt and not self.recycle:
             self._start(self.held.popleft())
             self._beat["next"] = 0.0
 
@@ -283,10 +315,8 @@ class Worker:
         except TransferError as err:
             self._send(sock, "DONE", p.Done(attempt_id=msg.attempt_id, ok=False, error=f"inputs: {err}"))
             return
-        if self.attempt is None:
-            self._start(task)
-        else:
-            self.held.append(task)
+        self.held.append(task)
+        self._start_held()
 
     def _on_coordinator(self, sock, waiting: bool, next_request: float) -> tuple[bool, float]:
         try:
@@ -312,9 +342,14 @@ class Worker:
         elif kind == "CANCEL" and msg.attempt_id == self.attempt:
             log.info("cancelling attempt %s: stopping the Blender child", msg.attempt_id)
             shutil.rmtree(self._local.pop(self.attempt, self.work_dir / "none"), ignore_errors=True)
+            self._storage.pop(self.attempt, None)
             self.attempt = None
+            self._settle(sock)
             self._start_child()
             self._start_held()
+        elif kind == "CANCEL" and msg.attempt_id in self.finishing:
+            log.info("cancelling attempt %s: its result will not be sent", msg.attempt_id)
+            del self.finishing[msg.attempt_id]  # its files go when the child is done with them
         elif kind == "CANCEL" and any(t.attempt_id == msg.attempt_id for t in self.held):
             log.info("cancelling held attempt %s: it will not run", msg.attempt_id)
             self.held = deque(t for t in self.held if t.attempt_id != msg.attempt_id)
@@ -324,27 +359,31 @@ class Worker:
     def _on_child(self, sock) -> None:
         message = self.child.sock.recv_json()
         if "progress" in message:
-            if self.attempt == message["progress"]["attempt_id"]:
+            if message["progress"]["attempt_id"] in (self.attempt, *self.finishing):
                 self._send(sock, "PROGRESS", p.Progress(**message["progress"]))
             return
-        result = message.get("done")
-        if not result or result["attempt_id"] != self.attempt:
+        if "rendered" in message:
+            if message["rendered"]["attempt_id"] == self.attempt:
+                # its log: all the child printed before its render was over (it marks the end; what it prints
+                # while the job's files are written belongs to the next attempt's log), taken before that one starts
+                self.finishing[self.attempt] = self.child.output.until_end(self.attempt)
+                self._rendered()
             return
-        attempt = self.attempt
-        # the attempt's log: all the child printed before its result (it marks the end; a stand-in may not), taken
-        # before the next attempt's log starts
+        result = message.get("done")
+        if not result:
+            return
+        attempt = result["attempt_id"]
         ended = result.pop("output_ended", False)
-        log_tail = self.child.output.until_end(attempt) if ended else self.child.output.text()
-        self.attempt = None
+        if attempt in self.finishing:
+            log_tail = self.finishing.pop(attempt)
+        elif attempt == self.attempt:  # it failed before its frames were all rendered (or a child that does not
+            log_tail = self.child.output.until_end(attempt) if ended else self.child.output.text()  # pipeline)
+            self._rendered()
+        else:  # cancelled while its files were written: they go now
+            shutil.rmtree(self._local.pop(attempt, self.work_dir / "none"), ignore_errors=True)
+            self._storage.pop(attempt, None)
+            return
         self.jobs_done += 1
-        self.jobs_in_child += 1
-        recycle = ""
-        if self.max_jobs and self.jobs_in_child >= self.max_jobs:
-            recycle = f"after {self.jobs_in_child} jobs"
-        elif self.max_rss and self.child.rss_bytes() > self.max_rss:
-            recycle = f"at {self.child.rss_bytes() / 1e9:.2f} GB"
-        if not recycle:
-            self._start_held()  # the child renders the next job while this one's files go up
         local, storage = self._local.pop(attempt, None), self._storage.pop(attempt, None)
         if local is not None:
             if result["ok"]:
@@ -358,7 +397,14 @@ class Worker:
                               "reason": "no_space" if isinstance(err, NoSpaceError) else ""}
             shutil.rmtree(local, ignore_errors=True)
         self._send(sock, "DONE", p.Done(**result, log_tail=log_tail))
-        if recycle:
-            log.info("recycling the Blender child %s", recycle)
-            self._start_child()
-            self._start_held()
+
+    def _rendered(self) -> None:
+        """The child has rendered its attempt: it renders the next held task now (while this one's files are
+        made durable and go up), unless it is due for a recycle (then once it has no attempt left)."""
+        self.attempt = None
+        self.jobs_in_child += 1
+        if self.max_jobs and self.jobs_in_child >= self.max_jobs:
+            self.recycle = f"after {self.jobs_in_child} jobs"
+        elif self.max_rss and self.child.rss_bytes() > self.max_rss:
+            self.recycle = f"at {self.child.rss_bytes() / 1e9:.2f} GB"
+        self._start_held()

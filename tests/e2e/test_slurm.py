@@ -3,11 +3,10 @@ coordinator on loopback, a batch completes with every frame once, and scancel of
 import sqlite3
 import subprocess
 import sys
-import time
 
 import pytest
 
-from farm_procs import Farm, check_dataset
+from farm_procs import Farm, check_dataset, wait_for
 from slurm_cluster import SlurmCluster, slurm_missing
 
 pytestmark = pytest.mark.skipif(bool(slurm_missing()), reason=slurm_missing() or "-")
@@ -30,16 +29,6 @@ def coordinator(tmp_path):
 def slurm_command(cluster, *args):
     return subprocess.run([sys.executable, "-m", "synthfarm.cli", "slurm", *map(str, args)], env=cluster.env,
                           capture_output=True, text=True, timeout=120)
-
-
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_printed_script_is_accepted_by_sbatch(cluster, tmp_path):

@@ -14,6 +14,18 @@ from synthfarm.farm.client import FarmClient
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def wait_for(predicate, timeout: float, what: str, every: float = 0.3):
+    """The first true value of ``predicate()``, asked every ``every`` seconds; fails naming ``what`` after
+    ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def free_ports(n=4):
     """A run of n free ports, tried from a random place: test suites running side by side on one machine
     would otherwise all pick the same first free run and talk to each other's farms."""

@@ -105,3 +105,31 @@ def test_a_frame_written_in_two_parts_counts_only_once_its_annotation_is_durable
         frames.write_frame(0, 0, "cam", semantic_mask=labels.semantic_mask, annotation=labels.annotation,
                            metadata=labels.metadata)
     assert frames.durable_frames == 1 and paths["annotation"].is_file() and paths["semantic"].is_file()
+
+
+def opening(writer: DatasetWriter):
+    return lambda: writer.open("name: x\n", {"recipe_hash": "abc"}, {"name": "x"})
+
+
+def test_the_background_writer_opens_the_dataset_on_its_own_thread_before_anything_is_written(tmp_path, events):
+    writer = DatasetWriter(tmp_path / "ds")
+    with BackgroundWriter(writer, first=opening(writer)) as frames:
+        frames.write_frame(**vars(frame(0)))
+    assert events and "MainThread" not in {name for _, _, name in events}  # not on the render thread
+    recipe = [i for i, (what, path, _) in enumerate(events) if path == tmp_path / "ds" / "recipe.yaml"]
+    frame_files = [i for i, (what, path, _) in enumerate(events) if "images" in path.parts]
+    assert recipe and frame_files and max(recipe) < min(frame_files)  # the dataset first
+    assert frames.durable_frames == 1 and writer.info()["name"] == "x"
+
+
+def test_a_dataset_that_cannot_be_opened_fails_the_writer_and_writes_nothing(tmp_path):
+    (tmp_path / "ds").mkdir()
+    (tmp_path / "ds" / "someone-elses.txt").write_text("kept")
+    writer = DatasetWriter(tmp_path / "ds")
+    frames = BackgroundWriter(writer, first=opening(writer))
+    with pytest.raises(Exception, match="holds no synthfarm dataset"):
+        frames.write_frame(**vars(frame(0)))
+        frames.drain()
+    with pytest.raises(Exception, match="holds no synthfarm dataset"):
+        frames.close()
+    assert sorted(p.name for p in (tmp_path / "ds").iterdir()) == ["someone-elses.txt"]

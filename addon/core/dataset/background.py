@@ -24,10 +24,13 @@ QUEUE_DEPTH = 8  # writes a render may run ahead of the disk (a frame's pixels h
 class BackgroundWriter:
     """A :class:`DatasetWriter`'s frame, model and job-record writes, queued in order and done by one thread.
     ``drain`` waits until everything queued is durable; ``close`` drains and ends the thread. A context manager
-    closes on leaving (and then raises the writer's error, if there was one and nothing else is raised)."""
+    closes on leaving (and then raises the writer's error, if there was one and nothing else is raised).
+    ``first``: called on the writer's thread before anything is written (e.g. opening the dataset while the first
+    frame renders); its error is the writer's."""
 
-    def __init__(self, dataset: DatasetWriter, depth: int = QUEUE_DEPTH):
+    def __init__(self, dataset: DatasetWriter, depth: int = QUEUE_DEPTH, first=None):
         self.dataset = dataset
+        self._first = first
         self.durable_frames = 0  # frames (of one sensor) committed durably so far
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
@@ -82,6 +85,11 @@ class BackgroundWriter:
 
     # -- the writer thread --
     def _run(self) -> None:
+        try:
+            if self._first is not None:
+                self._first()
+        except BaseException as err:  # noqa: BLE001 - handed to the render thread
+            self._error = err
         while True:
             items = [self._queue.get()]
             while True:  # everything queued meanwhile goes into the same durable group
