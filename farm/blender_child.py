@@ -240,8 +240,9 @@ def main(endpoint: str) -> None:
         try:
             durable = render_task(runner, task, link)
         except Exception as err:  # the job failed; the process is fine and takes the next one
+            result = failure(task, err)  # logged: in the attempt's log, before its end mark
             end_output(task.attempt_id)
-            link.send({"done": {**failure(task, err), "output_ended": True}})
+            link.send({"done": {**result, "output_ended": True}})
             continue
         end_output(task.attempt_id)  # the attempt's log ends with its render (see worker.py)
         if finishing is not None:
