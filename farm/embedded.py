@@ -29,6 +29,12 @@ from .client import FarmClient
 from .coordinator import Coordinator
 from .worker import Worker
 
+# tasks a local worker holds besides the one its child renders: none. The coordinator is in this process, so asking
+# costs a few ms, and the child's pipeline hides it (the worker asks when the child says a job is rendered, while
+# that job's files are made durable); holding ahead only adds the coordinator's work to the render's cores
+# (measured with tests/bench/render_overhead.py --ahead 0 1: see the README's "Measured limits")
+AHEAD = 0
+
 log = logging.getLogger(__name__)
 
 
@@ -67,7 +73,7 @@ class EmbeddedFarm:
         gpus = local_gpus() if device != "cpu" else 0
         workers = workers or max(1, gpus)  # one per GPU by default, one on a CPU-only machine
         self.workers = [Worker(self.coordinator.workers_endpoint, f"local-{i}", device=device, max_jobs=max_jobs,
-                               max_rss_gb=max_rss_gb, context=self.context, gpu=i if i < gpus else None)
+                               max_rss_gb=max_rss_gb, context=self.context, gpu=i if i < gpus else None, ahead=AHEAD)
                         for i in range(workers)]
         self.client = FarmClient(self.coordinator.clients_endpoint, timeout=30, context=self.context)
         self._threads = [threading.Thread(target=self.coordinator.serve, name="coordinator", daemon=True)]

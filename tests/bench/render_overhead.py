@@ -13,8 +13,8 @@ included) is printed beside it: under load, a pipeline that overlaps more can lo
 
 With ``--against DIR`` (a copy of another version of synthfarm: ``DIR/synthfarm/__init__.py``, e.g. made with
 ``git archive``), the same runs of that version are interleaved with this one's, round by round. With ``--ahead 0 1``
-the farm runs are repeated with each lease-ahead depth of the embedded farm's worker (set as the ``Worker``'s
-default by a bootstrap, so that a version without a setting for it is measured the same way).
+the farm runs are repeated with each lease-ahead depth of the embedded farm's worker (set by a bootstrap, as
+``embedded.AHEAD`` and as the ``Worker``'s default, so that a version without the former is measured the same way).
 
     python tests/bench/render_overhead.py [--tier preview|full|both] [--mode farm|in-process|both] [--jobs 12]
         [--rounds 2] [--against /tmp/main-export] [--recipe assets/recipes/toybox.yaml] [--size 640 480] [--samples 16]
@@ -38,8 +38,8 @@ ROOT = Path(__file__).resolve().parents[2]
 TIERS = {"preview": ["--preview"], "full": []}  # preview: half size, 1 sample (see make_recipe), no denoising
 OUTPUTS = ["rgb", "depth", "normals", "instance_mask", "semantic_mask"]
 # `synthfarm render` with the embedded farm's workers holding AHEAD tasks (argv[1]) besides the one they render
-WITH_AHEAD = ("import sys; from synthfarm.farm import worker; "
-              "worker.Worker.__init__.__kwdefaults__['ahead'] = int(sys.argv.pop(1)); "
+WITH_AHEAD = ("import sys; from synthfarm.farm import embedded, worker; "
+              "embedded.AHEAD = worker.Worker.__init__.__kwdefaults__['ahead'] = int(sys.argv.pop(1)); "
               "from synthfarm.cli import main; main(prog_name='synthfarm')")
 
 

@@ -7,6 +7,7 @@ import yaml
 from synthfarm import Batch, Session
 from synthfarm.farm.session import DEFAULT_SECONDS_PER_FRAME
 from synthfarm.farm.client import FarmError
+from synthfarm.farm import embedded
 from synthfarm.farm.embedded import EmbeddedFarm
 
 TINY = Path(__file__).resolve().parents[1] / "data" / "tiny.yaml"
@@ -80,3 +81,9 @@ def test_dataset_yaml_records_the_values_the_jobs_used(farm, tmp_path):
     info = yaml.safe_load((tmp_path / "batches" / batch.id / "dataset.yaml").read_text())
     assert info["batch"]["job_params"] == {"radius": [1.25, 4.5]}  # not the recipe's default (2.0)
     assert info["batch"]["job_seeds"] == [j["seed"] for j in jobs] and "params" not in info["batch"]
+
+
+def test_a_local_worker_holds_no_task_ahead(farm):
+    """The embedded farm's measured default: its worker asks for the next task when its child has rendered one
+    (the coordinator is in the same process), instead of holding one ahead."""
+    assert embedded.AHEAD == 0 and [w.ahead for w in farm.workers] == [0]
