@@ -115,9 +115,9 @@ def test_the_background_writer_opens_the_dataset_on_its_own_thread_before_anythi
     writer = DatasetWriter(tmp_path / "ds")
     with BackgroundWriter(writer, first=opening(writer)) as frames:
         frames.write_frame(**vars(frame(0)))
-    assert events and "MainThread" not in {name for _, _, name in events}  # not on the render thread
-    recipe = [i for i, (what, path, _) in enumerate(events) if path == tmp_path / "ds" / "recipe.yaml"]
-    frame_files = [i for i, (what, path, _) in enumerate(events) if "images" in path.parts]
+    assert events and "MainThread" not in {e.thread for e in events}  # not on the render thread
+    recipe = [i for i, e in enumerate(events) if e.path == tmp_path / "ds" / "recipe.yaml"]
+    frame_files = [i for i, e in enumerate(events) if "images" in e.path.parts]
     assert recipe and frame_files and max(recipe) < min(frame_files)  # the dataset first
     assert frames.durable_frames == 1 and writer.info()["name"] == "x"
 
