@@ -37,12 +37,14 @@ def test_a_coordinator_killed_after_the_files_and_before_the_state_runs_the_job_
         farm.coordinator = farm.start_coordinator()
         status = farm.ready()
         assert farm.client.status("batch")["jobs"]["done"] == 0, status
-        w.close()
-        w = StandIn(f"tcp://127.0.0.1:{farm.port}", "w")  # back: what it held is lost, the job queued again
-        again = w.take()
+        # the worker's socket reconnects by itself (a second socket with its id could be refused while the
+        # first one's connection lingers); its HELLO says it runs nothing: what it held is lost, the job queued again
+        w.send("HELLO", w.p.Hello(worker_id=w.name))
+        assert w.recv(timeout=60)[0] == "WELCOME"
+        again = w.take(timeout=60)
         assert again.job_id == task.job_id and again.attempt_id != task.attempt_id
         w.render(again)
-        w.render(w.take())
+        w.render(w.take(timeout=60))
         farm.wait(lambda s: s["jobs"]["done"] == 2)
         check_dataset(out, 2, task.frames)  # each job once in jobs.jsonl, every file, no partial file
         assert job_files(out, task.job_id) == landed  # the re-run's identical files overwrote the landed ones
