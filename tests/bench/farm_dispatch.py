@@ -39,6 +39,7 @@ import time
 from pathlib import Path
 
 import zmq
+from against import checked_against
 
 from synthfarm.farm import protocol as p
 from synthfarm.farm.client import FarmClient
@@ -241,12 +242,11 @@ def main() -> None:
     if args.json:
         print(json.dumps(dispatch(args.jobs, args.workers, args.ahead)))
         return
-    if args.against and not (args.against / "synthfarm" / "__init__.py").is_file():
-        parser.error(f"--against {args.against}: no synthfarm/__init__.py in it (make it with git archive)")
+    args.against = checked_against(parser, args.against)
     if args.submit:
         submit(args.submit)  # first, so that the process's peak RSS is the submission's
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    versions = {"this": None, **({"that": args.against.resolve()} if args.against else {})}
+    versions = {"this": None, **({"that": args.against} if args.against else {})}
     floor, runs = [], {(name, ahead): [] for name in versions for ahead in (0, args.ahead)}
     for _ in range(args.rounds):  # interleaved: the machine's load falls on all alike
         floor.append(dispatch_floor(args.jobs, args.workers))

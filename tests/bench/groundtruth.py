@@ -31,6 +31,8 @@ import timeit
 from collections import defaultdict
 from pathlib import Path
 
+from against import checked_against
+
 # the labelling thread's CPU time is measured around these (module, attribute, figure's name)
 PARTS = [("engine.runner", "frame_labels", "frame_labels (all)"),
          ("engine.labels", "geometry_labels_many", "geometry labels"),
@@ -145,8 +147,7 @@ def main() -> None:
     if args.against is None:
         report(measure(args.jobs), "this version")
         return
-    if not (args.against / "synthfarm" / "__init__.py").is_file():
-        parser.error(f"--against {args.against}: no synthfarm/__init__.py in it (make it with git archive)")
+    args.against = checked_against(parser, args.against)
     pairs = []
     for round_ in range(1, args.rounds + 1):
         that, this = child(args.against.resolve(), args.jobs), child(None, args.jobs)

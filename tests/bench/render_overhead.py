@@ -33,6 +33,7 @@ import tempfile
 from pathlib import Path
 
 import yaml
+from against import checked_against
 
 ROOT = Path(__file__).resolve().parents[2]
 TIERS = {"preview": ["--preview"], "full": []}  # preview: half size, 1 sample (see make_recipe), no denoising
@@ -92,7 +93,8 @@ def main() -> None:
     args = parser.parse_args()
     tiers = ["preview", "full"] if args.tier == "both" else [args.tier]
     modes = ["farm", "in-process"] if args.mode == "both" else [args.mode]
-    versions = {"this": None, **({"against": args.against.resolve()} if args.against else {})}
+    against = checked_against(parser, args.against)
+    versions = {"this": None, **({"against": against} if against else {})}
     work = Path(tempfile.mkdtemp(prefix="synthfarm-bench-"))
     recipe = make_recipe(args.recipe, args.size, args.samples)
     results: dict[tuple, list[dict]] = {}
