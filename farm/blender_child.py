@@ -31,6 +31,7 @@ from ..addon.core.dataset.identity import batch_identity
 from ..addon.core.dataset.native import DatasetWriter
 from ..addon.core.jobs import JobSpec
 from ..addon.core.recipe import parse_recipe_text
+from ..addon.core.threads import threads_beside_bpy
 from . import protocol as p
 from .tasklog import end_mark
 
@@ -248,6 +249,9 @@ def main(endpoint: str) -> None:
         if finishing is not None:
             finishing.join()  # two jobs at most: one rendering, one becoming durable
         link.send({"rendered": {"attempt_id": task.attempt_id}})  # the next task may come now
+        if not threads_beside_bpy():  # Python 3.11 (Blender 5.0): no thread beside bpy (core/threads.py)
+            finish_task(task, durable, link)
+            continue
         finishing = threading.Thread(target=finish_task, args=(task, durable, link), daemon=True,
                                      name=f"finish-{task.attempt_id[:8]}")
         finishing.start()

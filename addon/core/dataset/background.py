@@ -6,6 +6,9 @@ them durable. Whatever it finds queued when it wakes is written as one durable g
 folder fsynced once per group), then the job records queued behind those frames are appended to jobs.jsonl (one
 fsync): a frame or a job is counted done only once all its files are durable. After an error nothing more is
 written (a later job must not be recorded done over a frame that failed) and every call raises it.
+
+Under Python 3.11 (Blender 5.0) there is no such thread: every write is done at once on the caller's thread
+(core/threads.py).
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import queue
 import threading
 from pathlib import Path
 
+from ..threads import threads_beside_bpy
 from .native import DatasetWriter, FrameFiles, job_record
 
 log = logging.getLogger(__name__)
@@ -26,16 +30,23 @@ class BackgroundWriter:
     ``drain`` waits until everything queued is durable; ``close`` drains and ends the thread. A context manager
     closes on leaving (and then raises the writer's error, if there was one and nothing else is raised).
     ``first``: called on the writer's thread before anything is written (e.g. opening the dataset while the first
-    frame renders); its error is the writer's."""
+    frame renders); its error is the writer's. ``threaded=False`` (by default in a Blender 5.0 process: core/threads.py):
+    no thread, every write done by the call that queues it (``first`` by this constructor), each its own group."""
 
-    def __init__(self, dataset: DatasetWriter, depth: int = QUEUE_DEPTH, first=None):
+    def __init__(self, dataset: DatasetWriter, depth: int = QUEUE_DEPTH, first=None,
+                 threaded: bool | None = None):
         self.dataset = dataset
         self._first = first
         self.durable_frames = 0  # frames (of one sensor) committed durably so far
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="synthfarm-writer", daemon=True)
-        self._thread.start()
+        self._open = True
+        threaded = threads_beside_bpy() if threaded is None else threaded
+        self._thread = threading.Thread(target=self._run, name="synthfarm-writer", daemon=True) if threaded else None
+        if self._thread is not None:
+            self._thread.start()
+        elif first is not None:
+            self._attempt(first)
 
     # -- what the render thread calls --
     def write_frame(self, job_id: int, frame: int, sensor: str, **files) -> None:
@@ -60,7 +71,8 @@ class BackgroundWriter:
 
     def close(self, raise_error: bool = True) -> None:
         """Write what is queued and end the thread; then raise the writer's error, if any (or only log it)."""
-        if self._thread.is_alive():
+        self._open = False
+        if self._thread is not None and self._thread.is_alive():
             self._queue.put(_STOP)
             self._thread.join()
         if self._error is not None and not raise_error:
@@ -75,21 +87,30 @@ class BackgroundWriter:
         self.close(raise_error=kind is None)  # when already failing: keep that error
     def _put(self, item) -> None:
         self._raise()
-        if not self._thread.is_alive():
+        if not self._open:
             raise RuntimeError("the dataset writer is closed")
-        self._queue.put(item)
+        if self._thread is None:
+            self._attempt(self._write, [item])
+            self._raise()
+        else:
+            self._queue.put(item)
 
     def _raise(self) -> None:
         if self._error is not None:
             raise self._error
 
     # -- the writer thread --
+    def _attempt(self, work, *args) -> None:
+        """``work`` unless the writer already failed; its error is the writer's (raised to the render thread)."""
+        if self._error is None:
+            try:
+                work(*args)
+            except BaseException as err:  # noqa: BLE001 - handed to the render thread
+                self._error = err
+
     def _run(self) -> None:
-        try:
-            if self._first is not None:
-                self._first()
-        except BaseException as err:  # noqa: BLE001 - handed to the render thread
-            self._error = err
+        if self._first is not None:
+            self._attempt(self._first)
         while True:
             items = [self._queue.get()]
             while True:  # everything queued meanwhile goes into the same durable group
@@ -98,10 +119,7 @@ class BackgroundWriter:
                 except queue.Empty:
                     break
             try:
-                if self._error is None:
-                    self._write([item for item in items if item is not _STOP])
-            except BaseException as err:  # noqa: BLE001 - handed to the render thread
-                self._error = err
+                self._attempt(self._write, [item for item in items if item is not _STOP])
             finally:
                 for _ in items:
                     self._queue.task_done()

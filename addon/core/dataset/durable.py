@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..files import new_temp_file
+from ..threads import threads_beside_bpy
 
 TMP_MARK = ".tmp"
 
@@ -55,7 +56,12 @@ def _encoders() -> ThreadPoolExecutor:
 
 
 def _all(calls: list[Callable[[], None]]) -> None:
-    """Run ``calls`` on the encoder threads; wait for every one, then raise the first error."""
+    """Run ``calls`` on the encoder threads; wait for every one, then raise the first error. One after another on
+    this thread where no thread may run beside bpy (core/threads.py)."""
+    if not threads_beside_bpy():
+        for call in calls:
+            call()
+        return
     futures = [_encoders().submit(call) for call in calls]
     wait(futures)
     for future in futures:
