@@ -27,6 +27,7 @@ from typing import Callable
 
 import zmq
 
+from ..addon.core.dataset.durable import fsync_file
 from ..addon.core.dataset.native import FOLDERS
 from ..addon.core.files import new_temp_file
 
@@ -354,7 +355,10 @@ class TransferServer:
             return {"offset": header["offset"]}, b""
         if kind == "OUTPUT_STATE":  # what arrived of an attempt's files (to resume an upload)
             files = self._attempt(header, sender)
-            return {"files": [[rel, size] for rel, size in regular_files(files.staging)]}, b""
+            present = regular_files(files.staging)
+            for rel, _ in present:  # a file whose last chunk came before a crash and its fsync: the worker skips
+                fsync_file(files.staging / rel)  # what is listed whole, so it must be durable (resumes are rare)
+            return {"files": [[rel, size] for rel, size in present]}, b""
         if kind in ("LIST_OUTPUT", "GET_OUTPUT"):
             root = self.dataset_of(str(header["batch_id"]))
             if root is None:

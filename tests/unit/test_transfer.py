@@ -1,4 +1,5 @@
 """Inputs by content hash and outputs in chunks; no path may leave its folder."""
+import json
 import os
 from pathlib import Path
 
@@ -74,3 +75,19 @@ def test_server_chunks_in_and_out(tmp_path):
     damaged = server.handle(frames("PUT_BLOB", {"hash": "0" * 64, "offset": 0, "size": 1}, b"x"))
     assert damaged[1] == b"ERROR" and b"damaged" in damaged[2]
     assert server.handle([b"junk"])[1] == b"ERROR"
+
+
+def test_the_files_listed_to_resume_an_upload_are_durable(tmp_path, monkeypatch):
+    """A coordinator that crashed after a file's last chunk and before its fsync lists it whole on the resume, and
+    the worker then skips it: listing it makes it durable first."""
+    running = {"att": AttemptFiles(tmp_path / "staging" / "att", 0, 1, "w")}
+    server = TransferServer(BlobStore(tmp_path / "blobs"), running.get)
+    image = running["att"].staging / "images" / "0000000000-0000-cam.png"
+    image.parent.mkdir(parents=True)
+    image.write_bytes(b"png")  # written, never fsynced: as the crash left it
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (real_fsync(fd), synced.append(os.readlink(f"/proc/self/fd/{fd}"))))
+    reply = server.handle(frames("OUTPUT_STATE", {"attempt_id": "att"}), sender=b"w")
+    assert reply[1] == b"ACK" and json.loads(reply[2]) == {"files": [["images/0000000000-0000-cam.png", 3]]}
+    assert synced == [str(image)]
