@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import zmq
 
-from farm_procs import Farm, StandIn, check_dataset, cli, stage_frames
+from farm_procs import Farm, StandIn, check_dataset, cli, stage_frames, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "tests" / "data" / "tiny.yaml"
@@ -63,7 +63,11 @@ def test_a_held_job_of_a_cancelled_batch_is_not_run(tmp_path, slow_recipe):
         farm.submit(slow_recipe, 6, tmp_path / "out")
         farm.wait(lambda s: s["jobs"]["running"] == 1 and s["held"] == 1, timeout=180)
         farm.client.cancel("batch")
-        time.sleep(8)  # the worker restarts its child; a held task started now would end within this
+        # a job submitted after the cancel runs on the same worker once its child is back: a held task it had
+        # kept would have run before it, so when this job is done, whatever was going to run has run
+        farm.client.submit(batch_id="after", recipe=TINY.read_text(), recipe_dir=str(TINY.parent),
+                           out=str(tmp_path / "after"), count=1)
+        wait_for(lambda: farm.client.status("after")["jobs"]["done"] == 1, 300, "the job submitted after the cancel")
         status = farm.client.status("batch")
         assert status["jobs"]["running"] == 0 and status["held"] == 0
         cancelled = [a for a in attempts(farm, 6) if a["status"] == "cancelled"]
