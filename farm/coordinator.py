@@ -2,7 +2,9 @@
 
 One thread runs :meth:`Coordinator.serve`. Each cycle polls with a timeout, drains what arrived,
 commits the resulting transitions, then sends the replies and events (so nothing is announced that is
-not committed). Malformed messages are counted in ``dropped`` and otherwise ignored. Workers that stop
+not committed). A cycle with successes to land commits twice: its messages' transitions (their leases, the
+successes marked ``landing``), whose replies (the next tasks) go out at once, then the successes' files
+(farm/landing.py: folder fsyncs) and the commit recording them done, whose events follow. Malformed messages are counted in ``dropped`` and otherwise ignored. Workers that stop
 heartbeating for ``lost_after`` seconds, and attempts without progress for ``hang_after`` seconds, have
 their jobs requeued. Results of an attempt that is no longer the running one are rejected.
 """
@@ -151,6 +153,8 @@ class Coordinator(ClientRequests):
                 except zmq.Again:
                     break
                 self._guarded(name, frames, handle)
+        if self.landing.arrivals and self._commit():  # the cycle's tasks (its leases committed) go out now, not
+            self._send_outbox()  # after the successes' folder fsyncs; the landing attempts are committed `landing`
         self._land()  # files first: the cycle's successes are recorded done in the commit below
         if time.monotonic() - self._last_check >= self.heartbeat:
             if self.state_error:
@@ -160,10 +164,7 @@ class Coordinator(ClientRequests):
                 self._guarded("liveness", [], lambda _: self._check_liveness())
         if self._ended:
             self._guarded("finish", [], lambda _: self._finish_ended())
-        try:
-            self.store.commit()
-        except sqlite3.Error as err:  # nothing of this cycle is kept, so nothing of it is announced
-            self._state_failed(err)
+        self._commit()
         self.jobs_log.flush()  # one write and fsync per dataset and cycle, after the commit
         for url in self._publish:  # finished datasets in buckets: their own files go up
             try:
@@ -171,6 +172,20 @@ class Coordinator(ClientRequests):
             except StorageError as err:
                 log.error("%s finished but its files could not be published: %s", url, err)
         self._publish.clear()
+        self._send_outbox()
+
+    def _commit(self) -> bool:
+        """Commit the cycle's transitions so far; False if the state cannot be written (then nothing of them is
+        kept, so nothing of them is announced)."""
+        try:
+            self.store.commit()
+            return True
+        except sqlite3.Error as err:
+            self._state_failed(err)
+            return False
+
+    def _send_outbox(self) -> None:
+        """Send the replies and events of what is committed."""
         for sock, frames in self._outbox:
             try:
                 sock.send_multipart(frames, zmq.NOBLOCK)
@@ -215,7 +230,8 @@ class Coordinator(ClientRequests):
         self._outbox = [(sock, frames) for sock, frames in self._outbox if sock is self.sockets["clients"]
                         and b'"ok":false' in frames[-1]]  # refusals may still go out; nothing else happened
         self.jobs_log.pending.clear()
-        self.landing.arrivals.clear()  # their attempts stay out: lost when their workers ask for more
+        self.landing.arrivals.clear()  # their attempts stay out (lost when their workers ask for more), or were
+        #                                committed `landing`: lost once the state is writable again (_probe_state)
         if not self.state_error:
             log.error("the farm's state cannot be written (%s); dispatch stops until it can", err)
         self.state_error = (f"the farm's state cannot be written ({err}): free space on the disk of "

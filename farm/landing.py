@@ -2,11 +2,12 @@
 
 A worker stages an attempt's frames in ``<out>/.staging/<attempt id>``, durable there (its writer fsyncs them; the
 transfer server fsyncs an upload's file when it ends). The coordinator does not commit a success when its DONE
-arrives: the attempt is ``landing`` (leases.py) until the cycle's messages are handled, then each dataset gets one
+arrives: the attempt is ``landing`` (leases.py) until the cycle's messages are handled and committed (their
+replies, the workers' next tasks, leave then: they do not wait for these files), then each dataset gets one
 durable group for all of the cycle's successes (``DatasetWriter.commit_stagings``: renames, each folder fsynced once,
 the annotations last), and only then are they recorded done, in the cycle's state commit, with their jobs.jsonl lines
-written after it: files, then state, then the jobs log. A crash after the files re-runs those jobs, whose identical
-files overwrite them.
+written after it: files, then state, then the jobs log. A crash before that commit leaves them ``landing``: lost at
+the next start, their jobs run again, whose identical files overwrite any that landed.
 
 The emptied staging folders are removed by a thread of their own, off the cycle's way (a crash leaves them to the
 coordinator's start-up sweep, which removes every staging folder of an attempt that is not out).

@@ -9,8 +9,10 @@ names an attempt in its REQUEST loses every attempt it holds, and their jobs go 
 
 A success whose files are still to be made durable is ``landing`` (:meth:`Leases.land`): no longer out (a second
 result for it is stale, its worker's REQUEST need not name it, nothing loses or cancels it), not done until the
-coordinator's cycle has committed its files (``finish(..., landing=True)``). It lasts within one cycle and is never
-committed: the cycle's commit comes after.
+coordinator's cycle has committed its files (``finish(..., landing=True)``). It lasts within one cycle: committed
+``landing`` by the cycle's first commit (the one before its tasks go out), ended by its second (after the files);
+one left ``landing`` (a crash, or the state's disk failing, in between) is lost and its job runs again
+(``Store._lose_landing``).
 
 What only the coordinator writes is kept in memory from lease to end (the attempts out, their jobs' inputs, the
 attempts out on each worker); successful ends of one message are written together when the message is done

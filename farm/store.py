@@ -100,8 +100,8 @@ class Store(Leases):
         self._init_leases()
 
     def _lose_landing(self) -> None:
-        """Attempts left ``landing`` (leases.py: never committed, unless recording a landing attempt's end failed
-        and losing it failed too): lost, their jobs requeued (they run again; their files, if they landed, are
+        """Attempts left ``landing`` (leases.py: by a coordinator that stopped, or whose state could not be written,
+        between a cycle's two commits): lost, their jobs requeued (they run again; their files, if they landed, are
         overwritten)."""
         self.db.execute("UPDATE jobs SET status='queued' WHERE status='running' AND (batch_id, job_id) IN (SELECT "
                         "batch_id, job_id FROM attempts WHERE status='landing')")
@@ -113,7 +113,9 @@ class Store(Leases):
         self.db.commit()
 
     def probe(self) -> None:
-        """A small write and commit: raises sqlite3.Error while the state's disk is full."""
+        """A small write and commit: raises sqlite3.Error while the state's disk is full. Once it passes, the
+        attempts a failed cycle left ``landing`` are lost (their jobs run again)."""
+        self._lose_landing()
         self.db.execute("INSERT OR REPLACE INTO meta VALUES ('alive', ?)", (str(time.time()),))
         self.db.commit()
 
