@@ -194,10 +194,10 @@ class Coordinator(ClientRequests, Liveness):
                 log.debug("send failed: %s", err)
         self._outbox.clear()
 
-    def _guarded(self, source: str, frames: list[bytes], handle) -> bool:
+    def _guarded(self, source: str, frames: list[bytes], handle, retried: bool = False) -> bool:
         """Handle one message in a savepoint: if it raises, its transitions, replies and records are undone,
-        the error is logged, and a client gets an error reply (and this returns False). Nothing a peer sends ends
-        the loop."""
+        the error is logged (unless the caller handles it again, piece by piece: ``retried``), and a client gets an
+        error reply (and this returns False). Nothing a peer sends ends the loop."""
         outbox, arrivals = len(self._outbox), len(self.landing.arrivals)
         records = {out: len(r) for out, r in self.jobs_log.pending.items()}
         try:
@@ -208,8 +208,9 @@ class Coordinator(ClientRequests, Liveness):
             if disk_error(err):
                 self._state_failed(err)  # the state's disk failed: nothing of this cycle is kept
             else:
-                log.exception("error while handling a message from %s", source)
-                self.dropped["internal_error"] += 1
+                if not retried:
+                    log.exception("error while handling a message from %s", source)
+                    self.dropped["internal_error"] += 1
                 del self._outbox[outbox:]
                 del self.landing.arrivals[arrivals:]
                 for out in list(self.jobs_log.pending):
@@ -464,6 +465,9 @@ class Coordinator(ClientRequests, Liveness):
         worker's full disk does); any other error, a failed attempt that names it. Nothing is recorded done whose
         files are not durable."""
         for arrivals, error in self.landing.land():
+            if self._guarded("landing", [], lambda _, g=arrivals, e=error: [self._landed(a, e) for a in g],
+                             retried=True):
+                continue  # the group's ends in one savepoint; if one raised, each in its own (and logged):
             for arrival in arrivals:
                 if not self._guarded("landing", [], lambda _, a=arrival, e=error: self._landed(a, e)):
                     self._guarded("landing", [], lambda _, a=arrival: self._lose(a.attempt["id"], UNRECORDED))

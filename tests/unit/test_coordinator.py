@@ -205,7 +205,8 @@ def test_a_message_that_raises_lands_none_of_its_successes(farm, tmp_path, monke
 def test_a_landing_whose_end_cannot_be_recorded_is_lost_and_runs_again(farm, tmp_path, monkeypatch):
     """Recording a landed success raises (here its jobs.jsonl line): the attempt is lost, not left half-ended, its
     job goes back to the queue and is done by the next attempt; a state that held a landing attempt when it was
-    opened (never committed by the coordinator, but a state file may hold anything) has it lost and requeued."""
+    opened (a crash between the cycle's commit that marked it and the one that records its end) has it lost and
+    requeued."""
     out = tmp_path / "out"
     farm.submit(out, count=2)
     w = StandIn(farm, "w")

@@ -2,6 +2,7 @@
 that gave a task is committed before the task leaves, and a success is committed ``landing`` meanwhile. Real
 coordinator, real SQLite file, real ZeroMQ (the workers' socket on inproc, so that two messages a worker sends are
 both there when the coordinator next reads: one cycle handles both), real files."""
+import json
 import sqlite3
 import threading
 import time
@@ -134,3 +135,40 @@ def test_a_landing_whose_recording_cannot_be_committed_is_lost_once_the_state_is
     assert wait_for(lambda: client.status("b")["jobs"]["done"] == 1)
     assert [a["status"] for a in client.logs("b", task.job_id)] == ["lost", "done"]
     assert len((out / "jobs.jsonl").read_text().splitlines()) == 1  # recorded once
+
+
+def test_a_group_whose_one_end_cannot_be_recorded_records_the_others(farm, tmp_path, monkeypatch):
+    """A cycle's successes of one dataset are recorded in one savepoint; when recording one raises (its jobs.jsonl
+    line), that savepoint is undone and each is recorded on its own: the others are done, that one is lost and runs
+    again, and the error is logged and counted once."""
+    coord, client, context = farm
+    out = tmp_path / "out"
+    client.submit(batch_id="b", recipe=TINY.read_text(), recipe_dir=str(TINY.parent), out=str(out), count=3)
+    w = farm_procs.StandIn(coord.workers_endpoint, "w", context)
+    w.send("REQUEST", w.p.Request(worker_id="w", take=3))
+    kind, msg = w.recv()
+    assert kind == "TASKS" and len(msg.tasks) == 3
+    add = coord.jobs_log.add
+
+    def add_but_job_1(out, record):
+        if record["id"] == 1:
+            raise OSError("no line for job 1")
+        add(out, record)
+
+    monkeypatch.setattr(coord.jobs_log, "add", add_but_job_1)
+    for task in msg.tasks:
+        farm_procs.stage_frames(task)
+    w.send("RESULTS", w.p.Results(results=[w.p.Done(attempt_id=t.attempt_id, ok=True, frames=t.frames)
+                                           for t in msg.tasks]))
+    assert wait_for(lambda: client.status("b")["jobs"]["done"] == 2)
+    assert [a["status"] for a in client.logs("b", 1)] == ["lost"]
+    assert client.logs("b", 1)[0]["error"] == "its end could not be recorded"
+    assert coord.dropped["internal_error"] == 1
+    monkeypatch.setattr(coord.jobs_log, "add", add)
+    w.send("REQUEST", w.p.Request(worker_id="w"))
+    kind, again = w.recv()
+    assert kind == "TASK" and again.job_id == 1
+    w.render(again)
+    assert wait_for(lambda: client.status("b")["jobs"]["done"] == 3)
+    lines = (out / "jobs.jsonl").read_text().splitlines()
+    assert sorted(json.loads(line)["id"] for line in lines) == [0, 1, 2]
