@@ -5,7 +5,6 @@ both there when the coordinator next reads: one cycle handles both), real files.
 import json
 import sqlite3
 import threading
-import time
 from pathlib import Path
 
 import farm_procs
@@ -44,13 +43,8 @@ def status_of(coord: Coordinator, attempt_id: str) -> str | None:
         db.close()
 
 
-def wait_for(predicate, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
+def wait_for(predicate) -> bool:
+    return bool(farm_procs.wait_for(predicate, 30, "the farm's state", every=0.02))  # fails naming what it waited for
 
 
 def test_the_next_task_leaves_before_the_landing_and_its_lease_is_committed_first(farm, tmp_path, monkeypatch):
