@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -89,12 +90,39 @@ class Runner:
         self.classes: list[str] = []
         self.scene_speed: dict = {}  # during a job: the scene's own Cycles speed settings (render.scene_speed)
         self.world_maps = render.WorldMaps()  # during a job: the worlds whose importance map a sensor set
+        self.files: render.PassFiles | None = None  # the render's memory files, made once (see pass_files)
+        self._hashed: tuple[Recipe, str] | None = None  # the last recipe and its hash (a hash costs ~5 ms)
 
     def release(self) -> None:
         """Forget and remove the caches (the add-on calls this when a run in the user's scene ends)."""
         self.cache.release()
         self.primitives.release()
         self.geometry.release()
+        if self.files is not None:
+            self.files.close()
+            self.files = None
+
+    def recipe_hash(self, recipe: Recipe) -> str:
+        """``recipe.hash()``, computed once for the jobs of one Recipe object (every frame's metadata has it)."""
+        if self._hashed is None or self._hashed[0] is not recipe:
+            self._hashed = (recipe, recipe.hash())
+        return self._hashed[1]
+
+    @contextmanager
+    def pass_files(self, scratch: Path):
+        """The files a job's renders are saved to and read back from: memory files made once for the process (and
+        emptied after each job), or, where the system has none, files in the job's ``scratch`` folder."""
+        if self.files is None:
+            files = render.PassFiles(scratch)
+            if not files.in_memory:
+                with files:
+                    yield files
+                return
+            self.files = files
+        try:
+            yield self.files
+        finally:
+            self.files.clear()
 
     def keep(self) -> set[int]:
         return self.cache.datablocks() | self.primitives.pointers()
@@ -128,7 +156,7 @@ class Runner:
         scene = bpy.context.scene
         report = JobReport(job.id)
         with (JobScope(keep=self.keep) as scope, render.scene_speed(scene) as self.scene_speed,
-              render.world_maps() as self.world_maps, render.PassFiles(scratch) as files):
+              render.world_maps() as self.world_maps, self.pass_files(scratch) as files):
             motion.set_frame_rate(scene, recipe.frame_rate)
             sampler, cameras, updates = self.build(recipe, base_dir, job, scope.collection)
             keyed = motion.Keyed(scene, updates, job.frames, recipe.frame_rate) if animated(recipe, job) else None
@@ -233,7 +261,7 @@ class Runner:
                                  "lens": camera_info["lens"]},
                       "classes": self.classes, "objects": annotations}
         metadata = {"job": job.id, "frame": k, "sensor": view_name, "seed": job.seed, "params": job.params,
-                    "preview": job.preview, "samples": samples, "denoise": bpy.context.scene.cycles.use_denoising, "recipe": recipe.name, "recipe_hash": recipe.hash(),
+                    "preview": job.preview, "samples": samples, "denoise": bpy.context.scene.cycles.use_denoising, "recipe": recipe.name, "recipe_hash": self.recipe_hash(recipe),
                     "sampled": sampler.log, "camera": camera_info, "device": self.device.to_dict(),
                     "frame_rate": recipe.frame_rate, "scene_frame": scene.frame_current,
                     **({"flow": CONVENTION} if flow is not None else {}),
