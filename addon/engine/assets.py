@@ -177,11 +177,15 @@ def _world(obj) -> Matrix:
 
 
 class AssetCache:
-    """Templates and material libraries loaded in this process, keyed by file, mtime and name."""
+    """Templates and material libraries loaded in this process, keyed by file, mtime and name; and the materials
+    that procedural and texture-set materials are copied from (:class:`~.shader_graph.MaterialTemplates`)."""
 
     def __init__(self):
+        from .shader_graph import MaterialTemplates
+
         self._templates: dict[tuple, object] = {}
         self._libraries: dict[tuple, dict] = {}
+        self.materials = MaterialTemplates()
 
     def _collection(self):
         coll = bpy.data.collections.get(CACHE_COLLECTION)
@@ -230,6 +234,7 @@ class AssetCache:
             ids += [template, template.data, *[m for m in template.data.materials if m]]
         for library in self._libraries.values():
             ids += list(library.values())
+        ids += self.materials.materials()
         for material in [i for i in ids if isinstance(i, bpy.types.Material)]:
             if material.node_tree:
                 ids += [n.image for n in material.node_tree.nodes if n.type == "TEX_IMAGE" and n.image]
@@ -238,6 +243,7 @@ class AssetCache:
     def clear(self) -> None:
         self._templates.clear()
         self._libraries.clear()
+        self.materials.clear()
 
     def release(self) -> None:
         """Remove the cache from bpy.data (the add-on does so after each run: a user's .blend must not
@@ -246,6 +252,7 @@ class AssetCache:
         objects = list(coll.objects) if coll is not None else []
         data = [o.data for o in objects] + [m for o in objects for m in o.data.materials if m]
         data += [m for library in self._libraries.values() for m in library.values()]
+        data += self.materials.materials()
         bpy.data.batch_remove([coll, *objects] if coll is not None else [])
         remove_unused(data)
         self.clear()

@@ -181,7 +181,7 @@ def _distractors(gen, count: int, stream, base_dir, collection, cache, primitive
         bpy.context.view_layer.update()
         size = stream.draw("size", gen.size, item)
         obj.scale = [s * size / max(max(obj.dimensions), 1e-6) for s in obj.scale]
-        assign_material(obj, stream, item, family=stream.draw("family", gen.family, item))
+        assign_material(obj, stream, item, family=stream.draw("family", gen.family, item), templates=cache.materials)
         objects.append(obj)
     return objects
 

@@ -45,25 +45,25 @@ def own_materials(obj) -> list:
 
 # -- texture sets ---------------------------------------------------------------------------------------
 def texture_material(name: str, maps: dict, *, object_scale=(1.0, 1.0, 1.0), scale: float = 1.0,
-                     rotation_deg: float = 0.0) -> bpy.types.Material:
+                     rotation_deg: float = 0.0, templates=None) -> bpy.types.Material:
     """A PBR material from a texture set's maps ({map: path}, see core/textures.py), box-projected on
-    object coordinates in metres (no UVs needed), ``scale`` metres per tile, rotated about the mapping axes."""
+    object coordinates in metres (no UVs needed), ``scale`` metres per tile, rotated about the mapping axes.
+    ``templates``: made as a copy of one made before (see shader_graph)."""
     import math
 
-    from .procedural import Graph
+    from .shader_graph import Graph
 
-    g = Graph(name)
+    g = Graph(name, templates)
     coords = g.node("ShaderNodeTexCoord")
     mapping = g.node("ShaderNodeMapping", {"Vector": coords.outputs["Object"]})
     mapping.inputs["Scale"].default_value = [s / scale for s in object_scale]
     mapping.inputs["Rotation"].default_value = [math.radians(rotation_deg)] * 3
 
     def image(kind: str, colour: bool):
-        node = g.node("ShaderNodeTexImage", {"Vector": mapping.outputs["Vector"]}, projection="BOX",
-                      projection_blend=0.2)
-        node.image = bpy.data.images.load(str(maps[kind]), check_existing=True)
-        node.image.colorspace_settings.is_data = not colour
-        return node
+        picture = bpy.data.images.load(str(maps[kind]), check_existing=True)
+        picture.colorspace_settings.is_data = not colour
+        return g.node("ShaderNodeTexImage", {"Vector": mapping.outputs["Vector"]}, projection="BOX",
+                      projection_blend=0.2, image=picture)
 
     color = image("color", True).outputs["Color"]
     if "ao" in maps:

@@ -59,7 +59,7 @@ def _procedural_material(mod, objects, stream, ctx):
                     if getattr(mod, f) is not None}
         assign_material(obj, stream, obj.name, family=stream.draw("family", mod.family, obj.name),
                         scale=stream.draw("scale", mod.scale, obj.name), bump=stream.draw("bump", mod.bump, obj.name),
-                        per=mod.per, **optional)
+                        per=mod.per, templates=ctx["cache"].materials, **optional)
 
 
 def _texture_set(mod, objects, stream, ctx):
@@ -77,7 +77,8 @@ def _texture_set(mod, objects, stream, ctx):
                 raise ModifierError(f"modifiers.{mod.name}.textures: {err}") from None
             materials.append(texture_material(f"{obj.name}_{Path(member).name}", maps, object_scale=tuple(obj.scale),
                                               scale=stream.draw("scale", mod.scale, item),
-                                              rotation_deg=stream.draw("rotation", mod.rotation, item)))
+                                              rotation_deg=stream.draw("rotation", mod.rotation, item),
+                                              templates=ctx["cache"].materials))
         for k, slot in enumerate(obj.material_slots):
             slot.link = "OBJECT"
             slot.material = materials[k if mod.per == "slot" else 0]

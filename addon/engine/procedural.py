@@ -11,70 +11,7 @@ import math
 
 import bpy
 
-from .materials import principled
-
-NodeSocket = bpy.types.NodeSocket
-
-
-class Graph:
-    """A material's node tree with a Principled BSDF, and a terse way to add linked nodes."""
-
-    def __init__(self, name: str):
-        self.material = bpy.data.materials.new(name)
-        self.tree = self.material.node_tree
-        self.bsdf = principled(self.material)
-
-    def node(self, kind: str, inputs: dict | None = None, **props):
-        node = self.tree.nodes.new(kind)
-        for key, value in props.items():
-            setattr(node, key, value)
-        for key, value in (inputs or {}).items():
-            self.set(node.inputs[key], value)
-        return node
-
-    def set(self, socket, value) -> None:
-        if isinstance(value, NodeSocket):
-            self.tree.links.new(value, socket)
-        else:
-            socket.default_value = (*value, 1.0) if isinstance(value, (tuple, list)) and len(value) == 3 \
-                and socket.type == "RGBA" else value
-
-    def out(self, **inputs) -> None:
-        """Set inputs of the Principled BSDF (names with spaces are written with underscores)."""
-        for key, value in inputs.items():
-            self.set(self.bsdf.inputs[key.replace("_", " ")], value)
-
-    def coords(self, scale, stretch=(1.0, 1.0, 1.0)) -> NodeSocket:
-        """Object coordinates in metres, times ``stretch`` per axis, divided by ``scale``."""
-        coords = self.node("ShaderNodeTexCoord")
-        mapping = self.node("ShaderNodeMapping", {"Vector": coords.outputs["Object"]})
-        mapping.inputs["Scale"].default_value = [s / scale for s in stretch]
-        self.mapping = mapping
-        return mapping.outputs["Vector"]
-
-    def ramp(self, factor: NodeSocket, colors, positions=None, interpolation="LINEAR") -> NodeSocket:
-        node = self.node("ShaderNodeValToRGB", {"Fac": factor})
-        ramp = node.color_ramp
-        ramp.interpolation = interpolation
-        positions = positions or [i / max(1, len(colors) - 1) for i in range(len(colors))]
-        while len(ramp.elements) < len(colors):
-            ramp.elements.new(0.5)
-        for element, color, pos in zip(ramp.elements, colors, positions):
-            element.position, element.color = pos, (*color, 1.0)
-        return node.outputs["Color"]
-
-    def mix(self, factor, a, b, kind="RGBA") -> NodeSocket:
-        node = self.node("ShaderNodeMix", data_type=kind)
-        a_in, b_in, out = {"RGBA": (6, 7, 2), "FLOAT": (2, 3, 0)}[kind]  # the Mix node's sockets per data type
-        self.set(node.inputs[0], factor)
-        self.set(node.inputs[a_in], a)
-        self.set(node.inputs[b_in], b)
-        return node.outputs[out]
-
-    def bump(self, height: NodeSocket, strength: float, distance: float = 0.002) -> None:
-        node = self.node("ShaderNodeBump", {"Height": height, "Strength": strength, "Distance": distance})
-        self.out(Normal=node.outputs["Normal"])
-
+from .shader_graph import Graph, MaterialTemplates
 
 def _hsv(h, s, v):
     return tuple(colorsys.hsv_to_rgb(h % 1.0, min(max(s, 0), 1), min(max(v, 0), 1)))
@@ -240,14 +177,15 @@ FAMILIES = {
 
 
 def build_material(name: str, family: str, rng, *, object_scale=(1.0, 1.0, 1.0), color=None, roughness=None,
-                   metallic=None, scale: float = 1.0, bump: float = 0.3) -> tuple[bpy.types.Material, dict]:
+                   metallic=None, scale: float = 1.0, bump: float = 0.3,
+                   templates: MaterialTemplates | None = None) -> tuple[bpy.types.Material, dict]:
     """A new material of ``family``; what the recipe left open is drawn from ``rng``. Returns it and a
-    record of every value it used."""
+    record of every value it used. ``templates``: made as a copy of one made before (see shader_graph)."""
     palette, rough_range, metal_default, builder = FAMILIES[family]
     color = tuple(color) if color is not None else palette(rng)
     rough = roughness if roughness is not None else float(rng.uniform(*rough_range))
     metal = metallic if metallic is not None else (float(rng.uniform() < 0.2) if family == "random" else metal_default)
-    graph = Graph(name)
+    graph = Graph(name, templates)
 
     def coords(size, stretch=(1.0, 1.0, 1.0)):
         return graph.coords(scale * size, [s * o for s, o in zip(stretch, object_scale)])
@@ -262,7 +200,8 @@ def build_material(name: str, family: str, rng, *, object_scale=(1.0, 1.0, 1.0),
 
 
 def assign_material(obj, stream, item: str, *, family: str, color=None, roughness=None, metallic=None,
-                    scale: float = 1.0, bump: float = 0.3, per: str = "object") -> None:
+                    scale: float = 1.0, bump: float = 0.3, per: str = "object",
+                    templates: MaterialTemplates | None = None) -> None:
     """Give ``obj`` new procedural materials (one for all slots, or one per slot), recorded under ``item``."""
     slots = max(1, len(obj.material_slots))
     if not obj.material_slots:
@@ -271,7 +210,7 @@ def assign_material(obj, stream, item: str, *, family: str, color=None, roughnes
     for k in range(slots if per == "slot" else 1):
         material, record = build_material(f"{obj.name}_{family}", family, stream.rng,
                                           object_scale=tuple(obj.scale), color=color, roughness=roughness,
-                                          metallic=metallic, scale=scale, bump=bump)
+                                          metallic=metallic, scale=scale, bump=bump, templates=templates)
         stream.record("material", record, item if per == "object" else f"{item}/{k}")
         materials.append(material)
     for k, slot in enumerate(obj.material_slots):
