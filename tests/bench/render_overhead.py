@@ -8,8 +8,11 @@ sensor's denoising. A frame's wall time in the steady state is the time between 
 annotations landing (their files' modification times; a frame is committed when its annotation is renamed into
 place, and a rename keeps the time), after the first ``--warm`` jobs; the render call's own time is measured
 around ``bpy.ops.render.render()`` and stored in each frame's metadata (``timings.render``). Overhead = 1 - render
-calls / wall. The CPU time of each run (the command and every process it waited for: its Blender child, start-up
-included) is printed beside it: under load, a pipeline that overlaps more can look slower in wall time. Targets (issue 13): <= 25 % at the preview tier (320x240, 1 sample), <= 5 % at 640x480, 16 samples.
+calls / wall; the parts of the rest that each frame's metadata times (the job's scene build, the passes' round
+trip, the labels; medians) are printed beside it. The CPU time of each run (the command and every process it
+waited for: its Blender child, start-up included) is printed too: under load, a pipeline that overlaps more can
+look slower in wall time. Targets (issue 13): <= 25 % at the preview tier (320x240, 1 sample), <= 5 % at 640x480,
+16 samples.
 
 With ``--against DIR`` (a copy of another version of synthfarm: ``DIR/synthfarm/__init__.py``, e.g. made with
 ``git archive``), the same runs of that version are interleaved with this one's, round by round. With ``--ahead 0 1``
@@ -38,6 +41,9 @@ from against import checked_against
 ROOT = Path(__file__).resolve().parents[2]
 TIERS = {"preview": ["--preview"], "full": []}  # preview: half size, 1 sample (see make_recipe), no denoising
 OUTPUTS = ["rgb", "depth", "normals", "instance_mask", "semantic_mask"]
+# the parts of a frame's non-render time its metadata times (timings: the job's scene build, saving and reading back
+# the passes, the labels); the rest is writing, the farm's and the process's own, and waiting for a core
+PARTS = ("setup", "passes_io", "labels")
 # `synthfarm render` with the embedded farm's workers holding AHEAD tasks (argv[1]) besides the one they render
 WITH_AHEAD = ("import sys; from synthfarm.farm import embedded, worker; "
               "embedded.AHEAD = worker.Worker.__init__.__kwdefaults__['ahead'] = int(sys.argv.pop(1)); "
@@ -70,11 +76,12 @@ def run(version: Path | None, recipe: Path, tier: str, jobs: int, mode: str, out
     cpu = after.ru_utime + after.ru_stime - cpu.ru_utime - cpu.ru_stime
     landed = sorted((p.stat().st_mtime_ns / 1e9, p.name.removesuffix("-ann.json"))
                     for p in (out / "annotations").glob("*-ann.json"))[warm:]
-    render = sum(json.loads((out / "metadata" / f"{stem}-meta.json").read_text())["timings"]["render"]
-                 for _, stem in landed[1:])
+    timings = [json.loads((out / "metadata" / f"{stem}-meta.json").read_text())["timings"] for _, stem in landed[1:]]
+    render = sum(t["render"] for t in timings)
     wall = landed[-1][0] - landed[0][0]
+    parts = {key: statistics.median(t.get(key) or 0.0 for t in timings) for key in PARTS}
     return {"wall": wall / (len(landed) - 1), "render": render / (len(landed) - 1), "overhead": 1 - render / wall,
-            "cpu": cpu}
+            "cpu": cpu, **parts}
 
 
 def main() -> None:
@@ -111,14 +118,14 @@ def main() -> None:
                         results.setdefault((tier, mode, label), []).append(result)
                         print(f"round {rnd} {tier:7} {mode:10} {label:8} wall {result['wall'] * 1e3:8.1f} ms/frame, "
                               f"render call {result['render'] * 1e3:8.1f} ms, overhead {result['overhead']:6.1%}, "
-                              f"CPU {result['cpu']:5.2f} s/run, load {os.getloadavg()[0]:.1f}",
-                              flush=True)
+                              f"CPU {result['cpu']:5.2f} s/run, load {os.getloadavg()[0]:.1f}; of it (ms, median): "
+                              + ", ".join(f"{key} {result[key] * 1e3:.1f}" for key in PARTS), flush=True)
     finally:
         recipe.unlink(missing_ok=True)
     print(f"\n{args.recipe.name}, {args.jobs} one-frame jobs, first {args.warm} left out, median of {args.rounds} "
           f"rounds, load {os.getloadavg()[0]:.1f}")
     print(f"{'tier':8} {'mode':11} {'version':10} {'ms/frame':>9} {'render ms':>10} {'overhead':>9} {'range':>13} "
-          f"{'wall/render':>12} {'CPU s/run':>10}")
+          f"{'wall/render':>12} {'CPU s/run':>10} " + " ".join(f"{key + ' ms':>12}" for key in PARTS))
     for (tier, mode, name), rows in results.items():
         wall = statistics.median(r["wall"] for r in rows)
         render = statistics.median(r["render"] for r in rows)
@@ -126,8 +133,9 @@ def main() -> None:
         cpu = statistics.median(r["cpu"] for r in rows)
         spread = f"{min(r['overhead'] for r in rows):.1%}-{max(r['overhead'] for r in rows):.1%}"
         target = 0.25 if tier == "preview" else 0.05
+        parts = " ".join(f"{statistics.median(r[key] for r in rows) * 1e3:12.1f}" for key in PARTS)
         print(f"{tier:8} {mode:11} {name:10} {wall * 1e3:9.1f} {render * 1e3:10.1f} {overhead:9.1%} {spread:>13} "
-              f"{wall / render:12.2f} {cpu:10.2f}   (target <= {target:.0%})")
+              f"{wall / render:12.2f} {cpu:10.2f} {parts}   (target <= {target:.0%})")
 
 
 if __name__ == "__main__":
