@@ -23,7 +23,7 @@ class GeometryCache:
 
     def __init__(self):
         self._local: dict[int, Mesh] = {}
-        self._keys: dict[tuple, list] = {}  # (shape, scale, first and last triangle) -> [(local triangles, key)]
+        self._keys: dict[tuple, list] = {}  # (shapes, scale, first and last vertex) -> [(local mesh, key)]
         self.models: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # model key -> (vertices, faces), metres
         self._models_bytes = 0
 
@@ -41,23 +41,31 @@ class GeometryCache:
         self.models.clear()
         self._models_bytes = 0
 
-    def model(self, local: np.ndarray, scale: np.ndarray) -> str:
-        """The key of the object's model (its geometry at its scale); the mesh is kept in ``models``. Objects whose
-        triangles are the same to the bit at the same scale (copies of one asset) are worked out once."""
-        scale = np.round(scale, 6)  # float noise of the transform is no other model
-        local = np.ascontiguousarray(local, dtype=np.float64)
-        shortlist = self._keys.setdefault((local.shape, tuple(scale.tolist()), local[:1].tobytes(),
-                                           local[-1:].tobytes()), [])
+    def model_keys(self, meshes: list[Mesh], scales) -> list[str]:
+        """The key of each object's model (its geometry at its scale, ``scales`` (N, 3)); the meshes are kept in
+        ``models``. Objects whose meshes are the same to the bit at the same scale (copies of an asset, in this job
+        or an earlier one) are worked out once: they are matched on their vertices and corners (the triangles are
+        gathered only for a new model)."""
+        rounded = np.round(np.asarray(scales, dtype=np.float64), 6).tolist()  # float noise of a transform: no new model
+        return [self._model_key(mesh, tuple(scale)) for mesh, scale in zip(meshes, rounded)]
+
+    def _model_key(self, mesh: Mesh, scale: tuple) -> str:
+        vertices, corners = np.ascontiguousarray(mesh.vertices, dtype=np.float64), mesh.corners
+        if vertices is not mesh.vertices:  # compared to the bit below
+            mesh = Mesh(vertices, corners)
+        shortlist = self._keys.setdefault((vertices.shape, corners.shape, scale, vertices[:1].tobytes(),
+                                           vertices[-1:].tobytes()), [])
         for seen, key in shortlist:
-            if seen is local or np.array_equal(seen.view(np.uint64), local.view(np.uint64)):
+            if seen is mesh or (np.array_equal(seen.vertices.view(np.uint64), vertices.view(np.uint64))
+                                and np.array_equal(seen.corners, corners)):
                 return key
-        vertices, faces = mesh_of(local, scale)
-        key = model_key(vertices)
+        model_vertices, faces = mesh_of(mesh.triangles, np.array(scale))
+        key = model_key(model_vertices)
         if key not in self.models:
-            self.models[key] = (vertices, faces)
-            self._models_bytes += vertices.nbytes + faces.nbytes
-        shortlist.append((local, key))
-        self._models_bytes += local.nbytes
+            self.models[key] = (model_vertices, faces)
+            self._models_bytes += model_vertices.nbytes + faces.nbytes
+        shortlist.append((mesh, key))
+        self._models_bytes += vertices.nbytes + corners.nbytes
         return key
 
     def local_mesh(self, obj, depsgraph) -> Mesh:
@@ -101,14 +109,16 @@ def frame_labels(scene, objects: list, index: np.ndarray, K: np.ndarray, world_t
     records = []
     children = keypoint_children()
     # each object's scale (its axes' lengths) as np.linalg.norm(matrix[:3, :3], axis=0) gives it, for all at once
-    scales = np.linalg.norm(np.stack([matrix for _, matrix, _, _ in shapes])[:, :3, :3], axis=1) if shapes else []
-    for iid, (obj, (local, _, _, _), scale, geo) in enumerate(zip(objects, shapes, scales, geometry_of), start=1):
+    scales = np.linalg.norm(np.stack([matrix for _, matrix, _, _ in shapes])[:, :3, :3], axis=1) if shapes else \
+        np.zeros((0, 3))
+    models = geometry.model_keys([local for local, _, _, _ in shapes], scales)
+    for iid, (obj, model, geo) in enumerate(zip(objects, models, geometry_of), start=1):
         cls = labelled_class(obj)
         seen = visible.get(iid)
         pixels = seen.pixels if seen else 0
         records.append({
             "instance_id": iid, "name": obj.name, "generator": obj.get(GENERATOR_PROP), "class": cls,
-            "class_id": class_ids[cls], "model": geometry.model(local.triangles, scale), "visible_pixels": pixels,
+            "class_id": class_ids[cls], "model": model, "visible_pixels": pixels,
             "bbox": seen.bbox if seen else None, "segmentation": seen.rle if seen else None,
             "visibility": visibility(pixels, geo["amodal_pixels"]), **geo,
         })

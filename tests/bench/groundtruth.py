@@ -36,7 +36,8 @@ from against import checked_against
 # the labelling thread's CPU time is measured around these (module, attribute, figure's name)
 PARTS = [("engine.runner", "frame_labels", "frame_labels (all)"),
          ("engine.labels", "geometry_labels_many", "geometry labels"),
-         ("engine.labels", "GeometryCache.model", "models"),
+         ("engine.labels", "GeometryCache.model", "models"),  # before model_keys
+         ("engine.labels", "GeometryCache.model_keys", "models"),
          ("engine.labels", "GeometryCache.local_triangles", "mesh triangles"),  # before meshes
          ("engine.labels", "GeometryCache.local_mesh", "mesh triangles"),
          ("engine.labels", "instances_from_mask", "visible masks"),

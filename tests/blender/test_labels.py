@@ -9,6 +9,7 @@ from bpy_extras.object_utils import world_to_camera_view
 from mathutils import Vector
 
 from synthfarm.addon.engine import devices, render
+from synthfarm.addon.core.groundtruth import Mesh
 from synthfarm.addon.engine.labels import GeometryCache, frame_labels
 from synthfarm.addon.engine.sensors import camera_record, intrinsics
 
@@ -196,7 +197,7 @@ def test_geometry_labels_are_those_of_every_corner_moved_alone():
     cache = GeometryCache()
     for record, labels, local, (_, matrix, _, _) in zip(records, old, locals_, old_input):
         assert json.dumps({key: record[key] for key in labels}, allow_nan=False) == json.dumps(labels, allow_nan=False)
-        assert record["model"] == cache.model(local, np.linalg.norm(matrix[:3, :3], axis=0))  # each scale as before
+        assert record["model"] == cache.model_keys([Mesh.of_triangles(local)], [np.linalg.norm(matrix[:3, :3], axis=0)])[0]
 
 
 def test_models_are_kept_across_jobs_by_content(monkeypatch):
@@ -213,19 +214,23 @@ def test_models_are_kept_across_jobs_by_content(monkeypatch):
 
     def job(name):  # a job makes its own copy of the asset: a new mesh
         obj = add("monkey", name, (0, 0, 0))
-        return cache.model(cache.local_mesh(obj, depsgraph).triangles, scale)
+        return cache.model_keys([cache.local_mesh(obj, depsgraph)], [scale])[0]
 
     key = job("first")
     assert len(made) == 1 and key in cache.models
     cache.clear()  # the job ends
     assert job("second") == key and len(made) == 1, "the second job's copy was worked out again"
-    assert cache.model(cache.local_mesh(bpy.data.objects["second"], depsgraph).triangles, scale * 2) != key
-    assert len(made) == 2  # another scale is another model
+    second = cache.local_mesh(bpy.data.objects["second"], depsgraph)
+    assert "triangles" not in vars(second), "a known model was matched on its triangles (gathered per object)"
+    # the same triangles with their corners as vertices of their own: another mesh, the same model
+    assert cache.model_keys([Mesh.of_triangles(second.triangles)], [scale])[0] == key and len(made) == 2
+    assert cache.model_keys([cache.local_mesh(bpy.data.objects["second"], depsgraph)], [scale * 2])[0] != key
+    assert len(made) == 3  # another scale is another model
     cache.release()
-    assert not cache.models and job("third") == key and len(made) == 3
+    assert not cache.models and job("third") == key and len(made) == 4
     monkeypatch.setattr(labels_module, "MODELS_KEPT_BYTES", 1)
     cache.clear()
-    assert not cache.models and job("fourth") == key and len(made) == 4
+    assert not cache.models and job("fourth") == key and len(made) == 5
 
 
 def test_an_in_process_render_keeps_freed_memory(monkeypatch, tmp_path):
