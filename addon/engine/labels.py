@@ -46,7 +46,8 @@ class GeometryCache:
         ``models``. Objects whose meshes are the same to the bit at the same scale (copies of an asset, in this job
         or an earlier one) are worked out once: they are matched on their vertices and corners (the triangles are
         gathered only for a new model)."""
-        rounded = np.round(np.asarray(scales, dtype=np.float64), 6).tolist()  # float noise of a transform: no new model
+        # float noise of a transform is no other model (rounded in the scales' own type: Blender's float32 matrices)
+        rounded = np.round(np.asarray(scales), 6).tolist()
         return [self._model_key(mesh, tuple(scale)) for mesh, scale in zip(meshes, rounded)]
 
     def _model_key(self, mesh: Mesh, scale: tuple) -> str:

@@ -9,6 +9,7 @@ from bpy_extras.object_utils import world_to_camera_view
 from mathutils import Vector
 
 from synthfarm.addon.engine import devices, render
+from synthfarm.addon.core.dataset.models import mesh_of, model_key
 from synthfarm.addon.core.groundtruth import Mesh
 from synthfarm.addon.engine.labels import GeometryCache, frame_labels
 from synthfarm.addon.engine.sensors import camera_record, intrinsics
@@ -151,7 +152,7 @@ def test_keypoints_from_empties_and_vertex_groups(tmp_path):
     assert (points["front"]["x"], points["front"]["y"]) == pytest.approx((W / 2, H / 2), abs=1e-3)
 
 
-def test_geometry_labels_are_those_of_every_corner_moved_alone():
+def test_geometry_labels_are_those_of_every_corner_moved_alone(monkeypatch):
     """frame_labels moves and projects a mesh's vertices once each, not every corner of every triangle: the labels are
     bit-identical to the old code's (tests/support/labels_before.py) on the world triangles it made, every corner
     by the object's matrix, for real meshes: shared vertices, a modifier, copies sharing a mesh, objects cut by the
@@ -176,8 +177,17 @@ def test_geometry_labels_are_those_of_every_corner_moved_alone():
     bpy.context.view_layer.update()
     info = camera_record(scene.camera, scene)
     K, world_to_cam = np.array(info["K"]), np.array(info["world_to_cam"])
+    from synthfarm.addon.engine import labels as labels_module
+
+    scales = []  # each model's scale as it is worked out
+    real = labels_module.mesh_of
+    monkeypatch.setattr(labels_module, "mesh_of", lambda triangles, scale: scales.append(scale) or real(triangles, scale))
     records = frame_labels(scene, objects, np.zeros((H, W), dtype=np.int32), K, world_to_cam,
                            {name: 1 for name in ("monkey", "cube", "far", "behind", "near", "copy")}, GeometryCache())
+    # rounded in the type of Blender's matrices (float32), as one object's own scale was
+    expected = {np.round(np.linalg.norm(np.array(obj.matrix_world)[:3, :3], axis=0), 6).astype(float).tobytes()
+                for obj in objects}
+    assert {np.asarray(scale, dtype=float).tobytes() for scale in scales} == expected
     depsgraph = bpy.context.evaluated_depsgraph_get()
     old_input, locals_ = [], []
     for obj in objects:
@@ -194,10 +204,11 @@ def test_geometry_labels_are_those_of_every_corner_moved_alone():
     old = labels_before.geometry_labels_many(K, world_to_cam, (W, H), old_input, 0.1)
     assert len(records[0]["amodal_segmentation"]["counts"]) > 10 and 0 < records[1]["truncation"] < 1
     assert records[3]["amodal_pixels"] == 0 and records[4]["amodal_pixels"] > 0
-    cache = GeometryCache()
     for record, labels, local, (_, matrix, _, _) in zip(records, old, locals_, old_input):
         assert json.dumps({key: record[key] for key in labels}, allow_nan=False) == json.dumps(labels, allow_nan=False)
-        assert record["model"] == cache.model_keys([Mesh.of_triangles(local)], [np.linalg.norm(matrix[:3, :3], axis=0)])[0]
+        # each object's model as it was worked out alone: its triangles at its scale (float32 as the matrix), rounded
+        scale = np.round(np.linalg.norm(matrix[:3, :3], axis=0), 6)
+        assert record["model"] == model_key(mesh_of(local, scale)[0])
 
 
 def test_models_are_kept_across_jobs_by_content(monkeypatch):
