@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Iterable
 import numpy as np
 from pycocotools import mask as coco_mask
 
-from .raster import cover, rasterize, rasterize_window
+from .raster import cover_rows, rasterize, rasterize_window
 
 if TYPE_CHECKING:
     from .lens import Lens, View
@@ -297,8 +297,10 @@ def _in_front(world_to_cam, meshes: list[Mesh], near: float) -> tuple[np.ndarray
     corners = np.concatenate([mesh.corners + offset for mesh, offset in zip(meshes, offsets.tolist())]) \
         if meshes else np.zeros((0, 3), dtype=np.int64)
     ahead = cam[:, 2] > near
-    front = np.flatnonzero(ahead[corners[:, 0]] & ahead[corners[:, 1]] & ahead[corners[:, 2]])
     owners = np.repeat(np.arange(len(meshes)), [len(mesh.corners) for mesh in meshes])
+    if ahead.all():  # every point in front (most frames): every triangle
+        return cam, corners, owners
+    front = np.flatnonzero(ahead[corners[:, 0]] & ahead[corners[:, 1]] & ahead[corners[:, 2]])
     return cam, corners.take(front, axis=0), owners.take(front)
 
 
@@ -309,8 +311,12 @@ def _amodal_group(K, cam: np.ndarray, corners: np.ndarray, owners: np.ndarray, c
     rasterised in one pass."""
     uvw = _product(cam, K)
     with np.errstate(divide="ignore", invalid="ignore"):  # points behind the camera are no triangle's corner here
-        px = (uvw[:, :2] / uvw[:, 2:3])[corners]  # as _to_pixels(K, cam) makes them, (T, 3, 2)
-    coverage = cover(px, owners, width, height)
+        u, v = uvw[:, 0] / uvw[:, 2], uvw[:, 1] / uvw[:, 2]  # as _to_pixels(K, cam) makes them
+    coords = np.empty((6, len(corners)))  # each corner's x and y, a row each: what the rasteriser reads
+    for k, column in enumerate(corners.T):
+        u.take(column, out=coords[2 * k], mode="clip")  # mode="clip": out= unbuffered (the indices are valid)
+        v.take(column, out=coords[2 * k + 1], mode="clip")
+    coverage = cover_rows(coords, owners, width, height)
     pixels = coverage.pixel_counts(count).tolist()
     run_owner, starts, ends = coverage.column_runs(height)
     masks, first = np.unique(run_owner, return_index=True)
@@ -319,9 +325,15 @@ def _amodal_group(K, cam: np.ndarray, corners: np.ndarray, owners: np.ndarray, c
                                                    coverage.rows.tolist(), coverage.cols.tolist())))
     sizes = np.bincount(owners, minlength=count)
     begin = np.cumsum(sizes) - sizes
-    points = px.reshape(-1, 2)  # every object's extent in two reductions, not four per object
-    lows = iter(np.minimum.reduceat(points, 3 * begin[sizes > 0], axis=0).tolist() if owners.size else [])
-    highs = iter(np.maximum.reduceat(points, 3 * begin[sizes > 0], axis=0).tolist() if owners.size else [])
+    # every object's extent: the least and greatest x and y of its corners (min and max are exact: in any order)
+    x, y = coords[0::2], coords[1::2]
+    heads = begin[sizes > 0]
+    lows = iter(np.stack([np.minimum.reduceat(np.minimum(np.minimum(x[0], x[1]), x[2]), heads),
+                          np.minimum.reduceat(np.minimum(np.minimum(y[0], y[1]), y[2]), heads)], axis=1).tolist()
+                if owners.size else [])
+    highs = iter(np.stack([np.maximum.reduceat(np.maximum(np.maximum(x[0], x[1]), x[2]), heads),
+                           np.maximum.reduceat(np.maximum(np.maximum(y[0], y[1]), y[2]), heads)], axis=1).tolist()
+                 if owners.size else [])
     out = []
     for i, (start, size) in enumerate(zip(begin.tolist(), sizes.tolist())):
         labels: dict = {"amodal_pixels": 0, "amodal_bbox": None, "amodal_bbox_unclipped": None,
@@ -333,8 +345,8 @@ def _amodal_group(K, cam: np.ndarray, corners: np.ndarray, owners: np.ndarray, c
             labels["amodal_pixels"] = pixels[i]
             if pixels[i]:
                 labels["amodal_segmentation"] = rles[i]
-                labels.update(_whole_silhouette(px[start:start + size], pixels[i], windows[i], (x0, y0, x1, y1),
-                                                width, height))
+                labels.update(_whole_silhouette(coords[:, start:start + size].T.reshape(-1, 3, 2), pixels[i],
+                                                windows[i], (x0, y0, x1, y1), width, height))
         out.append(labels)
     return out
 
@@ -384,8 +396,8 @@ def _distorted_amodal(view, front_tris) -> dict:
 def _pose_labels_many(K, world_to_cam, objects: list, near, view) -> list[dict]:
     """Pose (object-to-camera R, t), size, distance and the 3D box in object, camera and image space of every
     object ((triangles, matrix_world, local_lo, local_hi) each)."""
-    matrix = np.stack([np.asarray(m, dtype=float) for _, m, _, _ in objects])
-    bounds = np.stack([np.stack([np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)]) for *_, lo, hi in objects])
+    matrix = np.array([m for _, m, _, _ in objects], dtype=float)
+    bounds = np.array([(lo, hi) for *_, lo, hi in objects], dtype=float)  # (N, 2, 3)
     # pose: object-to-camera rotation (scale removed) and translation, OpenCV camera
     linear = matrix[:, :3, :3]
     square = linear * linear
@@ -445,15 +457,21 @@ def keypoint_labels(K, world_to_cam, points: dict[str, list[float]], index: np.n
                     instance_id: int, lens: "Lens | None" = None) -> list[dict]:
     """COCO-style keypoints: v = 2 visible, 1 in the image but hidden (by another object or the object's
     own surface), 0 outside the image or behind the camera (then x = y = 0)."""
+    return keypoint_labels_many(K, world_to_cam, [(points, instance_id)], index, depth, lens)[0]
+
+
+def keypoint_labels_many(K, world_to_cam, objects: list[tuple[dict[str, list[float]], int]], index: np.ndarray,
+                         depth: np.ndarray, lens: "Lens | None" = None) -> list[list[dict]]:
+    """:func:`keypoint_labels` of many objects, ``objects`` a list of (points, instance id), in one pass."""
     K, world_to_cam = np.asarray(K, float), np.asarray(world_to_cam, float)
     height, width = index.shape
-    names = sorted(points)
+    named = [(name, points[name], instance_id) for points, instance_id in objects for name in sorted(points)]
     # each point moved and projected as one point alone (numpy's one-row products, stacked: one call each)
-    cams = _to_camera(world_to_cam, np.asarray([points[name] for name in names], float).reshape(-1, 1, 3))[:, 0]
+    cams = _to_camera(world_to_cam, np.asarray([point for _, point, _ in named], float).reshape(-1, 1, 3))[:, 0]
     with np.errstate(divide="ignore", invalid="ignore"):  # points behind the camera are not projected below
         pixels = _to_pixels(K, cams[:, None])[:, 0]
     out = []
-    for name, cam, (x, y) in zip(names, cams, pixels):
+    for (name, _, instance_id), cam, (x, y) in zip(named, cams, pixels):
         if cam[2] <= 0:
             out.append({"name": name, "x": 0.0, "y": 0.0, "v": 0})
             continue
@@ -469,4 +487,5 @@ def keypoint_labels(K, world_to_cam, points: dict[str, list[float]], index: np.n
         surface = depth[row, col]
         on_top = index[row, col] == instance_id and cam[2] <= surface + max(0.01, 0.01 * surface)
         out.append({"name": name, "x": float(x), "y": float(y), "v": 2 if on_top else 1})
-    return out
+    ends = np.cumsum([len(points) for points, _ in objects]).tolist()
+    return [out[end - len(points):end] for (points, _), end in zip(objects, ends)]

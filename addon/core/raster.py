@@ -144,6 +144,7 @@ def _edge_orders() -> tuple[np.ndarray, np.ndarray]:
 
 
 EDGE_ORDERS, HAS_BOTH = _edge_orders()
+EDGE_ORDERS_BY_SLOT = np.ascontiguousarray(EDGE_ORDERS.T)  # (3, 64): a pattern's edges gathered slot by slot
 
 
 def _left_right_third(N: np.ndarray) -> np.ndarray | None:
@@ -155,7 +156,7 @@ def _left_right_third(N: np.ndarray) -> np.ndarray | None:
         pattern += (N[edge] < 0) * (1 << edge) + (N[edge] > 0) * (8 << edge)
     if not HAS_BOTH[pattern].all():
         return None
-    return EDGE_ORDERS.take(pattern, axis=0).T
+    return EDGE_ORDERS_BY_SLOT.take(pattern, axis=1)
 
 
 def cover(triangles: np.ndarray, owners: np.ndarray, width: int, height: int,
@@ -166,9 +167,15 @@ def cover(triangles: np.ndarray, owners: np.ndarray, width: int, height: int,
     tri = np.asarray(triangles, dtype=np.float64).reshape(-1, 6)
     if tuple(origin) != (0, 0):
         tri = tri - np.tile(np.asarray(origin, dtype=np.float64), 3)
-    buffers = _buffers
-    coords = buffers.get("coords", tri.size, np.float64).reshape(6, -1)
+    coords = _buffers.get("coords", tri.size, np.float64).reshape(6, -1)
     np.copyto(coords, tri.T)  # one copy: every coordinate in a row of its own
+    return cover_rows(coords, owners, width, height)
+
+
+def cover_rows(coords: np.ndarray, owners: np.ndarray, width: int, height: int) -> Coverage:
+    """:func:`cover` of triangles given as six rows of coordinates (6, T): their first corners' x, y, the second's,
+    the third's (a canvas with its top-left pixel at 0, 0)."""
+    buffers = _buffers
     ax, ay, bx, by, cx, cy = coords
     area = (bx - ax) * (cy - ay) - (by - ay) * (cx - ax)
     r0 = np.clip(np.ceil(np.minimum(np.minimum(ay, by), cy) - 0.5), 0, height).astype(np.int64)
@@ -194,7 +201,8 @@ def cover(triangles: np.ndarray, owners: np.ndarray, width: int, height: int,
     order = _left_right_third(N)
     known = order is not None
     if known:
-        place = order * nz.size + np.arange(nz.size)  # in (3, T) read flat
+        place = np.multiply(order, nz.size, out=order)
+        place += buffers.count(nz.size)  # in (3, T) read flat
         N, B, C = (coefficient.ravel().take(place) for coefficient in (N, B, C))
     Np, Bp, Cp, lo, hi = (buffers.get(name, pairs, np.float64) for name in ("N", "B", "C", "lo", "hi"))
     is_left, is_right, flat, empty = (buffers.get(name, pairs, bool) for name in ("left", "right", "flat", "empty"))

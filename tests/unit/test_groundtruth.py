@@ -135,3 +135,29 @@ def test_keypoints_are_those_of_each_point_moved_alone():
         else:
             assert cam[0, 2] <= 0 or not (0 <= x < 64 and 0 <= y < 48)
 
+
+def test_keypoints_of_many_objects_are_each_objects_alone():
+    """The keypoints of a frame's objects are moved and projected in one call: each object's labels are those of its
+    points alone (one point, several, each object its own instance id), to the bit."""
+    from synthfarm.addon.core.groundtruth import keypoint_labels, keypoint_labels_many
+
+    rng = np.random.default_rng(6)
+    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    world_to_cam = np.eye(4)
+    world_to_cam[:3, :3], world_to_cam[:3, 3] = q * np.sign(np.linalg.det(q)), rng.normal(size=3)
+    K = np.array([[41.3, 0, 32.1], [0, 40.7, 23.9], [0, 0, 1]])
+    index, depth = rng.integers(0, 5, size=(48, 64)), rng.uniform(0.5, 12, size=(48, 64))
+    depth[:, :32] = 1e3  # surfaces far behind: the points there are seen where the id is the object's
+    objects = [({f"p{i}": (rng.normal(size=3) * 6).tolist() for i in range(count)}, iid)
+               for iid, count in zip((1, 2, 3, 4, 2), (1, 7, 30, 2, 12))]
+    many = keypoint_labels_many(K, world_to_cam, objects, index, depth)
+    assert len(many) == len(objects) and {label["v"] for labels in many for label in labels} == {0, 1, 2}
+    for (points, iid), labels in zip(objects, many):
+        alone = [keypoint_labels(K, world_to_cam, {name: point}, index, depth, iid)[0] for name, point in points.items()]
+        assert labels == sorted(alone, key=lambda label: label["name"])
+        for label in labels:
+            if label["v"]:
+                cam = np.asarray(points[label["name"]], float)[None] @ world_to_cam[:3, :3].T + world_to_cam[:3, 3]
+                uvw = cam @ K.T
+                assert (label["x"], label["y"]) == tuple(float(c) for c in (uvw[:, :2] / uvw[:, 2:3])[0])
+
