@@ -111,29 +111,40 @@ def test_rle_of_a_window_is_the_rle_of_its_whole_mask():
         assert rle_encode_window(np.asfortranarray(window), top, left, height, width) == rle_encode(full)
 
 
+def _camera_and_images(seed: int, ids: int):
+    """A random camera (K, world_to_cam) and random (48, 64) instance ids (0..ids-1) and depths; the generator too."""
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    world_to_cam = np.eye(4)
+    world_to_cam[:3, :3], world_to_cam[:3, 3] = q * np.sign(np.linalg.det(q)), rng.normal(size=3)
+    K = np.array([[41.3, 0, 32.1], [0, 40.7, 23.9], [0, 0, 1]])
+    return rng, K, world_to_cam, rng.integers(0, ids, size=(48, 64)), rng.uniform(0.5, 12, size=(48, 64))
+
+
+def _moved_alone(K, world_to_cam, point) -> tuple[float, float, float]:
+    """A point's depth and pixel, moved and projected alone (one-row products)."""
+    cam = np.asarray(point, float)[None] @ world_to_cam[:3, :3].T + world_to_cam[:3, 3]
+    uvw = cam @ K.T
+    x, y = (uvw[:, :2] / uvw[:, 2:3])[0]
+    return float(cam[0, 2]), float(x), float(y)
+
+
 def test_keypoints_are_those_of_each_point_moved_alone():
     """An object's keypoints are moved and projected in one call: each exactly as one point alone (numpy's one-row
     product), in front of the camera and behind it, in the image and outside it."""
     from synthfarm.addon.core.groundtruth import keypoint_labels
 
-    rng = np.random.default_rng(2)
-    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
-    world_to_cam = np.eye(4)
-    world_to_cam[:3, :3], world_to_cam[:3, 3] = q * np.sign(np.linalg.det(q)), rng.normal(size=3)
-    K = np.array([[41.3, 0, 32.1], [0, 40.7, 23.9], [0, 0, 1]])
-    index, depth = rng.integers(0, 3, size=(48, 64)), rng.uniform(0.5, 12, size=(48, 64))
+    rng, K, world_to_cam, index, depth = _camera_and_images(2, 3)
     index[:, :32], depth[:, :32] = 1, 1e3  # the object's surface far behind: its points there are seen
     points = {f"p{i}": (rng.normal(size=3) * 6).tolist() for i in range(60)}
     labels = keypoint_labels(K, world_to_cam, points, index, depth, 1)
     assert [label["name"] for label in labels] == sorted(points) and {label["v"] for label in labels} == {0, 1, 2}
     for label in labels:
-        cam = np.asarray(points[label["name"]], float)[None] @ world_to_cam[:3, :3].T + world_to_cam[:3, 3]
-        uvw = cam @ K.T
-        x, y = (uvw[:, :2] / uvw[:, 2:3])[0]
+        z, x, y = _moved_alone(K, world_to_cam, points[label["name"]])
         if label["v"]:
-            assert (label["x"], label["y"]) == (float(x), float(y))
+            assert (label["x"], label["y"]) == (x, y)
         else:
-            assert cam[0, 2] <= 0 or not (0 <= x < 64 and 0 <= y < 48)
+            assert z <= 0 or not (0 <= x < 64 and 0 <= y < 48)
 
 
 def test_keypoints_of_many_objects_are_each_objects_alone():
@@ -141,12 +152,7 @@ def test_keypoints_of_many_objects_are_each_objects_alone():
     points alone (one point, several, each object its own instance id), to the bit."""
     from synthfarm.addon.core.groundtruth import keypoint_labels, keypoint_labels_many
 
-    rng = np.random.default_rng(6)
-    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
-    world_to_cam = np.eye(4)
-    world_to_cam[:3, :3], world_to_cam[:3, 3] = q * np.sign(np.linalg.det(q)), rng.normal(size=3)
-    K = np.array([[41.3, 0, 32.1], [0, 40.7, 23.9], [0, 0, 1]])
-    index, depth = rng.integers(0, 5, size=(48, 64)), rng.uniform(0.5, 12, size=(48, 64))
+    rng, K, world_to_cam, index, depth = _camera_and_images(6, 5)
     depth[:, :32] = 1e3  # surfaces far behind: the points there are seen where the id is the object's
     objects = [({f"p{i}": (rng.normal(size=3) * 6).tolist() for i in range(count)}, iid)
                for iid, count in zip((1, 2, 3, 4, 2), (1, 7, 30, 2, 12))]
@@ -157,7 +163,5 @@ def test_keypoints_of_many_objects_are_each_objects_alone():
         assert labels == sorted(alone, key=lambda label: label["name"])
         for label in labels:
             if label["v"]:
-                cam = np.asarray(points[label["name"]], float)[None] @ world_to_cam[:3, :3].T + world_to_cam[:3, 3]
-                uvw = cam @ K.T
-                assert (label["x"], label["y"]) == tuple(float(c) for c in (uvw[:, :2] / uvw[:, 2:3])[0])
+                assert (label["x"], label["y"]) == _moved_alone(K, world_to_cam, points[label["name"]])[1:]
 
