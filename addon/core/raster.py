@@ -191,10 +191,18 @@ def cover_rows(coords: np.ndarray, owners: np.ndarray, width: int, height: int) 
     # inside edge e: A x + B y + C >= 0, i.e. x >= -(B y + C) / A where A > 0 (a left edge: the span's start is the
     # largest of these bounds) and x <= ... where A < 0 (a right edge: its end is the smallest); per triangle, with
     # -A (N below): -(B y + C) / A is (B y + C) / -A to the bit
-    x, yy = (ax[nz], bx[nz], cx[nz]), (ay[nz], by[nz], cy[nz])
-    A = np.stack([-(yy[q] - yy[p]) * sign for p, q in ((0, 1), (1, 2), (2, 0))])
-    B = np.stack([(x[q] - x[p]) * sign for p, q in ((0, 1), (1, 2), (2, 0))])
-    C = -(A * np.stack(x) + B * np.stack(yy))
+    # edge e goes from corner e to corner e + 1 (mod 3): all three edges at once, (3, T) each
+    x, yy = coords[0::2].take(nz, axis=1), coords[1::2].take(nz, axis=1)
+    A = np.roll(yy, -1, axis=0)  # each edge's end
+    A -= yy
+    A = np.negative(A, out=A)
+    A *= sign
+    B = np.roll(x, -1, axis=0)
+    B -= x
+    B *= sign
+    C = A * x
+    C += B * yy
+    C = np.negative(C, out=C)
     N = np.negative(A, out=A)
     # edges put in the order (a left one, a right one, the third), the first two need no test per pair and give the
     # span's start and end; the third may be either or horizontal
