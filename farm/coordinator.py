@@ -380,7 +380,7 @@ class Coordinator(ClientRequests, Liveness):
         for attempt_id in [a for a in self.store.attempts_out(worker_id) if a not in holding]:
             self._lose(attempt_id, "worker asked for new work")  # what it no longer holds is over
         leased = self.store.lease(worker_id, self._live(), self.fleet.accepts(worker_id), msg.take,
-                                  start=not msg.holding)
+                                  start=not holding - set(msg.rendered))
         if not leased:
             self._send("workers", identity, "NO_TASK", p.NoTask(retry_seconds=self.heartbeat))
             return

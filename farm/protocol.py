@@ -18,7 +18,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from .capabilities import Capabilities, Requirements
 
-VERSION = b"SF2"
+VERSION = b"SF3"
 VERSION_PREFIX = b"SF"  # what every synthfarm version tag starts with
 MAX_TAKE = 256  # tasks one REQUEST may ask for (one running, the rest held ahead)
 MAX_FRAME = 64 * 1024 * 1024  # bytes; larger frames are dropped unread
@@ -113,6 +113,9 @@ class Request(Payload):
     take: int = Field(1, ge=1, le=MAX_TAKE)  # how many tasks the worker can take now (1 + how many it holds ahead)
     # the attempts the worker still holds (running or held ahead): any other attempt leased to it is over
     holding: list[Name] = Field([], max_length=MAX_TAKE)
+    # those of ``holding`` whose frames are rendered (the child makes their files durable): its child is free, so
+    # a worker that holds nothing else takes its next task as one that holds nothing does, not as one held ahead
+    rendered: list[Name] = Field([], max_length=MAX_TAKE)
 
 
 class Heartbeat(Payload):

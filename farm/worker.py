@@ -191,6 +191,7 @@ class Worker:
                 if self._holds() <= self.ahead and not waiting and now >= next_request:
                     holding = [*self.finishing, *[a for a in (self.attempt, *(t.attempt_id for t in self.held)) if a]]
                     self._send(sock, "REQUEST", p.Request(worker_id=self.worker_id, holding=holding,
+                                                          rendered=list(self.finishing),
                                                           take=1 + self.ahead - self._holds()))
                     waiting, next_request = True, now + self.heartbeat * self.liveness  # ask again if unanswered
                 elif waiting and now >= next_request:

@@ -21,9 +21,9 @@ def attempts(farm, jobs: int) -> list[dict]:
     return [{**a, "job_id": j} for j in range(jobs) for a in farm.client.logs("batch", j)]
 
 
-def request(w: StandIn, take: int, holding=()):
+def request(w: StandIn, take: int, holding=(), rendered=()):
     """A REQUEST for ``take`` tasks: the tasks that came back (TASK or TASKS), [] for NO_TASK."""
-    w.send("REQUEST", w.p.Request(worker_id=w.name, take=take, holding=list(holding)))
+    w.send("REQUEST", w.p.Request(worker_id=w.name, take=take, holding=list(holding), rendered=list(rendered)))
     kind, msg = w.recv()
     return {"TASK": lambda: [msg], "TASKS": lambda: msg.tasks, "NO_TASK": lambda: []}[kind]()
 
@@ -144,6 +144,29 @@ def test_leases_ahead_only_what_the_queue_can_spare(standin_farm, tmp_path):
     finally:
         a.close()
         b.close()
+
+
+def test_a_worker_whose_child_is_free_takes_the_last_job_at_once(standin_farm, tmp_path):
+    """A worker whose only attempt is rendered (its files being made durable) has a free child: it gets the last
+    queued job now, as a worker that holds nothing would, not NO_TASK until that attempt is done (it waited a
+    heartbeat: the last job of every batch started half a second late on the embedded farm)."""
+    farm = standin_farm
+    farm.submit(TINY, 2, tmp_path / "out")
+    w = StandIn(f"tcp://127.0.0.1:{farm.port}", "w")
+    try:
+        (first,) = request(w, take=1)
+        # still held ahead when not rendered: one queued job for one live worker is nothing to hold ahead
+        assert request(w, take=1, holding=[first.attempt_id]) == []
+        (last,) = request(w, take=1, holding=[first.attempt_id], rendered=[first.attempt_id])
+        assert last.job_id == 1
+        status = farm.client.status("batch")
+        assert status["held"] == 0 and status["jobs"]["running"] == 2 and status["jobs"]["queued"] == 0
+        w.render(first)
+        w.render(last)
+        status = farm.wait(lambda s: s["jobs"]["done"] == 2)
+        assert status["jobs"]["failed"] == 0
+    finally:
+        w.close()
 
 
 def test_a_result_twice_in_one_message_is_taken_once(standin_farm, tmp_path):

@@ -155,3 +155,53 @@ def test_an_attempts_log_holds_all_the_child_printed_before_its_result(tmp_path,
         worker.stop()
         thread.join(timeout=30)
         context.destroy(linger=0)
+
+
+PIPELINING_CHILD = '''#!{python}
+import sys, time, zmq
+sock = zmq.Context.instance().socket(zmq.PAIR)
+sock.connect(sys.argv[-1])
+sock.send_json({{"ready": True}})
+while True:
+    message = sock.recv_json()
+    if message.get("quit"):
+        break
+    attempt = message["task"]["attempt_id"]
+    sys.stdout.buffer.write(b"\\x1esynthfarm-attempt-end " + attempt.encode() + b"\\n")
+    sys.stdout.flush()
+    sock.send_json({{"rendered": {{"attempt_id": attempt}}}})
+    time.sleep(2)  # its files being made durable
+    sock.send_json({{"done": {{"attempt_id": attempt, "ok": True, "frames": 1}}}})
+'''
+
+
+def test_a_worker_says_which_of_its_attempts_are_rendered_when_it_asks_for_more(tmp_path):
+    """Once its child has rendered an attempt (its files still being made durable), the worker asks for the next
+    task at once and says that attempt is rendered: its child is free (the coordinator then leases the last job of
+    a batch to it, not NO_TASK for a heartbeat)."""
+    blender = tmp_path / "pipelining-blender"
+    blender.write_text(PIPELINING_CHILD.format(python=sys.executable))
+    blender.chmod(0o755)
+    context = zmq.Context()
+    coordinator = context.socket(zmq.ROUTER)  # the coordinator's side, played by the test
+    coordinator.setsockopt(zmq.LINGER, 0)
+    port = coordinator.bind_to_random_port("tcp://127.0.0.1")
+    worker = Worker(f"tcp://127.0.0.1:{port}", "w0", blender=str(blender), context=context, work_dir=tmp_path / "w0",
+                    ahead=0)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        identity = recv(coordinator, "HELLO")[0]
+        coordinator.send_multipart([identity, *p.encode("WELCOME", p.Welcome(heartbeat_seconds=1.0, liveness=3))])
+        first = p.decode(recv(coordinator, "REQUEST")[1:])[1]
+        assert first.holding == [] and first.rendered == []
+        task = p.Task(attempt_id="a" * 32, batch_id="b", job_id=0, recipe="", recipe_dir=str(tmp_path), params={},
+                      seed=1, frames=1, preview=False, staging=str(tmp_path / "staging"))
+        coordinator.send_multipart([identity, *p.encode("TASK", task)])
+        again = p.decode(recv(coordinator, "REQUEST", timeout=1.5)[1:])[1]  # before the DONE, 2 s later
+        assert again.holding == [task.attempt_id] and again.rendered == [task.attempt_id] and again.take == 1
+        assert p.decode(recv(coordinator, "DONE")[1:])[1].ok
+    finally:
+        worker.stop()
+        thread.join(timeout=30)
+        context.destroy(linger=0)
