@@ -11,7 +11,7 @@ from synthfarm.farm import protocol as p
 from synthfarm.farm.coordinator import Coordinator
 from synthfarm.farm.worker import Worker
 
-CHILD = '''#!{python}
+TASKS = '''#!{python}
 import sys, time, zmq
 sock = zmq.Context.instance().socket(zmq.PAIR)
 sock.connect(sys.argv[-1])
@@ -20,7 +20,8 @@ while True:
     message = sock.recv_json()
     if message.get("quit"):
         break
-    task = message["task"]
+'''  # a stand-in child's loop over its tasks; what it does with each follows
+CHILD = TASKS + '''    task = message["task"]
     print("Fra:1 | Rendering", flush=True)
     time.sleep({seconds})
     sock.send_json({{"done": {{"attempt_id": task["attempt_id"], "ok": True, "frames": 1}}}})
@@ -157,16 +158,7 @@ def test_an_attempts_log_holds_all_the_child_printed_before_its_result(tmp_path,
         context.destroy(linger=0)
 
 
-PIPELINING_CHILD = '''#!{python}
-import sys, time, zmq
-sock = zmq.Context.instance().socket(zmq.PAIR)
-sock.connect(sys.argv[-1])
-sock.send_json({{"ready": True}})
-while True:
-    message = sock.recv_json()
-    if message.get("quit"):
-        break
-    attempt = message["task"]["attempt_id"]
+PIPELINING_CHILD = TASKS + '''    attempt = message["task"]["attempt_id"]
     sys.stdout.buffer.write(b"\\x1esynthfarm-attempt-end " + attempt.encode() + b"\\n")
     sys.stdout.flush()
     sock.send_json({{"rendered": {{"attempt_id": attempt}}}})
