@@ -28,7 +28,6 @@ from pathlib import Path
 import zmq
 
 from ..addon.core.dataset.background import BackgroundWriter
-from ..addon.core.dataset.identity import batch_identity
 from ..addon.core.dataset.native import DatasetWriter
 from ..addon.core.jobs import JobSpec
 from ..addon.core.recipe import Recipe, parse_recipe_text
@@ -145,7 +144,6 @@ def render_task(runner, task: p.Task, link: Link):
     start = time.perf_counter()
     recipe = task_recipe(task.recipe, task.recipe_dir, task.bundle_root)  # reads nothing outside its inputs
     writer = DatasetWriter(Path(task.staging))
-    identity = batch_identity(recipe, preview=task.preview, jobs=[(task.params, task.seed)])
     job = JobSpec(id=task.job_id, params=task.params, seed=task.seed, frames=task.frames, preview=task.preview)
     views = len(recipe.views())
     reported = [0]
@@ -158,10 +156,10 @@ def render_task(runner, task: p.Task, link: Link):
                                     "frames_total": task.frames}})
 
     scratch = tempfile.TemporaryDirectory(prefix="job-")  # inside the child's own temp folder
-    # a fresh staging folder, made durable on the writer's thread while the job's scene is built and rendered;
-    # its frames written while the next frame (or the next job) renders
-    frames = BackgroundWriter(writer, first=lambda: writer.open(task.recipe, identity, {
-        "name": recipe.name, "attempt": task.attempt_id}))
+    # the attempt's staging folder holds its frames' files only (what the coordinator lands); its folders are made by
+    # the frames' durable groups, written while the next frame (or the next job) renders. No dataset.yaml or
+    # recipe.yaml there: nothing reads them (two files made durable a job, ~10 ms of the writer's time)
+    frames = BackgroundWriter(writer)
     try:
         report = runner.run_job(recipe, Path(task.recipe_dir), job, frames, Path(scratch.name),
                                 should_stop=frame_done)

@@ -33,3 +33,53 @@ def test_the_tasks_of_a_batch_parse_their_recipe_once(tmp_path, monkeypatch):
         with pytest.raises(RecipeError):
             blender_child.task_recipe("sensors: 3\n", folder, "")
     assert len(parsed) == 4
+
+
+def test_an_attempts_staging_folder_holds_its_frames_files_only(tmp_path):
+    """A real Blender child renders a task into its staging folder: the frames' files and their models only (what the
+    coordinator lands), in the dataset's folders; no dataset.yaml or recipe.yaml made durable there for every job."""
+    import threading
+
+    import zmq
+
+    from synthfarm.addon.core.jobs import resolve_params
+    from synthfarm.addon.core.recipe import load_recipe
+    from synthfarm.farm import protocol as p
+    from synthfarm.farm.paths import COMMITTED_FOLDERS
+    from synthfarm.farm.worker import Worker
+
+    context = zmq.Context()
+    coordinator = context.socket(zmq.ROUTER)  # the coordinator's side, played by the test
+    coordinator.setsockopt(zmq.LINGER, 0)
+    port = coordinator.bind_to_random_port("tcp://127.0.0.1")
+    worker = Worker(f"tcp://127.0.0.1:{port}", "w0", context=context, work_dir=tmp_path / "w0", ahead=0)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+
+    def receive(kind, timeout):
+        while coordinator.poll(int(timeout * 1000)):
+            frames = coordinator.recv_multipart()
+            if frames[2] == kind.encode():
+                return frames
+        raise AssertionError(f"no {kind} from the worker")
+
+    try:
+        identity = receive("HELLO", 120)[0]
+        coordinator.send_multipart([identity, *p.encode("WELCOME", p.Welcome(heartbeat_seconds=1, liveness=3))])
+        receive("REQUEST", 120)
+        tiny = ROOT / "tests" / "data" / "tiny.yaml"
+        staging = tmp_path / "staging"
+        params = resolve_params(load_recipe(tiny), None)  # as the coordinator gives them
+        task = p.Task(attempt_id="a" * 32, batch_id="b", job_id=3, recipe=tiny.read_text(),
+                      recipe_dir=str(tiny.parent), params=params, seed=1, frames=1, preview=True, staging=str(staging))
+        coordinator.send_multipart([identity, *p.encode("TASK", task)])
+        done = p.decode(receive("DONE", 120)[1:])[1]
+        assert done.ok, done.error
+        top = sorted(entry.name for entry in staging.iterdir())
+        assert "annotations" in top and set(top) <= COMMITTED_FOLDERS, top
+        files = [f for f in staging.rglob("*") if f.is_file()]
+        assert files and all(f.name.startswith("0000000003-0000-") for f in files if f.parent.name != "models"), files
+    finally:
+        worker.stop()
+        thread.join(timeout=30)
+        context.destroy(linger=0)
