@@ -131,29 +131,36 @@ _buffers = _Buffers()
 
 
 def _edge_orders() -> tuple[np.ndarray, np.ndarray]:
-    """For each pattern of left edges (bits 0-2) and right edges (bits 3-5) of a triangle: its edges in the order
-    (the first left one, the first right one, the third), and whether it has both."""
-    orders, both = np.zeros((64, 3), dtype=np.int64), np.zeros(64, dtype=bool)
-    for pattern in range(64):
-        left = [edge for edge in range(3) if pattern >> edge & 1]
-        right = [edge for edge in range(3) if pattern >> (3 + edge) & 1]
+    """For each pattern of the signs of a triangle's three edges' N (minus their A; pattern sum((sign + 1) * 3**edge):
+    N < 0 a left edge, N > 0 a right one): its edges in the order (the first left one, the first right one, the
+    third), as (3, 27) slot by slot, and whether it has both."""
+    orders, both = np.zeros((3, 27), dtype=np.int64), np.zeros(27, dtype=bool)
+    for pattern in range(27):
+        signs = [pattern // 3**edge % 3 - 1 for edge in range(3)]
+        left = [edge for edge in range(3) if signs[edge] < 0]
+        right = [edge for edge in range(3) if signs[edge] > 0]
         if left and right and left[0] != right[0]:
-            orders[pattern] = left[0], right[0], 3 - left[0] - right[0]
+            orders[:, pattern] = left[0], right[0], 3 - left[0] - right[0]
             both[pattern] = True
     return orders, both
 
 
-EDGE_ORDERS, HAS_BOTH = _edge_orders()
-EDGE_ORDERS_BY_SLOT = np.ascontiguousarray(EDGE_ORDERS.T)  # (3, 64): a pattern's edges gathered slot by slot
+EDGE_ORDERS_BY_SLOT, HAS_BOTH = _edge_orders()
 
 
 def _left_right_third(N: np.ndarray) -> np.ndarray | None:
     """Each triangle's edges (N: minus their A, (3, T)) in the order (a left one, a right one, the third): a triangle
     of finite coordinates that crosses a row has both (its edges' heights add up to 0, and each has its sign exactly);
     None when one does not."""
-    pattern = np.zeros(N.shape[1], dtype=np.int64)
-    for edge in range(3):
-        pattern += (N[edge] < 0) * (1 << edge) + (N[edge] > 0) * (8 << edge)
+    signs = np.sign(N)
+    pattern = np.multiply(signs[2], 3.0)  # exact: small integers (NaN where an N is NaN); no BLAS product (threads)
+    pattern += signs[1]
+    pattern *= 3.0
+    pattern += signs[0]
+    pattern += 13.0
+    if not np.isfinite(pattern).all():
+        return None
+    pattern = pattern.astype(np.intp)
     if not HAS_BOTH[pattern].all():
         return None
     return EDGE_ORDERS_BY_SLOT.take(pattern, axis=1)
@@ -250,14 +257,16 @@ def cover_rows(coords: np.ndarray, owners: np.ndarray, width: int, height: int) 
     rows_of, cols_of = np.maximum.reduceat(row, first) - top + 1, np.maximum.reduceat(c1, first) - left + 1
     sizes = (rows_of + 1) * (cols_of + 1)
     offset = np.cumsum(sizes) - sizes
-    k = buffers.ranges("span set", np.diff(np.r_[first, spans]))
+    # each window's top row, row length and start (less its left column) looked up by owner: a table per set id
+    table = np.zeros((3, int(sets[-1]) + 1), dtype=np.int64)
+    table[:, sets] = top, cols_of + 1, offset - left
     # +1 where a span starts, -1 just after it ends, counted per cell of its owner's window, all windows in one
     # buffer; a running sum over the whole buffer then counts the spans over each cell (each row's +1 and -1
     # cancel within the row)
     base, part = buffers.get("base", spans), buffers.get("part", spans)
-    np.subtract(row, np.take(top, k, out=part, mode="clip"), out=base)
-    base *= np.take(cols_of + 1, k, out=part, mode="clip")
-    base += np.take(offset - left, k, out=part, mode="clip")
+    np.subtract(row, np.take(table[0], owner, out=part, mode="clip"), out=base)
+    base *= np.take(table[1], owner, out=part, mode="clip")
+    base += np.take(table[2], owner, out=part, mode="clip")
     counts = buffers.get("counts", int(sizes.sum()))
     counts.fill(0)
     np.add.at(counts, np.add(base, c0, out=part), 1)
