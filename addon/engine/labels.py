@@ -60,7 +60,7 @@ class GeometryCache:
             if seen is mesh or (np.array_equal(seen.vertices.view(np.uint64), vertices.view(np.uint64))
                                 and np.array_equal(seen.corners, corners)):
                 return key
-        model_vertices, faces = mesh_of(mesh.triangles, np.array(scale))
+        model_vertices, faces = mesh_of(mesh, np.array(scale))
         key = model_key(model_vertices)
         if key not in self.models:
             self.models[key] = (model_vertices, faces)

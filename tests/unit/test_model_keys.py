@@ -57,3 +57,37 @@ def test_the_same_triangles_in_another_order_give_the_same_model_bytes(tmp_path)
     ours = {tuple(np.roll(f, -int(np.argmin(f)))) for f in faces.tolist()}
     _, inverse = np.unique(triangles.reshape(-1, 3).astype(np.float32), axis=0, return_inverse=True)
     assert ours == {tuple(np.roll(f, -int(np.argmin(f)))) for f in inverse.reshape(-1, 3).tolist()}
+
+
+def test_a_mesh_gives_the_arrays_of_its_triangles(monkeypatch):
+    """A mesh given as vertices and corners (what the labels read from Blender) gives mesh_of's arrays of its
+    triangles to the bit, worked out from the vertices where that is the same (every vertex a corner, no -0.0, no
+    NaN) and from the triangles otherwise."""
+    from synthfarm.addon.core import groundtruth
+    from synthfarm.addon.core.dataset import models
+
+    rng = np.random.default_rng(3)
+    fallbacks = []
+    real = models.mesh_of
+    monkeypatch.setattr(models, "mesh_of", lambda t, s: fallbacks.append(1) or real(t, s))
+    for k in range(400):
+        vertices = rng.integers(-20, 20, size=(int(rng.integers(3, 80)), 3)) / 7.0
+        vertices[rng.integers(0, len(vertices), size=3)] = vertices[0]           # equal positions, other vertices
+        corners = rng.integers(0, len(vertices), size=(len(vertices) // 3 + int(rng.integers(1, 80)), 3))
+        corners[: len(vertices) // 3 + 1].flat[: len(vertices)] = np.arange(len(vertices))  # every vertex a corner
+        case = k % 5
+        if case == 1:
+            corners[corners == len(vertices) - 1] = 0                            # a vertex that is no corner's
+        elif case == 2:
+            vertices[rng.integers(0, len(vertices)), 1] = -0.0
+        elif case == 3:
+            vertices[rng.integers(0, len(vertices)), 2] = -1e-60                 # -0.0 once in float32
+        elif case == 4 and k % 10 == 4:
+            vertices[rng.integers(0, len(vertices)), 0] = np.nan
+        scale = rng.choice([1.0, 0.25, 3.0], size=3)
+        expected = real(vertices[corners], scale)
+        fallbacks.clear()
+        ours = real(groundtruth.Mesh(vertices, corners), scale)
+        assert [a.dtype for a in ours] == [a.dtype for a in expected]
+        assert all(a.tobytes() == b.tobytes() and a.shape == b.shape for a, b in zip(ours, expected))
+        assert bool(fallbacks) == (case in (1, 2, 3) or np.isnan(vertices).any()), case  # the vertices' way otherwise

@@ -16,11 +16,29 @@ from plyfile import PlyData, PlyElement
 from .native import atomic_path
 
 
-def mesh_of(triangles: np.ndarray, scale) -> tuple[np.ndarray, np.ndarray]:
-    """(vertices (N, 3) float32, faces (M, 3) int32) of local triangles (T, 3, 3) scaled per axis."""
+def mesh_of(triangles, scale) -> tuple[np.ndarray, np.ndarray]:
+    """(vertices (N, 3) float32, faces (M, 3) int32) of local triangles (T, 3, 3) scaled per axis, or of a mesh's
+    triangles given as its ``vertices`` (V, 3) and the ``corners`` (T, 3) of each triangle (the same arrays: its
+    vertices scaled and sorted once each rather than once per corner)."""
+    if hasattr(triangles, "corners"):
+        return _mesh_of_vertices(triangles.vertices, np.asarray(triangles.corners), scale)
     points = (np.asarray(triangles, dtype=np.float64).reshape(-1, 3) * np.asarray(scale, dtype=np.float64))
     vertices, faces = unique_rows(points.astype(np.float32))
     return vertices, canonical_faces(faces.reshape(-1, 3).astype(np.int32))
+
+
+def _mesh_of_vertices(vertices, corners: np.ndarray, scale) -> tuple[np.ndarray, np.ndarray]:
+    """mesh_of(vertices[corners], scale): the corners' rows are the vertices' rows, so their distinct rows are the
+    vertices' where every vertex is a corner, and each corner's row is its vertex's. Where a vertex is no corner's,
+    or a coordinate is -0.0 or NaN (which of two rows equal but not to the bit np.unique keeps depends on their
+    order), the triangles themselves are used."""
+    vertices = np.asarray(vertices, dtype=np.float64)
+    points = (vertices * np.asarray(scale, dtype=np.float64)).astype(np.float32)
+    if (not len(points) or not np.bincount(corners.ravel(), minlength=len(points)).all()
+            or np.isnan(points).any() or (np.signbit(points) & (points == 0)).any()):
+        return mesh_of(vertices[corners], scale)
+    unique, inverse = unique_rows(points)
+    return unique, canonical_faces(inverse[corners].reshape(-1, 3).astype(np.int32))
 
 
 def canonical_faces(faces: np.ndarray) -> np.ndarray:
