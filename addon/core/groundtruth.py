@@ -345,7 +345,7 @@ def _amodal_group(K, cam: np.ndarray, corners: np.ndarray, owners: np.ndarray, c
             labels["amodal_pixels"] = pixels[i]
             if pixels[i]:
                 labels["amodal_segmentation"] = rles[i]
-                labels.update(_whole_silhouette(coords[:, start:start + size].T.reshape(-1, 3, 2), pixels[i],
+                labels.update(_whole_silhouette(coords[:, start:start + size], pixels[i],
                                                 windows[i], (x0, y0, x1, y1), width, height))
         out.append(labels)
     return out
@@ -429,18 +429,19 @@ def _pose_labels_many(K, world_to_cam, objects: list, near, view) -> list[dict]:
                                                     in_front.tolist())]
 
 
-def _whole_silhouette(px_tris: np.ndarray, visible: int, window: tuple[int, int, int, int], extent, width: int,
+def _whole_silhouette(coords: np.ndarray, visible: int, window: tuple[int, int, int, int], extent, width: int,
                       height: int) -> dict:
     """Pixel count and box of the whole silhouette, also where the image border cuts it, on the canvas
-    BOP's definitions use (one image beyond each border), and the truncation that follows. ``visible``: its
-    pixels in the image, ``window``: their bounding box (top, left, rows, columns)."""
+    BOP's definitions use (one image beyond each border), and the truncation that follows. ``coords``: its
+    triangles as the rasteriser's six rows (6, T), ``visible``: its pixels in the image, ``window``: their bounding
+    box (top, left, rows, columns)."""
     x0, y0, x1, y1 = extent
     ox, oy = int(np.floor(max(x0, -width))), int(np.floor(max(y0, -height)))
     ex, ey = int(np.ceil(min(x1, 2 * width))), int(np.ceil(min(y1, 2 * height)))
     top, left, rows, cols = window
     total, box = visible, [left, top, cols, rows]
     if ox < 0 or oy < 0 or ex > width or ey > height:
-        whole, wtop, wleft = rasterize_window(px_tris, ex - ox, ey - oy, origin=(ox, oy))
+        whole, wtop, wleft = rasterize_window(coords.T.reshape(-1, 3, 2), ex - ox, ey - oy, origin=(ox, oy))
         total = max(int(whole.sum()), visible)
         box = [ox + wleft, oy + wtop, whole.shape[1], whole.shape[0]] if whole.size else None
     return {"truncation": float(1.0 - visible / total), "amodal_pixels_all": total, "amodal_bbox_all": box}
