@@ -78,18 +78,30 @@ class GeometryCache:
         evaluated = obj.evaluated_get(depsgraph) if modified else obj
         mesh = evaluated.to_mesh() if modified else obj.data
         try:
-            mesh.calc_loop_triangles()
             coords = np.empty(len(mesh.vertices) * 3, dtype=np.float32)  # Blender's own type: read 3x as fast
             mesh.vertices.foreach_get("co", coords)
-            corners = np.empty(len(mesh.loop_triangles) * 3, dtype=np.int64)
-            mesh.loop_triangles.foreach_get("vertices", corners)
-            local = Mesh(coords.astype(np.float64).reshape(-1, 3), corners.reshape(-1, 3))
+            local = Mesh(coords.astype(np.float64).reshape(-1, 3), _triangle_corners(mesh).reshape(-1, 3))
         finally:
             if modified:
                 evaluated.to_mesh_clear()
         if not modified:
             self._local[key] = local
         return local
+
+
+def _triangle_corners(mesh) -> np.ndarray:
+    """The vertex of each corner of the mesh's loop triangles, flat (int64). A mesh of triangles only is its own
+    loop triangles, face by face, each from its first corner: its corners' vertices are read as they are (~10x as
+    fast as through loop_triangles, whose vertices are a getter per triangle)."""
+    corner_vert = mesh.attributes.get(".corner_vert")
+    if corner_vert is not None and len(mesh.loops) == 3 * len(mesh.polygons):
+        corners = np.empty(len(mesh.loops), dtype=np.int32)  # the attribute's own type
+        corner_vert.data.foreach_get("value", corners)
+        return corners.astype(np.int64)
+    mesh.calc_loop_triangles()
+    corners = np.empty(len(mesh.loop_triangles) * 3, dtype=np.int64)
+    mesh.loop_triangles.foreach_get("vertices", corners)
+    return corners
 
 
 def frame_labels(scene, objects: list, index: np.ndarray, K: np.ndarray, world_to_cam: np.ndarray,

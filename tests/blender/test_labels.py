@@ -244,6 +244,47 @@ def test_models_are_kept_across_jobs_by_content(monkeypatch):
     assert not cache.models and job("fourth") == key and len(made) == 5
 
 
+def test_meshes_are_read_as_their_loop_triangles():
+    """A mesh's triangles as the labels read them (a mesh of triangles only: its corners' vertices as they are) are
+    its loop triangles, corner by corner: triangulated primitives, faces given in any order and from any corner, a
+    mesh with quads, and meshes evaluated through modifiers."""
+    make_scene()
+    objects = []
+    for k, shape in enumerate(("monkey", "cube", "square", "monkey")):
+        obj = add(shape, f"{shape}.{k}", (k, 0, 0))
+        if k % 2:
+            modifier = obj.modifiers.new("triangulate", "TRIANGULATE")
+            if k == 1:
+                bpy.ops.object.modifier_apply(modifier=modifier.name)  # a cube of triangles
+        objects.append(obj)
+    rng = np.random.default_rng(0)
+    points = rng.uniform(-1, 1, size=(40, 3))
+    faces = [list(np.roll(rng.choice(40, 3, replace=False), int(rng.integers(0, 3)))) for _ in range(60)]
+    mesh = bpy.data.meshes.new("triangles")
+    mesh.from_pydata(points.tolist(), [], [[int(v) for v in f] for f in faces])
+    objects.append(bpy.data.objects.new("triangles", mesh))
+    bpy.context.scene.collection.objects.link(objects[-1])
+    subdivided = add("cube", "subdivided", (0, 2, 0))
+    subdivided.modifiers.new("subdivision", "SUBSURF")
+    subdivided.modifiers.new("triangulate", "TRIANGULATE")
+    objects.append(subdivided)
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    cache = GeometryCache()
+    only_triangles = 0
+    for obj in objects:
+        evaluated = obj.evaluated_get(depsgraph)
+        expected = evaluated.to_mesh()
+        expected.calc_loop_triangles()
+        corners = np.array([t.vertices[:] for t in expected.loop_triangles], dtype=np.int64)
+        vertices = np.array([v.co[:] for v in expected.vertices], dtype=np.float32).astype(np.float64)
+        only_triangles += len(expected.loops) == 3 * len(expected.polygons)
+        evaluated.to_mesh_clear()
+        local = cache.local_mesh(obj, depsgraph)
+        assert local.corners.dtype == np.int64 and np.array_equal(local.corners, corners), obj.name
+        assert np.array_equal(local.vertices, vertices), obj.name
+    assert only_triangles == 4  # cube.1 (applied), monkey.3 (a modifier), the triangles, the subdivided cube
+
+
 def test_an_in_process_render_keeps_freed_memory(monkeypatch, tmp_path):
     """synthfarm.render (this process is ours) sets glibc to keep freed memory for the labels' arrays (core/heap.py;
     the effect itself: tests/unit/test_heap.py); the add-on's Render Locally (LocalBatch) does not."""
