@@ -83,9 +83,12 @@ def instances_from_mask(index: np.ndarray, ids: Iterable[int]) -> dict[int, Inst
                                      tops * height]))
     ends = np.r_[starts[1:], index.size]  # runs are [start, end)
     values = index[starts % height, starts // height]
-    keep = np.isin(values, wanted)
-    order = np.argsort(values[keep], kind="stable")  # grouped by id, in image order within an id
-    starts, ends, values = starts[keep][order], ends[keep][order], values[keep][order]
+    if wanted[-1] - wanted[0] == wanted.size - 1:  # ids 1..N (frame_labels'): a range, two comparisons
+        keep = np.flatnonzero((values >= wanted[0]) & (values <= wanted[-1]))
+    else:
+        keep = np.flatnonzero(np.isin(values, wanted))
+    keep = keep[np.argsort(values[keep], kind="stable")]  # grouped by id, in image order within an id
+    starts, ends, values = starts[keep], ends[keep], values[keep]
     if not values.size:
         return {}
     present, first = np.unique(values, return_index=True)
