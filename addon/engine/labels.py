@@ -56,9 +56,12 @@ class GeometryCache:
             mesh = Mesh(vertices, corners)
         shortlist = self._keys.setdefault((vertices.shape, corners.shape, scale, vertices[:1].tobytes(),
                                            vertices[-1:].tobytes()), [])
-        for seen, key in shortlist:
-            if seen is mesh or (np.array_equal(seen.vertices.view(np.uint64), vertices.view(np.uint64))
-                                and np.array_equal(seen.corners, corners)):
+        for k, (seen, key) in enumerate(shortlist):
+            if seen is mesh:
+                return key
+            if (np.array_equal(seen.vertices.view(np.uint64), vertices.view(np.uint64))
+                    and np.array_equal(seen.corners, corners)):
+                shortlist[k] = (mesh, key)  # the same bytes: this job's copies of the mesh then match it as it is
                 return key
         model_vertices, faces = mesh_of(mesh, np.array(scale))
         key = model_key(model_vertices)

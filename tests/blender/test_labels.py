@@ -233,6 +233,12 @@ def test_models_are_kept_across_jobs_by_content(monkeypatch):
     assert job("second") == key and len(made) == 1, "the second job's copy was worked out again"
     second = cache.local_mesh(bpy.data.objects["second"], depsgraph)
     assert "triangles" not in vars(second), "a known model was matched on its triangles (gathered per object)"
+    compared = []
+    real_equal = np.array_equal
+    monkeypatch.setattr(np, "array_equal", lambda *a: compared.append(1) or real_equal(*a))
+    assert cache.model_keys([second] * 3, [scale] * 3) == [key] * 3
+    assert not compared, "the job's copies of a matched mesh were compared again (not matched as they are)"
+    monkeypatch.setattr(np, "array_equal", real_equal)
     # the same triangles with their corners as vertices of their own: another mesh, the same model
     assert cache.model_keys([Mesh.of_triangles(second.triangles)], [scale])[0] == key and len(made) == 2
     assert cache.model_keys([cache.local_mesh(bpy.data.objects["second"], depsgraph)], [scale * 2])[0] != key
