@@ -28,7 +28,7 @@ from typing import Callable
 import zmq
 
 from ..addon.core.dataset.durable import fsync_file
-from ..addon.core.dataset.native import FOLDERS
+from ..addon.core.dataset.native import FRAME_SUFFIXES
 from ..addon.core.files import new_temp_file
 
 CHUNK = 256 * 1024
@@ -240,7 +240,7 @@ def pull_blob(sock, digest: str, store: BlobStore, tick: Callable[[], None] = la
         raise TransferError(f"blob {digest[:12]} arrived damaged")
 
 
-FRAME_FOLDERS = {folder: suffix for folder, suffix in FOLDERS.values()}
+FRAME_FOLDERS = FRAME_SUFFIXES  # a frame's files: <folder>/<stem><suffix>
 FRAME_NAME = re.compile(r"^(\d{10})-(\d{4})-([^/]+)$")
 ALLOWED = {"worker": {"GET_BLOB", "PUT_OUTPUT", "OUTPUT_STATE"},  # what each key role may ask
            "client": {"HAS_BLOBS", "PUT_BLOB", "LIST_OUTPUT", "GET_OUTPUT"}}
@@ -249,9 +249,14 @@ ALLOWED = {"worker": {"GET_BLOB", "PUT_OUTPUT", "OUTPUT_STATE"},  # what each ke
 def frame_file(rel: str, job_id: int, frames: int) -> bool:
     """Whether ``rel`` names a file of a frame of job ``job_id`` (``images/0000000007-0002-cam.png``)."""
     parts = rel.split("/")
-    if len(parts) != 2 or parts[0] not in FRAME_FOLDERS or not parts[1].endswith(FRAME_FOLDERS[parts[0]]):
-        return False
-    match = FRAME_NAME.match(parts[1][:-len(FRAME_FOLDERS[parts[0]])])
+    return len(parts) == 2 and parts[0] in FRAME_FOLDERS and frame_name(parts[1], FRAME_FOLDERS[parts[0]], job_id,
+                                                                         frames)
+
+
+def frame_name(name: str, suffix: str, job_id: int, frames: int) -> bool:
+    """Whether ``name`` is a file name of a frame of job ``job_id`` in the frame folder of files ending in
+    ``suffix``."""
+    match = FRAME_NAME.match(name[:-len(suffix)]) if name.endswith(suffix) else None
     return bool(match) and int(match[1]) == job_id and int(match[2]) < frames
 
 

@@ -77,7 +77,8 @@ class DurableGroup:
     def __init__(self):
         self._files: list[tuple[Path, Callable[[Path], None], bool]] = []
         self._written: list[tuple[Path, Path, bool]] = []  # (temporary, final, marker)
-        self._moves: list[tuple[str, str, bool]] = []  # (synced source, final, marker): renamed in as they are
+        self._moves: dict[tuple[str, bool], list[tuple[str, str]]] = {}  # (folder, marker) -> [(synced source,
+        #                                                                    final)]: renamed in as they are
         self._new_folders: set[Path] = set()  # made by this group: their names are synced with the files'
         self.fsyncs = 0
 
@@ -92,15 +93,23 @@ class DurableGroup:
         are fsynced before it gets its name, unless ``synced`` says its writer did (then it is renamed in as it is,
         from a folder of the same file system; the source is never removed by :meth:`discard`)."""
         if synced:
-            self._moves.append((os.fspath(source), os.fspath(path), marker))
+            path = os.fspath(path)
+            self.move_in(os.path.dirname(path), [(os.fspath(source), path)], marker)
         else:
             self.add(path, lambda tmp: shutil.move(source, tmp), marker)
 
-    def remove(self, paths: list[Path]) -> None:
-        """Remove files now, durably (before anything of this group lands): a marker that stood for old files."""
-        gone = [path for path in paths if path.exists()]
+    def move_in(self, folder: str, moves: list[tuple[str, str]], marker: bool = False) -> None:
+        """Synced files renamed into ``folder`` with the group: [(source, final path in ``folder``)], as
+        ``add_file(..., synced=True)`` (a caller that knows the folder of many files says it once)."""
+        if moves:
+            self._moves.setdefault((folder, marker), []).extend(moves)
+
+    def remove(self, paths: list) -> None:
+        """Remove files now, durably (before anything of this group lands): a marker that stood for old files. A
+        link in a path's place is removed too, never followed."""
+        gone = [path for path in map(os.fspath, paths) if os.path.lexists(path)]
         for path in gone:
-            path.unlink()
+            os.unlink(path)
         self._sync_folders(gone)
 
     def _write(self, path: Path, write: Callable[[Path], None], marker: bool) -> None:
@@ -111,7 +120,7 @@ class DurableGroup:
 
     def _make_folders(self) -> None:
         """The folders the files go to; a new one's name is made durable in its parent with the first renames."""
-        moved_to = {os.path.dirname(path) for _, path, _ in self._moves}
+        moved_to = {folder for folder, _ in self._moves}
         for folder in sorted({path.parent for path, _, _ in self._files} | set(map(Path, moved_to))):
             while not folder.is_dir():
                 self._new_folders.add(folder)
@@ -126,23 +135,31 @@ class DurableGroup:
         self._files = []
         for marker in (False, True):
             landed = []
-            for source, path, is_marker in (*self._written, *self._moves):
+            for tmp, path, is_marker in self._written:
                 if is_marker == marker:
-                    os.replace(source, path)
+                    os.replace(tmp, path)
                     landed.append(path)
-            self._sync_folders(landed)
-        self._written, self._moves = [], []
+            folders = set()
+            for (folder, is_marker), moves in self._moves.items():
+                if is_marker == marker:
+                    for source, path in moves:
+                        os.replace(source, path)
+                    folders.add(folder)
+            self._sync_folders(landed, folders)
+        self._written, self._moves = [], {}
 
-    def _sync_folders(self, paths: list[Path]) -> None:
+    def _sync_folders(self, paths: list, folders: set[str] = frozenset()) -> None:
+        """fsync the folders of ``paths``, ``folders`` and the parents of the folders this group made."""
         new, self._new_folders = self._new_folders, set()
-        folders = sorted({os.path.dirname(path) for path in map(os.fspath, paths)} | {str(f.parent) for f in new})
+        folders = sorted({os.path.dirname(path) for path in map(os.fspath, paths)} | set(folders)
+                         | {str(f.parent) for f in new})
         _all([lambda folder=folder: fsync_folder(folder) for folder in folders])
         self.fsyncs += len(folders)
 
     def discard(self) -> None:
         for tmp, _, _ in self._written:
             tmp.unlink(missing_ok=True)
-        self._files, self._written, self._moves = [], [], []
+        self._files, self._written, self._moves = [], [], {}
 
     def __enter__(self) -> "DurableGroup":
         return self

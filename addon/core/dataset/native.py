@@ -36,6 +36,7 @@ FOLDERS = {"image": ("images", ".png"), "depth": ("depth", ".exr"), "normals": (
            "flow_forward": ("flow_forward", ".exr"), "flow_backward": ("flow_backward", ".exr"),
            "disparity": ("disparity", ".exr"), "video": ("videos", ".mp4"),
            "metadata": ("metadata", "-meta.json"), "annotation": ("annotations", "-ann.json")}
+FRAME_SUFFIXES = {folder: suffix for folder, suffix in FOLDERS.values()}  # a frame's file: <folder>/<stem><suffix>
 OPTIONAL = ("flow_forward", "flow_backward", "disparity", "video")  # folders made when a recipe asks for them
 MODELS = "models"  # one PLY per distinct model (see models.py)
 
@@ -202,7 +203,8 @@ class DatasetWriter:
             raise DatasetError(f"{self.root} is not empty and holds no synthfarm dataset (no dataset.yaml; it has "
                                f"{', '.join(foreign[:5])}); choose an empty or new --out folder")
         self.remove_leftovers()
-        self._make_folders()
+        if "attempt" not in info:  # an attempt's staging dataset (farm/landing.py) gets a folder when it first
+            self._make_folders()  # writes into it: the landing then empties and removes only those
         atomic_write_text(self.root / "recipe.yaml", recipe_text)
         if jobs:
             atomic_write_text(self.root / JOB_LIST_FILE, "".join(f"{line}\n" for line in job_list_lines(jobs)))
@@ -357,22 +359,26 @@ class DatasetWriter:
         them, the transfer server an upload's when it ends): they are not fsynced again. The staging folders are
         left for the caller to remove. Returns each staging's frame stems."""
         root, all_stems = os.fspath(self.root), []
+        annotations, ann_suffix = FOLDERS["annotation"]
         with DurableGroup() as group:
             for _, files in stagings:
-                all_stems.append(sorted(n.removesuffix("-ann.json") for n in files.get("annotations", ())
-                                        if n.endswith("-ann.json")))
-            group.remove([self.root / "annotations" / f"{stem}-ann.json" for stems in all_stems for stem in stems])
+                all_stems.append(sorted(n[:-len(ann_suffix)] for n in files.get(annotations, ())
+                                        if n.endswith(ann_suffix)))
+            group.remove([f"{root}/{annotations}/{stem}{ann_suffix}" for stems in all_stems for stem in stems])
             for (staging, files), stems in zip(stagings, all_stems):
-                for kind, (folder, suffix) in FOLDERS.items():
-                    names = files.get(folder, ())
-                    for name in (f"{stem}{suffix}" for stem in stems):
-                        if name in names:
-                            group.add_file(os.path.join(root, folder, name), os.path.join(staging, folder, name),
-                                           kind == "annotation", synced=True)
-                for name in sorted(files.get(MODELS, ())):  # before the annotations that name them
-                    if name.endswith(".ply") and not os.path.exists(os.path.join(root, MODELS, name)):
-                        group.add_file(os.path.join(root, MODELS, name), os.path.join(staging, MODELS, name),
-                                       synced=True)
+                frames = set(stems)
+                for folder, names in files.items():  # one pass over what was staged: a frame's files, of the
+                    suffix = FRAME_SUFFIXES.get(folder)  # frames that have their annotation
+                    if suffix is None or not names:
+                        continue
+                    into, source = f"{root}/{folder}", f"{staging}/{folder}"
+                    group.move_in(into, [(f"{source}/{name}", f"{into}/{name}") for name in sorted(names)
+                                         if name.endswith(suffix) and name[:-len(suffix)] in frames],
+                                  folder == annotations)
+                into = f"{root}/{MODELS}"
+                models = [name for name in sorted(files.get(MODELS, ()))  # before the annotations that name them
+                          if name.endswith(".ply") and not os.path.lexists(f"{into}/{name}")]
+                group.move_in(into, [(f"{staging}/{MODELS}/{name}", f"{into}/{name}") for name in models])
         self.fsyncs += group.fsyncs
         return all_stems
 
