@@ -31,7 +31,7 @@ from .jobs_log import JobsLog
 from .liveness import Liveness
 from .landing import Arrival, Landing, discard_staging, staging_dir
 from .objectstore import Buckets, StorageError, manifest_frames
-from .paths import missing_frames, shared_root, staged_frames, vet_staging
+from .paths import StagingRefused, missing_frames, shared_root, staged_frames, vet_staging
 from .requests import ClientRequests
 from .settings import Settings
 from .wake import Wake
@@ -430,7 +430,7 @@ class Coordinator(ClientRequests, Liveness):
                 log.warning("attempt %s of worker %s refused: %s", msg.attempt_id, worker_id, err)
                 msg = msg.model_copy(update={"ok": False, "error": str(err)})
         elif msg.ok and current:
-            refused, files = vet_staging(staging, batch["out"], attempt["job_id"], batch["frames"])
+            refused, files = vet_staging(staging, attempt["job_id"], batch["frames"])
             refused = refused or missing_frames(staged_frames(files), attempt["job_id"], batch["frames"],
                                                 batch["recipe"])
             if refused:  # a failed attempt, with the reason
@@ -472,13 +472,16 @@ class Coordinator(ClientRequests, Liveness):
                 if not self._guarded("landing", [], lambda _, a=arrival, e=error: self._landed(a, e)):
                     self._guarded("landing", [], lambda _, a=arrival: self._lose(a.attempt["id"], UNRECORDED))
 
-    def _landed(self, arrival: Arrival, error: OSError | None) -> None:
+    def _landed(self, arrival: Arrival, error: Exception | None) -> None:
         if self.state_error:  # the cycle is undone: the attempt stays out, lost when its worker asks for more
             return
         attempt = arrival.attempt
-        if error is not None and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
             return self._out_of_space(self.store.batch(attempt["batch_id"]), attempt["id"], str(error))
-        if error is None:
+        if isinstance(error, StagingRefused):  # a dataset folder it goes to is a link: a failed attempt
+            why = str(error)
+            discard_staging(arrival.staging)
+        elif error is None:
             self.jobs_log.add(arrival.out, job_record(
                 attempt["job_id"], arrival.params, arrival.seed, "done", frames=arrival.frames, stems=arrival.stems,
                 seconds=round(arrival.seconds, 3), device=arrival.device))
@@ -531,6 +534,7 @@ class Coordinator(ClientRequests, Liveness):
             self._event(batch["id"], kind="batch", status="paused", reason=why)
 
     def _finish_batch(self, batch: dict) -> None:
+        self.landing.flush()  # the staging folders it landed, removed by the remover: then what is left, here
         shutil.rmtree(Path(batch["out"]) / ".staging", ignore_errors=True)
         summary = self.summary(batch["id"])
         try:

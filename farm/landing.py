@@ -14,6 +14,7 @@ coordinator's start-up sweep, which removes every staging folder of an attempt t
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..addon.core.dataset.native import DatasetWriter
-from .paths import Staged
+from .paths import Staged, StagingRefused, vet_folders, written_folders
 
 log = logging.getLogger(__name__)
 
@@ -40,26 +41,30 @@ def discard_staging(path: str) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def remove_emptied(path: str) -> None:
-    """Remove a staging folder whose folders the commit emptied: one listing, then each entry (a folder by rmdir,
-    a file by unlink: no walk), all relative to the folder opened without following a link; anything else left
-    (a folder not empty) and it is removed as a whole."""
+def remove_landed(staging: str, staged: Staged) -> None:
+    """Remove a staging folder whose files the commit moved out, by the names its vetting listed (no walk): its own
+    files (the attempt's dataset.yaml and recipe.yaml), then its emptied folders, then itself, all relative to the
+    folder opened without following a link. Anything else there (a folder not empty: a model the dataset had, a
+    folder in a folder, something written after it was vetted; or a link in its place) and it is removed as a
+    whole, a link never followed."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_NOFOLLOW", 0))
+        fd = os.open(staging, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_NOFOLLOW", 0))
     except FileNotFoundError:
         return
     except OSError:
-        return discard_staging(path)  # a link in its place (removed, never followed)
+        return discard_staging(staging)  # a link in its place (removed, never followed)
     try:
-        with os.scandir(fd) as entries:
-            for entry in entries:
-                if entry.is_dir(follow_symlinks=False):
-                    os.rmdir(entry.name, dir_fd=fd)
-                else:
-                    os.unlink(entry.name, dir_fd=fd)
-        os.rmdir(path)
+        for name in staged.get("", ()):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name, dir_fd=fd)
+        for folder in staged:
+            if "/" in folder:
+                raise IsADirectoryError(folder)  # not a layout the commit empties: removed as a whole
+            if folder:
+                os.rmdir(folder, dir_fd=fd)
+        os.rmdir(staging)
     except OSError:
-        discard_staging(path)
+        discard_staging(staging)
     finally:
         os.close(fd)
 
@@ -88,10 +93,11 @@ class Landing:
     def add(self, arrival: Arrival) -> None:
         self.arrivals.append(arrival)
 
-    def land(self) -> list[tuple[list[Arrival], OSError | None]]:
+    def land(self) -> list[tuple[list[Arrival], Exception | None]]:
         """Commit the waiting arrivals' files, one durable group per dataset: [(arrivals, the group's error or
-        None)]. The staging folders of a group that landed are removed later; those of one that failed are left
-        to the caller."""
+        None)]: an OSError, or StagingRefused when a dataset folder the group writes into is a link or no folder
+        (looked at once per group, right before its renames). The staging folders of a group that landed are
+        removed later; those of one that failed are left to the caller."""
         by_out: dict[str, list[Arrival]] = {}
         for arrival in self.arrivals:
             by_out.setdefault(arrival.out, []).append(arrival)
@@ -99,27 +105,43 @@ class Landing:
         landed = []
         for out, arrivals in by_out.items():
             try:
+                vet_folders(out, set().union(*(written_folders(a.files) for a in arrivals)))
                 stems = DatasetWriter(Path(out)).commit_stagings([(a.staging, a.files) for a in arrivals])
+            except StagingRefused as err:
+                log.warning("the frames of %d finished jobs are refused: %s", len(arrivals), err)
+                landed.append((arrivals, err))
+                continue
             except OSError as err:
                 log.error("the frames of %d finished jobs could not be committed to %s: %s", len(arrivals), out, err)
                 landed.append((arrivals, err))
                 continue
             for arrival, its_stems in zip(arrivals, stems):
                 arrival.stems = its_stems
-            self._remove([a.staging for a in arrivals])
+            self._remove([(a.staging, a.files) for a in arrivals])
             landed.append((arrivals, None))
         return landed
 
-    def _remove(self, folders: list[str]) -> None:
+    def _remove(self, work) -> None:
         if self._remover is None:
             self._remover = threading.Thread(target=self._run, name="synthfarm-staging-remover", daemon=True)
             self._remover.start()
-        self._removals.put(folders)
+        self._removals.put(work)
 
     def _run(self) -> None:
-        while (folders := self._removals.get()) is not None:
-            for folder in folders:
-                remove_emptied(folder)
+        while (work := self._removals.get()) is not None:
+            if isinstance(work, threading.Event):
+                work.set()
+                continue
+            for staging, staged in work:
+                remove_landed(staging, staged)
+
+    def flush(self, timeout: float = 30.0) -> None:
+        """Wait (at most ``timeout`` seconds) until the staging folders queued so far are removed: a batch's end
+        then removes only what is left, and does not redo the remover's work on the coordinator's loop."""
+        if self._remover is not None:
+            done = threading.Event()
+            self._removals.put(done)
+            done.wait(timeout)
 
     def close(self, timeout: float = 10.0) -> None:
         """Remove what is queued (waiting at most ``timeout`` seconds), then end the remover."""

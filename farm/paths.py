@@ -10,7 +10,7 @@ from pathlib import Path
 from .settings import Settings
 from ..addon.core.dataset.native import FOLDERS, MODELS, DatasetWriter
 from ..addon.core.recipe import parse_recipe_text
-from .transfer import FRAME_FOLDERS, frame_file
+from .transfer import FRAME_FOLDERS, frame_name
 
 COMMITTED_FOLDERS = {*FRAME_FOLDERS, MODELS}  # the dataset folders a commit writes into (DatasetWriter.commit_stagings)
 
@@ -54,62 +54,74 @@ def recipe_root(settings: Settings, recipe_dir: str) -> Path:
                        + "; submit without --shared to send the recipe and its files")
 
 
-Staged = dict[str, set[str]]  # an attempt's staging folder: the names of the files in each of its folders
+Staged = dict[str, set[str]]  # an attempt's staging folder: each of its folders ("" itself, "images", ...) with the
+#                               names of the files in it (every folder listed, an empty one too)
 
 
-def vet_staging(staging: str, out: str, job_id: int, frames: int) -> tuple[str | None, Staged]:
+class StagingRefused(ValueError):
+    """An attempt's files may not be committed; the message says why."""
+
+
+def vet_staging(staging: str, job_id: int, frames: int) -> tuple[str | None, Staged]:
     """Why an attempt's files may not be committed, or None: only regular files of its own job's frames, never
-    through a link, and into dataset folders that are no links either: the dataset's own folder and every folder
-    its files go to, looked at (lstat) for each attempt as it is committed, since a folder may become a link at
-    any time. With it, what the staging folder holds (one listing per folder, read once: the commit takes its
-    files from it). Plain ``os`` calls: this runs for every finished job, on the coordinator's loop."""
+    through a link. With it, what the staging folder holds (one listing per folder, read once: the commit takes
+    its files from it, the landing removes what it leaves by name). The dataset folders the files go to are
+    looked at as they are committed (:func:`vet_folders`). Plain ``os`` calls: this runs for every finished job,
+    on the coordinator's loop."""
     staged: Staged = {}
     try:
         if not stat.S_ISDIR(os.lstat(staging).st_mode):
             return "the attempt's staging folder is a link or a file; nothing is taken from it", staged
     except FileNotFoundError:
-        return _vet_folders(out, ()), staged  # nothing staged: only the dataset's own folder is written (jobs.jsonl)
-    targets: set[str] = set()
-    refused = _vet_tree(staging, "", job_id, frames, targets, staged)
-    return refused or _vet_folders(out, sorted(targets)), staged
+        return None, staged  # nothing staged
+    return _vet_tree(staging, "", job_id, frames, staged), staged
 
 
-def _vet_tree(folder: str, prefix: str, job_id: int, frames: int, targets: set[str], staged: Staged) -> str | None:
-    """Refusal for the first entry under ``folder`` that is a link, a special file or a file of another job; adds
-    to ``targets`` the dataset folders the files go to, and to ``staged`` the files of each folder."""
+def _vet_tree(folder: str, rel: str, job_id: int, frames: int, staged: Staged) -> str | None:
+    """Refusal for the first entry under ``folder`` (``rel`` in the staging folder) that is a link, a special file
+    or a file of another job; adds each folder's files to ``staged``."""
     with os.scandir(folder) as entries:
         listed = list(entries)
+    names = staged[rel] = set()
+    top = rel.partition("/")[0]
+    suffix = FRAME_FOLDERS.get(top)
     for entry in listed:  # the entries' types come from the listing itself (no stat, never through a link)
-        rel = prefix + entry.name
-        if entry.is_symlink() or not (entry.is_dir(follow_symlinks=False) or entry.is_file(follow_symlinks=False)):
-            return f"{rel} is a link or a special file; an attempt delivers regular files only"
         if entry.is_dir(follow_symlinks=False):
-            refused = _vet_tree(entry.path, rel + "/", job_id, frames, targets, staged)
+            refused = _vet_tree(entry.path, _rel(rel, entry), job_id, frames, staged)
             if refused:
                 return refused
-            continue
-        top = rel.split("/", 1)[0]
-        if prefix and prefix.count("/") == 1:
-            staged.setdefault(top, set()).add(entry.name)
-        if top in FRAME_FOLDERS and not frame_file(rel, job_id, frames):
-            return f"{rel} is not a file of job {job_id}'s frames; the attempt is refused"
-        if top != rel and top in COMMITTED_FOLDERS:
-            targets.add(top)
+        elif not entry.is_file(follow_symlinks=False):
+            return f"{_rel(rel, entry)} is a link or a special file; an attempt delivers regular files only"
+        elif suffix is not None and (top != rel or not frame_name(entry.name, suffix, job_id, frames)):
+            return f"{_rel(rel, entry)} is not a file of job {job_id}'s frames; the attempt is refused"
+        else:
+            names.add(entry.name)
     return None
 
 
-def _vet_folders(out: str, folders) -> str | None:
-    for folder in ("", *folders):
-        path = os.path.join(out, folder) if folder else out
+def _rel(folder: str, entry: os.DirEntry) -> str:
+    return f"{folder}/{entry.name}" if folder else entry.name
+
+
+def written_folders(staged: Staged) -> set[str]:
+    """The dataset folders a commit of these files writes into."""
+    return {folder for folder, names in staged.items() if names and folder in COMMITTED_FOLDERS}
+
+
+def vet_folders(out: str, folders) -> None:
+    """Raise :class:`StagingRefused` if the dataset's own folder or one of ``folders`` in it (those files are
+    committed to) is a link or no folder: looked at (lstat) right before a commit's renames, since a folder may
+    become a link at any time."""
+    for folder in ("", *sorted(folders)):
+        path = f"{out}/{folder}" if folder else out
         try:
             mode = os.lstat(path).st_mode
         except FileNotFoundError:
             continue  # made by the commit, as a folder
         if stat.S_ISLNK(mode):
-            return f"the dataset's folder {path} is a link; nothing is written through it"
+            raise StagingRefused(f"the dataset's folder {path} is a link; nothing is written through it")
         if not stat.S_ISDIR(mode):
-            return f"the dataset's folder {path} is not a folder; nothing is written there"
-    return None
+            raise StagingRefused(f"the dataset's folder {path} is not a folder; nothing is written there")
 
 
 def staged_frames(staged: Staged) -> set[str]:
