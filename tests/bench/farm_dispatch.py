@@ -1,8 +1,8 @@
 """Benchmarks of the coordinator alone (no Blender): dispatch rate and a million-job submission.
 
 1. Dispatch: 64 stand-in workers (DEALER sockets, in a process of their own) that finish every task at once
-   (each stages its job's frame, a tiny image and annotation, as a worker on the shared file system does: the
-   coordinator refuses a success without its frames, and commits them durably), persistence on (SQLite WAL,
+   (each stages its job's frame as a worker on the shared file system does: the coordinator refuses a success
+   without its frames, and commits them durably), persistence on (SQLite WAL,
    jobs.jsonl), against the real coordinator; interleaved with the same stand-ins
    against a *floor*: a bare ROUTER loop in the same kind of thread that answers every message with ready-made
    frames (what ZeroMQ and a Python loop cost, nothing of the coordinator's work, one job per message). Prints
@@ -11,15 +11,17 @@
    coordinator runs twice per round: stand-ins that ask for one task at a time (depth 0, one job per message),
    and stand-ins leasing ``--ahead`` tasks ahead (REQUEST for 1 + ahead, TASKS back, all results in one RESULTS).
    A worker's files are durable before it says DONE (its writer fsyncs them while the next frame renders): the
-   stand-ins write every job's files before the run and make them durable (one ``sync``), then stage a job's by
-   renaming them into its staging folder, so the figures are the coordinator's and not the stand-ins' fsyncs.
+   stand-ins write every job's staging folder before the run with the version's own dataset writer (what a
+   Blender child leaves there: its dataset.yaml, recipe.yaml, the folders its writer makes, the frame's files)
+   and make them durable (one ``sync``), then stage a job's by renaming its folder into place, so the figures
+   are the coordinator's and not the stand-ins' fsyncs.
    Each coordinator run is a process of its own; with ``--against DIR`` (another version of synthfarm:
    ``DIR/synthfarm/__init__.py``, e.g. ``git archive main | tar -x -C DIR/synthfarm``) that version's coordinator
    runs interleaved with this one's, against the same stand-ins, and the ratios this / that are printed.
 2. Submit 1,000,000 jobs: seconds until the coordinator answers, and its process's peak RSS growth
    (targets: under 30 s, under 500 MB).
 
-    python tests/bench/farm_dispatch.py [--jobs 20000] [--workers 64] [--rounds 3] [--submit 1000000] [--ahead 1]
+    python tests/bench/farm_dispatch.py [--jobs 20000] [--workers 64] [--rounds 3] [--submit 1000000] [--ahead 1 7]
         [--against /tmp/main-export]
 """
 from __future__ import annotations
@@ -53,7 +55,7 @@ def standins(endpoint: str, workers: int, jobs: int, results, take: int = 1, poo
     """``workers`` stand-in workers in this process: each asks for ``take`` tasks, takes what comes, says they are
     done (one DONE, or one RESULTS for several), asks again. ``pool``: a folder for the jobs' files, written and
     made durable before the first HELLO (on the dataset's file system)."""
-    files = prepare(pool, jobs) if pool else {}
+    files = prepare(pool, jobs) if pool else {}  # job id -> its staging folder
     context = zmq.Context()
     poller, socks = zmq.Poller(), []
     for i in range(workers):
@@ -92,30 +94,38 @@ def standins(endpoint: str, workers: int, jobs: int, results, take: int = 1, poo
     context.destroy(linger=0)
 
 
-FRAME = (("images", "{stem}.png", b"png"), ("annotations", "{stem}-ann.json", b"{}"))  # tiny.yaml: 1 frame, 1 camera
+def prepare(pool: str, jobs: int) -> dict[int, str]:
+    """Every job's staging folder written into ``pool`` by the version's own dataset writer, as a Blender child
+    writes it (``DatasetWriter.open`` of an attempt's dataset, then its frame: a tiny image, depth, instance mask,
+    metadata and annotation; tiny.yaml has one frame of one camera), made durable with one sync for all (not an
+    fsync each: those are the worker's, not the coordinator's): {job id: folder}."""
+    import numpy as np
 
+    from synthfarm.addon.core.dataset.native import DatasetWriter, FrameFiles
 
-def prepare(pool: str, jobs: int) -> dict[str, list[str]]:
-    """Every job's files written into ``pool`` and made durable (one sync for all): {folder: [file, ...]}."""
-    os.makedirs(pool, exist_ok=True)
-    files: dict[str, list[str]] = {folder: [] for folder, _, _ in FRAME}
-    for job in range(jobs):
-        for folder, _, data in FRAME:
-            files[folder].append(os.path.join(pool, f"{folder}-{job}"))
-            with open(files[folder][-1], "wb") as handle:
-                handle.write(data)
+    recipe, ids, folders = RECIPE.read_text(), np.arange(48, dtype=np.uint16).reshape(6, 8), {}
+    fsync, os.fsync = os.fsync, lambda fd: None
+    try:
+        for job in range(jobs):
+            folders[job] = os.path.join(pool, str(job))
+            writer = DatasetWriter(Path(folders[job]))
+            writer.open(recipe, {"recipe_hash": "bench"}, {"name": "bench", "attempt": f"bench-{job}"})
+            writer.write_frames([FrameFiles(job, 0, "cam", image_png=b"\x89PNG\r\n\x1a\n", instance_mask=ids,
+                                            depth=np.full((6, 8), 2.5, np.float32), metadata={"seed": job},
+                                            annotation={"objects": [], "job": job})])
+    finally:
+        os.fsync = fsync
     os.sync()
-    return files
+    return folders
 
 
-def stage(task: p.Task, files: dict[str, list[str]]) -> None:
-    """The task's one frame in its staging folder, on the shared file system: durable files of the pool renamed
-    in (as a worker's writer leaves them: fsynced, under their names)."""
+def stage(task: p.Task, folders: dict[int, str]) -> None:
+    """The task's staging folder, on the shared file system: its job's durable folder of the pool renamed in (as
+    a worker's writer leaves it: its files fsynced, under their names)."""
     if task.staging == "/nonexistent":  # the floor's
         return
-    for folder, name, _ in FRAME:
-        os.makedirs(os.path.join(task.staging, folder), exist_ok=True)
-        os.rename(files[folder].pop(), os.path.join(task.staging, folder, name.format(stem=f"{task.job_id:010d}-0000-cam")))
+    os.makedirs(os.path.dirname(task.staging), exist_ok=True)
+    os.rename(folders.pop(task.job_id), task.staging)
 
 
 def floor_server(sock: zmq.Socket, jobs: int, stop: threading.Event) -> None:
@@ -235,19 +245,21 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--submit", type=int, default=1000000)
-    parser.add_argument("--ahead", type=int, default=1, help="tasks the stand-ins lease ahead (compared with 0)")
+    parser.add_argument("--ahead", type=int, nargs="+", default=[1],
+                        help="tasks the stand-ins lease ahead (each compared with 0)")
     parser.add_argument("--against", type=Path, help="another version of synthfarm to interleave with (DIR/synthfarm)")
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # one coordinator run, as JSON
     args = parser.parse_args()
     if args.json:
-        print(json.dumps(dispatch(args.jobs, args.workers, args.ahead)))
+        print(json.dumps(dispatch(args.jobs, args.workers, args.ahead[0])))
         return
     args.against = checked_against(parser, args.against)
     if args.submit:
         submit(args.submit)  # first, so that the process's peak RSS is the submission's
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     versions = {"this": None, **({"that": args.against} if args.against else {})}
-    floor, runs = [], {(name, ahead): [] for name in versions for ahead in (0, args.ahead)}
+    depths = sorted({0, *args.ahead})
+    floor, runs = [], {(name, ahead): [] for name in versions for ahead in depths}
     for _ in range(args.rounds):  # interleaved: the machine's load falls on all alike
         floor.append(dispatch_floor(args.jobs, args.workers))
         for name, ahead in runs:
@@ -265,7 +277,7 @@ def main() -> None:
               f"CPU-second; target >= 10,000); jobs.jsonl lines {sorted(lines)}")
         print(f"    ratio to the floor: {c_rate / f_rate:.2f} (rate), {c_cpu / f_cpu:.2f} (CPU per job)")
     if args.against:
-        for ahead in (0, args.ahead):
+        for ahead in depths:
             (rate, cpu), (rate0, cpu0) = medians["this", ahead], medians["that", ahead]
             print(f"  this / that, lease depth {ahead}: {rate / rate0:.2f}x the rate, {cpu / cpu0:.2f}x the CPU per job")
 
