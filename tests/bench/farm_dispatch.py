@@ -95,26 +95,29 @@ def standins(endpoint: str, workers: int, jobs: int, results, take: int = 1, poo
 
 
 def prepare(pool: str, jobs: int) -> dict[int, str]:
-    """Every job's staging folder written into ``pool`` by the version's own dataset writer, as a Blender child
-    writes it (``DatasetWriter.open`` of an attempt's dataset, then its frame: a tiny image, depth, instance mask,
-    metadata and annotation; tiny.yaml has one frame of one camera), made durable with one sync for all (not an
-    fsync each: those are the worker's, not the coordinator's): {job id: folder}."""
+    """Every job's staging folder in ``pool``, as a Blender child leaves it: one written by the version's own dataset
+    writer (``DatasetWriter.open`` of an attempt's dataset, then its frame: a tiny image, depth, instance mask,
+    metadata and annotation; tiny.yaml has one frame of one camera), linked for every job under the job's frame
+    names (the same folders and files), all made durable with one sync (not an fsync each: those are the worker's, not
+    the coordinator's): {job id: folder}."""
     import numpy as np
 
     from synthfarm.addon.core.dataset.native import DatasetWriter, FrameFiles
 
-    recipe, ids, folders = RECIPE.read_text(), np.arange(48, dtype=np.uint16).reshape(6, 8), {}
-    fsync, os.fsync = os.fsync, lambda fd: None
-    try:
-        for job in range(jobs):
-            folders[job] = os.path.join(pool, str(job))
-            writer = DatasetWriter(Path(folders[job]))
-            writer.open(recipe, {"recipe_hash": "bench"}, {"name": "bench", "attempt": f"bench-{job}"})
-            writer.write_frames([FrameFiles(job, 0, "cam", image_png=b"\x89PNG\r\n\x1a\n", instance_mask=ids,
-                                            depth=np.full((6, 8), 2.5, np.float32), metadata={"seed": job},
-                                            annotation={"objects": [], "job": job})])
-    finally:
-        os.fsync = fsync
+    template = os.path.join(pool, "template")
+    writer = DatasetWriter(Path(template))
+    writer.open(RECIPE.read_text(), {"recipe_hash": "bench"}, {"name": "bench", "attempt": "bench"})
+    writer.write_frames([FrameFiles(0, 0, "cam", image_png=b"\x89PNG\r\n\x1a\n", depth=np.full((6, 8), 2.5, np.float32),
+                                    instance_mask=np.arange(48, dtype=np.uint16).reshape(6, 8),
+                                    metadata={"seed": 0}, annotation={"objects": []})])
+    files = [(os.path.relpath(folder, template), name) for folder, _, names in os.walk(template) for name in names]
+    folders = {}
+    for job in range(jobs):  # the template's files linked under the job's names (its bytes are the same)
+        folders[job] = os.path.join(pool, str(job))
+        for folder, name in files:
+            os.makedirs(os.path.join(folders[job], folder), exist_ok=True)
+            os.link(os.path.join(template, folder, name),
+                    os.path.join(folders[job], folder, name.replace(f"{0:010d}-", f"{job:010d}-")))
     os.sync()
     return folders
 
