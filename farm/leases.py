@@ -15,7 +15,7 @@ one left ``landing`` (a crash, or the state's disk failing, in between) is lost 
 (``Store._lose_landing``).
 
 What only the coordinator writes is kept in memory from lease to end (the attempts out, their jobs' inputs, the
-attempts out on each worker); successful ends of one message are written together when the message is done
+attempts out on each worker); landings and successful ends of one message are written together when it is done
 (:meth:`Leases.flush_ends`, before its savepoint is released, so before anything is committed or announced).
 """
 from __future__ import annotations
@@ -41,6 +41,7 @@ class Leases:
         self._inputs: dict[tuple[str, int], tuple] = {}  # (batch, job) -> (params, seed) of a job out
         self._attempts: dict[str, dict] = {}  # attempts out (or ended in this message), leased since the start
         self._ends: list[tuple] = []  # this message's successful ends: written by flush_ends
+        self._landings: list[tuple] = []  # and its successes to land (a RESULTS carries several)
         self._done_jobs: list[tuple] = []
 
     def _reset_leases(self) -> None:
@@ -48,6 +49,7 @@ class Leases:
         self._out.clear()
         self._attempts.clear()
         self._ends.clear()
+        self._landings.clear()
         self._done_jobs.clear()
 
     def job_input(self, batch: dict, job_id: int) -> tuple[dict, int]:
@@ -193,8 +195,8 @@ class Leases:
 
     def land(self, attempt: dict) -> None:
         """A success whose files are to be committed in this cycle: ``landing`` until :meth:`finish` with
-        ``landing`` records how it ended."""
-        self.db.execute("UPDATE attempts SET status=? WHERE id=?", (LANDING, attempt["id"]))
+        ``landing`` records how it ended. Written with the message's other landings (:meth:`flush_ends`)."""
+        self._landings.append((LANDING, attempt["id"]))
         self._forget(attempt)
         self._attempts[attempt["id"]] = {**attempt, "status": LANDING}
 
@@ -237,7 +239,11 @@ class Leases:
         return "retry"
 
     def flush_ends(self) -> None:
-        """Write the successful ends recorded since the last flush: two statements for all of them."""
+        """Write the landings and successful ends recorded since the last flush: a statement for all landings,
+        two for all ends."""
+        if self._landings:
+            self.db.executemany("UPDATE attempts SET status=? WHERE id=?", self._landings)
+            self._landings.clear()
         if self._ends:
             self.db.executemany("UPDATE attempts SET status='done', finished=?, error='' WHERE id=?", self._ends)
             self.db.executemany("UPDATE jobs SET status='done', seconds=? WHERE batch_id=? AND job_id=?",
