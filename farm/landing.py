@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 
 def staging_dir(out: str, attempt_id: str) -> str:
-    return os.path.join(out, ".staging", attempt_id)
+    return f"{out.rstrip('/')}/.staging/{attempt_id}"  # no os.path.join: this runs twice per job
 
 
 def discard_staging(path: str) -> None:
@@ -129,19 +129,31 @@ class Landing:
 
     def _run(self) -> None:
         while (work := self._removals.get()) is not None:
-            if isinstance(work, threading.Event):
-                work.set()
-                continue
-            for staging, staged in work:
-                remove_landed(staging, staged)
+            self._do(work)
+
+    @staticmethod
+    def _do(work) -> None:
+        if isinstance(work, threading.Event):
+            work.set()
+            return
+        for staging, staged in work:
+            remove_landed(staging, staged)
 
     def flush(self, timeout: float = 30.0) -> None:
-        """Wait (at most ``timeout`` seconds) until the staging folders queued so far are removed: a batch's end
-        then removes only what is left, and does not redo the remover's work on the coordinator's loop."""
-        if self._remover is not None:
-            done = threading.Event()
-            self._removals.put(done)
-            done.wait(timeout)
+        """Remove the staging folders queued so far: this thread takes over what the remover has not begun (each
+        folder removed once, by whichever takes it), then waits (at most ``timeout`` seconds) for the group the
+        remover holds. A batch's end then removes only what is left, without redoing the remover's work."""
+        if self._remover is None:
+            return
+        while True:
+            try:
+                work = self._removals.get_nowait()
+            except queue.Empty:
+                break
+            self._do(work)
+        done = threading.Event()
+        self._removals.put(done)
+        done.wait(timeout)
 
     def close(self, timeout: float = 10.0) -> None:
         """Remove what is queued (waiting at most ``timeout`` seconds), then end the remover."""

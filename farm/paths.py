@@ -80,22 +80,23 @@ def vet_staging(staging: str, job_id: int, frames: int) -> tuple[str | None, Sta
 def _vet_tree(folder: str, rel: str, job_id: int, frames: int, staged: Staged) -> str | None:
     """Refusal for the first entry under ``folder`` (``rel`` in the staging folder) that is a link, a special file
     or a file of another job; adds each folder's files to ``staged``."""
-    with os.scandir(folder) as entries:
-        listed = list(entries)
     names = staged[rel] = set()
     top = rel.partition("/")[0]
-    suffix = FRAME_FOLDERS.get(top)
-    for entry in listed:  # the entries' types come from the listing itself (no stat, never through a link)
-        if entry.is_dir(follow_symlinks=False):
-            refused = _vet_tree(entry.path, _rel(rel, entry), job_id, frames, staged)
-            if refused:
-                return refused
-        elif not entry.is_file(follow_symlinks=False):
-            return f"{_rel(rel, entry)} is a link or a special file; an attempt delivers regular files only"
-        elif suffix is not None and (top != rel or not frame_name(entry.name, suffix, job_id, frames)):
-            return f"{_rel(rel, entry)} is not a file of job {job_id}'s frames; the attempt is refused"
-        else:
-            names.add(entry.name)
+    suffix = FRAME_FOLDERS.get(top)  # None: no frame folder (anything goes); "": a folder in one (nothing goes)
+    if suffix and top != rel:
+        suffix = ""
+    with os.scandir(folder) as entries:
+        for entry in entries:  # the entries' types come from the listing itself (no stat, never through a link)
+            if entry.is_file(follow_symlinks=False):
+                if suffix is not None and not (suffix and frame_name(entry.name, suffix, job_id, frames)):
+                    return f"{_rel(rel, entry)} is not a file of job {job_id}'s frames; the attempt is refused"
+                names.add(entry.name)
+            elif entry.is_dir(follow_symlinks=False):
+                refused = _vet_tree(entry.path, _rel(rel, entry), job_id, frames, staged)
+                if refused:
+                    return refused
+            else:
+                return f"{_rel(rel, entry)} is a link or a special file; an attempt delivers regular files only"
     return None
 
 
