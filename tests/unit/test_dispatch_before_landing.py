@@ -8,29 +8,11 @@ import threading
 from pathlib import Path
 
 import farm_procs
-import pytest
-import zmq
 
 from synthfarm.addon.core.dataset.native import DatasetWriter
-from synthfarm.farm.client import FarmClient
 from synthfarm.farm.coordinator import Coordinator
 
 TINY = Path(__file__).resolve().parents[1] / "data" / "tiny.yaml"
-
-
-@pytest.fixture()
-def farm(tmp_path):
-    context = zmq.Context()
-    coord = Coordinator(tmp_path / "state", f"inproc://workers-{id(tmp_path)}", "tcp://127.0.0.1:0",
-                        "tcp://127.0.0.1:0", "tcp://127.0.0.1:0", context=context, heartbeat=0.2,
-                        out_root=tmp_path, shared_roots=(TINY.parent,))
-    thread = threading.Thread(target=coord.serve, daemon=True)
-    thread.start()
-    client = FarmClient(coord.clients_endpoint, timeout=10, context=context)
-    yield coord, client, context
-    coord.stop()
-    thread.join(20)
-    context.destroy(linger=0)
 
 
 def status_of(coord: Coordinator, attempt_id: str) -> str | None:
@@ -47,8 +29,8 @@ def wait_for(predicate) -> bool:
     return bool(farm_procs.wait_for(predicate, 30, "the farm's state", every=0.02))  # fails naming what it waited for
 
 
-def test_the_next_task_leaves_before_the_landing_and_its_lease_is_committed_first(farm, tmp_path, monkeypatch):
-    coord, client, context = farm
+def test_the_next_task_leaves_before_the_landing_and_its_lease_is_committed_first(inproc_farm, tmp_path, monkeypatch):
+    coord, client, context = inproc_farm
     client.submit(batch_id="b", recipe=TINY.read_text(), recipe_dir=str(TINY.parent), out=str(tmp_path / "out"),
                   count=3)
     a = farm_procs.StandIn(coord.workers_endpoint, "a", context)
@@ -89,12 +71,12 @@ def test_the_next_task_leaves_before_the_landing_and_its_lease_is_committed_firs
     assert len(lines) == 3
 
 
-def test_a_landing_whose_recording_cannot_be_committed_is_lost_once_the_state_is_writable(farm, tmp_path,
+def test_a_landing_whose_recording_cannot_be_committed_is_lost_once_the_state_is_writable(inproc_farm, tmp_path,
                                                                                           monkeypatch):
     """The cycle's second commit (recording its successes done) fails as on a full disk: the successes stay
     committed `landing` from the first; once a probe write passes, they are lost and their jobs run again (before,
     they stayed `landing`, neither out nor done, and their batch never finished)."""
-    coord, client, context = farm
+    coord, client, context = inproc_farm
     out = tmp_path / "out"
     client.submit(batch_id="b", recipe=TINY.read_text(), recipe_dir=str(TINY.parent), out=str(out), count=1)
     w = farm_procs.StandIn(coord.workers_endpoint, "w", context)
@@ -131,11 +113,11 @@ def test_a_landing_whose_recording_cannot_be_committed_is_lost_once_the_state_is
     assert len((out / "jobs.jsonl").read_text().splitlines()) == 1  # recorded once
 
 
-def test_a_group_whose_one_end_cannot_be_recorded_records_the_others(farm, tmp_path, monkeypatch):
+def test_a_group_whose_one_end_cannot_be_recorded_records_the_others(inproc_farm, tmp_path, monkeypatch):
     """A cycle's successes of one dataset are recorded in one savepoint; when recording one raises (its jobs.jsonl
     line), that savepoint is undone and each is recorded on its own: the others are done, that one is lost and runs
     again, and the error is logged and counted once."""
-    coord, client, context = farm
+    coord, client, context = inproc_farm
     out = tmp_path / "out"
     client.submit(batch_id="b", recipe=TINY.read_text(), recipe_dir=str(TINY.parent), out=str(out), count=3)
     w = farm_procs.StandIn(coord.workers_endpoint, "w", context)

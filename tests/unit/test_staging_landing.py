@@ -4,17 +4,13 @@ looked at right before its renames. Real files, a real coordinator (real SQLite 
 import os
 import shutil
 import sqlite3
-import threading
 from pathlib import Path
 
 import farm_procs
 import numpy as np
 import pytest
-import zmq
 
 from synthfarm.addon.core.dataset.native import DatasetWriter, FrameFiles
-from synthfarm.farm.client import FarmClient
-from synthfarm.farm.coordinator import Coordinator
 from synthfarm.farm.landing import remove_landed
 from synthfarm.farm.paths import vet_staging
 
@@ -86,25 +82,10 @@ def test_removing_a_staging_folder_never_follows_a_link_put_in_its_place(tmp_pat
     assert not os.path.lexists(staging)
 
 
-@pytest.fixture()
-def farm(tmp_path):
-    context = zmq.Context()
-    coord = Coordinator(tmp_path / "state", f"inproc://workers-{id(tmp_path)}", "tcp://127.0.0.1:0",
-                        "tcp://127.0.0.1:0", "tcp://127.0.0.1:0", context=context, heartbeat=0.2,
-                        out_root=tmp_path, shared_roots=(TINY.parent,))
-    thread = threading.Thread(target=coord.serve, daemon=True)
-    thread.start()
-    client = FarmClient(coord.clients_endpoint, timeout=10, context=context)
-    yield coord, client, context
-    coord.stop()
-    thread.join(20)
-    context.destroy(linger=0)
-
-
-def test_a_dataset_folder_that_becomes_a_link_after_the_done_is_not_written_through(farm, tmp_path):
+def test_a_dataset_folder_that_becomes_a_link_after_the_done_is_not_written_through(inproc_farm, tmp_path):
     """The dataset folders a group writes into are looked at right before its renames (once per group), not only
     when each DONE arrives: one replaced by a link in between is refused, the attempt failed with the reason."""
-    coord, client, context = farm
+    coord, client, context = inproc_farm
     out = tmp_path / "out"
     client.submit(batch_id="b", recipe=TINY.read_text(), recipe_dir=str(TINY.parent), out=str(out), count=1)
     w = farm_procs.StandIn(coord.workers_endpoint, "w", context)
@@ -129,3 +110,32 @@ def test_a_dataset_folder_that_becomes_a_link_after_the_done_is_not_written_thro
     db.close()
     assert any("is a link" in error for error in errors), errors
     w.close()
+
+
+@pytest.mark.parametrize("rel, refused", [
+    ("images/0000000007-0000-cam.png", None),
+    ("models/parts/x.ply", None),  # not a frame folder: anything (never committed from a folder in it)
+    ("report.txt", None),
+    ("images/0000000008-0000-cam.png", "is not a file of job 7's frames"),  # another job's
+    ("images/0000000007-0001-cam.png", "is not a file of job 7's frames"),  # a frame the job does not have
+    ("images/sub/0000000007-0000-cam.png", "is not a file of job 7's frames"),  # a folder in a frame folder
+])
+def test_the_vetting_takes_only_regular_files_of_the_jobs_frames(tmp_path, rel, refused):
+    staging = tmp_path / "staging"
+    staged_attempt(staging)
+    (staging / rel).parent.mkdir(parents=True, exist_ok=True)
+    (staging / rel).write_bytes(b"x")
+    why, staged = vet_staging(str(staging), 7, 1)
+    assert (why is None) if refused is None else (refused in why and rel in why), why
+    if refused is None:
+        folder, _, name = rel.rpartition("/")
+        assert name in staged[folder]
+
+
+def test_the_vetting_refuses_a_link(tmp_path):
+    staging = tmp_path / "staging"
+    staged_attempt(staging)
+    (staging / "masks" / "0000000007-0000-cam.png").unlink()
+    (staging / "masks" / "0000000007-0000-cam.png").symlink_to(tmp_path)
+    why, _ = vet_staging(str(staging), 7, 1)
+    assert "masks/0000000007-0000-cam.png is a link or a special file" in why
