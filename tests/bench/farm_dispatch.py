@@ -110,12 +110,13 @@ def prepare(pool: str, jobs: int) -> dict[int, str]:
     writer.write_frames([FrameFiles(0, 0, "cam", image_png=b"\x89PNG\r\n\x1a\n", depth=np.full((6, 8), 2.5, np.float32),
                                     instance_mask=np.arange(48, dtype=np.uint16).reshape(6, 8),
                                     metadata={"seed": 0}, annotation={"objects": []})])
-    files = [(os.path.relpath(folder, template), name) for folder, _, names in os.walk(template) for name in names]
+    walked = [(os.path.relpath(folder, template), names) for folder, _, names in os.walk(template)]
     folders = {}
-    for job in range(jobs):  # the template's files linked under the job's names (its bytes are the same)
+    for job in range(jobs):  # the template's folders (an empty one too), its files linked under the job's names
         folders[job] = os.path.join(pool, str(job))
-        for folder, name in files:
+        for folder, names in walked:
             os.makedirs(os.path.join(folders[job], folder), exist_ok=True)
+        for folder, name in ((folder, name) for folder, names in walked for name in names):
             os.link(os.path.join(template, folder, name),
                     os.path.join(folders[job], folder, name.replace(f"{0:010d}-", f"{job:010d}-")))
     os.sync()
