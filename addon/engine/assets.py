@@ -20,7 +20,7 @@ from mathutils import Matrix, Vector
 from ..core.classes import ASSET_EXTENSIONS, asset_files
 from .keypoints import PREFIX, world_keypoints
 from .keypoints import PROP as KEYPOINTS_PROP
-from .scene import pointers
+from .scene import new_datablocks, session_id_sets, session_ids
 
 log = logging.getLogger(__name__)
 CACHE_COLLECTION = "synthfarm_asset_cache"
@@ -62,19 +62,13 @@ def instantiate(template, collection, name: str):
     return obj
 
 
-def _new_ids(before: dict[str, set[int]]) -> dict[str, list]:
-    return {kind: [i for i in getattr(bpy.data, kind) if i.as_pointer() not in old] for kind, old in before.items()}
-
-
-def _snapshot() -> dict[str, set[int]]:
-    return {kind: {i.as_pointer() for i in getattr(bpy.data, kind)}
-            for kind in ("objects", "meshes", "collections", "cameras", "lights", "materials", "images")}
+IMPORTED_KINDS = ("objects", "meshes", "collections", "cameras", "lights", "materials", "images")  # an importer makes
 
 
 def _import_file(path: Path) -> list:
     """Run Blender's importer for ``path``; return the mesh objects it made (other things are removed)."""
     suffix = path.suffix.lower()
-    before = _snapshot()
+    before = session_id_sets(IMPORTED_KINDS)
     scene = bpy.context.scene
     with bpy.context.temp_override(scene=scene, view_layer=scene.view_layers[0], collection=scene.collection):
         if suffix == ".obj":
@@ -90,7 +84,7 @@ def _import_file(path: Path) -> list:
             bpy.ops.import_scene.gltf(filepath=str(path))
         else:
             raise AssetError(f"{path.name}: unsupported asset type {suffix!r}; use one of {', '.join(ASSET_EXTENSIONS)}")
-    new = _new_ids(before)
+    new = dict.fromkeys(IMPORTED_KINDS, []) | new_datablocks(before)
     meshes = [o for o in new["objects"] if o.type == "MESH"]
     bpy.context.view_layer.update()
     matrices = {o.name: o.matrix_world.copy() for o in meshes}
@@ -228,7 +222,7 @@ class AssetCache:
         return self._libraries[key]
 
     def datablocks(self) -> set[int]:
-        """Pointers of everything the cache owns (job clean-up must not remove them)."""
+        """Session ids of everything the cache owns (job clean-up must not remove them)."""
         ids = [self._collection()]
         for template in self._templates.values():
             ids += [template, template.data, *[m for m in template.data.materials if m]]
@@ -238,7 +232,7 @@ class AssetCache:
         for material in [i for i in ids if isinstance(i, bpy.types.Material)]:
             if material.node_tree:
                 ids += [n.image for n in material.node_tree.nodes if n.type == "TEX_IMAGE" and n.image]
-        return pointers(ids)
+        return session_ids(ids)
 
     def clear(self) -> None:
         self._templates.clear()

@@ -18,7 +18,7 @@ from ..core.values import file_members
 from ..core.sampling import Sampler
 from . import assets as asset_lib
 from .materials import new_material, own_materials, set_base_color
-from .scene import CLASS_PROP, alive, labelled_class, pointers
+from .scene import CLASS_PROP, alive, labelled_class, session_ids
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +70,8 @@ class Primitives:
         self.meshes[shape] = mesh
         return mesh
 
-    def pointers(self) -> set[int]:
-        return pointers([*self.meshes.values(), *([self.default_material] if self.default_material else [])])
+    def session_ids(self) -> set[int]:
+        return session_ids([*self.meshes.values(), *([self.default_material] if self.default_material else [])])
 
     def clear(self):
         self.meshes.clear()

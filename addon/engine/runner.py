@@ -125,7 +125,7 @@ class Runner:
             self.files.clear()
 
     def keep(self) -> set[int]:
-        return self.cache.datablocks() | self.primitives.pointers()
+        return self.cache.datablocks() | self.primitives.session_ids()
 
     def prepare(self, recipe: Recipe, base_dir: Path | None) -> None:
         self.base_dir = base_dir

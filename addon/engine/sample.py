@@ -14,7 +14,7 @@ import bpy
 
 from ..core.jobs import JobSpec
 from ..core.recipe import Recipe
-from .scene import (new_datablocks, object_state, pointer_sets, remove_rigid_body_world,
+from .scene import (new_datablocks, object_state, session_id_sets, remove_rigid_body_world,
                     restore_object)
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ def apply_sample(scene, runner, recipe: Recipe, base_dir: Path | None, job: JobS
     clear_sample(scene)
     runner.release()  # so that everything the sample uses is made below and recorded as its own
     runner.prepare(recipe, base_dir)
-    before = pointer_sets()
+    before = session_id_sets()
     states = {obj.name: object_state(obj) for obj in scene.objects}
     world, camera = scene.world, scene.camera
     collection = bpy.data.collections.new(SAMPLE_COLLECTION)

@@ -82,7 +82,7 @@ def placement(repeat: int) -> None:
             "randomizers": [randomizer]})
         bpy.ops.wm.read_factory_settings(use_empty=True)
         cache, prims = AssetCache(), Primitives()
-        with JobScope(keep=lambda: cache.datablocks() | prims.pointers()) as scope:
+        with JobScope(keep=lambda: cache.datablocks() | prims.session_ids()) as scope:
             sampler = Sampler(1)
             made = generate(recipe, None, sampler, scope.collection, cache, prims)
             start = time.perf_counter()
@@ -116,7 +116,7 @@ def visibility(repeat: int) -> None:
     recipe = recipe_from_data(data, ROOT / "assets/recipes")
     bpy.ops.wm.read_factory_settings(use_empty=True)
     cache, prims = AssetCache(), Primitives()
-    with JobScope(keep=lambda: cache.datablocks() | prims.pointers()) as scope:
+    with JobScope(keep=lambda: cache.datablocks() | prims.session_ids()) as scope:
         sampler = Sampler(1, 0, {n: p.default for n, p in recipe.parameters.items()})
         made = generate(recipe, ROOT / "assets/recipes", sampler, scope.collection, cache, prims)
         cams = build_cameras(recipe, sampler, scope.collection, made)

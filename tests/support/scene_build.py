@@ -25,7 +25,7 @@ def build():
     """Apply a recipe to an empty scene inside a JobScope; yields a function returning what was made."""
     bpy.ops.wm.read_factory_settings(use_empty=True)
     cache, prims = AssetCache(), Primitives()
-    scope = JobScope(keep=lambda: cache.datablocks() | prims.pointers())
+    scope = JobScope(keep=lambda: cache.datablocks() | prims.session_ids())
     scope.__enter__()
 
     def run(data, seed=1, frames=1):
