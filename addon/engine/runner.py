@@ -228,13 +228,6 @@ class Runner:
             apply_image_stages(stages, files.png, sampler, base_dir=self.base_dir, item=f"{view_name}/{k:04d}")
         effects_seconds = time.perf_counter() - t_effects
         outputs = set(sensor.outputs)
-        t_write = time.perf_counter()
-        writer.write_frame(  # its pixels are written while the labels are computed (the frame lands with them)
-            job.id, k, view_name, image_png=files.png_bytes(),
-            depth=passes.depth if "depth" in outputs else None,
-            normals=passes.normals if "normals" in outputs else None,
-            instance_mask=passes.index.astype(np.uint16) if "instance_mask" in outputs else None)
-        queue_seconds = time.perf_counter() - t_write
         t_labels = time.perf_counter()
         class_ids = {name: i for i, name in enumerate(self.classes, start=1)}
         camera_info = sensors.camera_record(camera, scene, view.lens)
@@ -274,9 +267,13 @@ class Runner:
                                 "labels": labels_seconds}}
         timings = dict(metadata["timings"])  # the metadata is the writer's from here on
         t_write = time.perf_counter()
-        writer.write_frame(job.id, k, view_name, semantic_mask=semantic,
-                           flow=flow, disparity=disparity, annotation=annotation, metadata=metadata)
-        timings["write"] = queue_seconds + time.perf_counter() - t_write  # queueing: it is written meanwhile
+        writer.write_frame(  # after the labels: the encoders would take their cores (the frame lands whole)
+            job.id, k, view_name, image_png=files.png_bytes(),
+            depth=passes.depth if "depth" in outputs else None,
+            normals=passes.normals if "normals" in outputs else None,
+            instance_mask=passes.index.astype(np.uint16) if "instance_mask" in outputs else None,
+            semantic_mask=semantic, flow=flow, disparity=disparity, annotation=annotation, metadata=metadata)
+        timings["write"] = time.perf_counter() - t_write  # queueing: it is written while the next frame renders
         report.stems.append(writer.frame_stem(job.id, k, view_name))
         report.render_seconds += passes.render_seconds
         for key, value in timings.items():
