@@ -12,9 +12,9 @@
    and stand-ins leasing ``--ahead`` tasks ahead (REQUEST for 1 + ahead, TASKS back, all results in one RESULTS).
    A worker's files are durable before it says DONE (its writer fsyncs them while the next frame renders): the
    stand-ins write every job's staging folder before the run with the version's own dataset writer (what a
-   Blender child leaves there: its dataset.yaml, recipe.yaml, the folders its writer makes, the frame's files)
-   and make them durable (one ``sync``), then stage a job's by renaming its folder into place, so the figures
-   are the coordinator's and not the stand-ins' fsyncs.
+   Blender child leaves there: the folders its frame's files are written into, and those files; no dataset.yaml
+   or recipe.yaml, as farm/blender_child.py) and make them durable (one ``sync``), then stage a job's by renaming
+   its folder into place, so the figures are the coordinator's and not the stand-ins' fsyncs.
    Each coordinator run is a process of its own; with ``--against DIR`` (another version of synthfarm:
    ``DIR/synthfarm/__init__.py``, e.g. ``git archive main | tar -x -C DIR/synthfarm``) that version's coordinator
    runs interleaved with this one's, against the same stand-ins, and the ratios this / that are printed.
@@ -96,8 +96,9 @@ def standins(endpoint: str, workers: int, jobs: int, results, take: int = 1, poo
 
 def prepare(pool: str, jobs: int) -> dict[int, str]:
     """Every job's staging folder in ``pool``, as a Blender child leaves it: one written by the version's own dataset
-    writer (``DatasetWriter.open`` of an attempt's dataset, then its frame: a tiny image, depth, instance mask,
-    metadata and annotation; tiny.yaml has one frame of one camera), linked for every job under the job's frame
+    writer (as farm/blender_child.py: the frame's files only, no ``open``, so no dataset.yaml or recipe.yaml: a tiny
+    image, depth, instance mask, metadata and annotation; tiny.yaml has one frame of one camera), linked for every
+    job under the job's frame
     names (the same folders and files), all made durable with one sync (not an fsync each: those are the worker's, not
     the coordinator's): {job id: folder}."""
     import numpy as np
@@ -106,7 +107,6 @@ def prepare(pool: str, jobs: int) -> dict[int, str]:
 
     template = os.path.join(pool, "template")
     writer = DatasetWriter(Path(template))
-    writer.open(RECIPE.read_text(), {"recipe_hash": "bench"}, {"name": "bench", "attempt": "bench"})
     writer.write_frames([FrameFiles(0, 0, "cam", image_png=b"\x89PNG\r\n\x1a\n", depth=np.full((6, 8), 2.5, np.float32),
                                     instance_mask=np.arange(48, dtype=np.uint16).reshape(6, 8),
                                     metadata={"seed": 0}, annotation={"objects": []})])
