@@ -41,6 +41,24 @@ from .transfer import AttemptFiles, BlobStore, TransferServer
 
 log = logging.getLogger(__name__)
 UNRECORDED = "its end could not be recorded"  # a landing attempt lost instead (its job runs again)
+# flags as plain ints: pyzmq's send_multipart/recv_multipart combine its enum flags for every frame (~10 us a message)
+NOBLOCK, MORE, RCVMORE = int(zmq.NOBLOCK), int(zmq.NOBLOCK | zmq.SNDMORE), int(zmq.RCVMORE)
+
+
+def receive(sock: zmq.Socket) -> list[bytes]:
+    """A message's frames, or zmq.Again when none is waiting (what ``recv_multipart(zmq.NOBLOCK)`` does)."""
+    frames = [sock.recv(NOBLOCK)]
+    while sock.get(RCVMORE):
+        frames.append(sock.recv(NOBLOCK))
+    return frames
+
+
+def send(sock: zmq.Socket, frames: list[bytes]) -> None:
+    """Send a message without blocking (what ``send_multipart(frames, zmq.NOBLOCK)`` does; zmq.Again if the peer's
+    queue is full: a multipart message goes out whole or not at all)."""
+    for frame in frames[:-1]:
+        sock.send(frame, MORE)
+    sock.send(frames[-1], NOBLOCK)
 
 
 def disk_error(err: BaseException) -> bool:
@@ -150,7 +168,7 @@ class Coordinator(ClientRequests, Liveness):
                 continue
             for _ in range(1000):  # drain, but let the other socket have its turn
                 try:
-                    frames = sock.recv_multipart(zmq.NOBLOCK, copy=True)
+                    frames = receive(sock)
                 except zmq.Again:
                     break
                 self._guarded(name, frames, handle)
@@ -189,7 +207,7 @@ class Coordinator(ClientRequests, Liveness):
         """Send the replies and events of what is committed."""
         for sock, frames in self._outbox:
             try:
-                sock.send_multipart(frames, zmq.NOBLOCK)
+                send(sock, frames)
             except zmq.ZMQError as err:  # a peer gone or a full queue: it will ask again
                 log.debug("send failed: %s", err)
         self._outbox.clear()
