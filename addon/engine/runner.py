@@ -233,8 +233,6 @@ class Runner:
         camera_info = sensors.camera_record(camera, scene, view.lens)
         annotations = frame_labels(scene, objects, passes.index, view.lens.K, np.array(camera_info["world_to_cam"]),
                                    class_ids, self.geometry, passes.depth, view=view)
-        for key in {record["model"] for record in annotations}:
-            writer.write_model(key, *self.geometry.models[key])
         flow = None
         if passes.vector is not None:
             flow = tuple(flow_through_view(view, f) for f in flow_from_vector(*np.moveaxis(passes.vector, -1, 0)))
@@ -267,6 +265,8 @@ class Runner:
                                 "labels": labels_seconds}}
         timings = dict(metadata["timings"])  # the metadata is the writer's from here on
         t_write = time.perf_counter()
+        for key in {record["model"] for record in annotations}:
+            writer.write_model(key, *self.geometry.models[key])
         writer.write_frame(  # after the labels: the encoders would take their cores (the frame lands whole)
             job.id, k, view_name, image_png=files.png_bytes(),
             depth=passes.depth if "depth" in outputs else None,
