@@ -19,6 +19,10 @@ from synthfarm.farm.client import FarmClient
 from synthfarm.farm.coordinator import Coordinator
 from synthfarm.farm.worker import Worker
 
+# Under Python 3.11 (Blender 5.0) the child makes a job durable before it renders the next (addon/core/threads.py):
+# there are never two attempts in it, which is what these tests hold it in
+pytestmark = pytest.mark.skipif(sys.version_info < (3, 12), reason="Blender 5.0's child writes a job before it "
+                                "renders the next: no two attempts in the child (addon/core/threads.py)")
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "tests" / "data" / "tiny.yaml"
 CHILD = '''#!{python}
