@@ -145,8 +145,8 @@ def job_record(job_id: int, parameters: dict, seed: int, status: str, **extra) -
 class FrameFiles:
     """What one frame of one sensor writes. ``flow`` is (forward, backward), each (H, W, 2) in pixels (channels X,
     Y); ``disparity`` (H, W) in pixels (channel Z); ``image_png`` the PNG's bytes, or a PNG file to move in. A
-    frame may be written in parts (its pixels while its labels are computed): it is committed by the part that
-    has its ``annotation``, which must come last."""
+    frame may be written in parts: it is committed by the part that has its ``annotation``, which must come last
+    (the runner queues a frame whole, once its labels are done)."""
 
     job_id: int
     frame: int
