@@ -7,7 +7,8 @@
    against a *floor*: a bare ROUTER loop in the same kind of thread that answers every message with ready-made
    frames (what ZeroMQ and a Python loop cost, nothing of the coordinator's work, one job per message). Prints
    jobs per second, their ratio, and the coordinator's CPU per job (its process's CPU time: on an idle core it
-   dispatches 1 / that many jobs per second; target >= 10,000 jobs/s, i.e. <= 100 us of CPU per job). The
+   dispatches 1 / that many jobs per second; target >= 10,000 jobs/s, i.e. <= 100 us of CPU per job; split into
+   its loop's thread, the thread removing landed staging folders, and the rest: on Linux). The
    coordinator runs twice per round: stand-ins that ask for one task at a time (depth 0, one job per message),
    and stand-ins leasing ``--ahead`` tasks ahead (REQUEST for 1 + ahead, TASKS back, all results in one RESULTS).
    A worker's files are durable before it says DONE (its writer fsyncs them while the next frame renders): the
@@ -114,7 +115,7 @@ def prepare(pool: str, jobs: int) -> dict[int, str]:
     folders = {}
     for job in range(jobs):  # the template's folders (an empty one too), its files linked under the job's names
         folders[job] = os.path.join(pool, str(job))
-        for folder, names in walked:
+        for folder, _ in walked:
             os.makedirs(os.path.join(folders[job], folder), exist_ok=True)
         for folder, name in ((folder, name) for folder, names in walked for name in names):
             os.link(os.path.join(template, folder, name),
@@ -154,6 +155,16 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def thread_cpu(thread: threading.Thread | None) -> float:
+    """CPU seconds of a live thread of this process so far (Linux: /proc; 0 elsewhere, or for no thread)."""
+    try:
+        with open(f"/proc/self/task/{thread.native_id}/stat") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+    except (AttributeError, OSError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime, in clock ticks
+
+
 def run_standins(endpoint: str, workers: int, jobs: int, take: int = 1, pool: str = "") -> multiprocessing.Process:
     results = multiprocessing.get_context("spawn").Queue()
     proc = multiprocessing.get_context("spawn").Process(target=standins, args=(endpoint, workers, jobs, results, take,
@@ -191,20 +202,21 @@ def start(tmp: Path):
     return context, coord, thread, FarmClient(coord.clients_endpoint, timeout=600, context=context)
 
 
-def dispatch(jobs: int, workers: int, ahead: int = 0) -> tuple[float, float, int]:
-    """(jobs per second, CPU seconds per job, jobs.jsonl lines) of the coordinator, the stand-ins leasing
-    ``ahead`` tasks ahead."""
+def dispatch(jobs: int, workers: int, ahead: int = 0) -> tuple[float, float, int, float, float]:
+    """(jobs per second, CPU seconds per job, jobs.jsonl lines, of that CPU the loop's and the staging remover's
+    thread's) of the coordinator, the stand-ins leasing ``ahead`` tasks ahead."""
     tmp = Path(tempfile.mkdtemp(prefix="synthfarm-bench-"))
     context, coord, thread, client = start(tmp)
     client.submit(batch_id="bench", recipe=RECIPE.read_text(), recipe_dir=str(RECIPE.parent), out=str(tmp / "out"),
                   count=jobs)
-    cpu = cpu_seconds()
+    cpu, loop = cpu_seconds(), thread_cpu(thread)
     proc, results = run_standins(coord.workers_endpoint, workers, jobs, 1 + ahead, str(tmp / "pool"))
     seconds = results.get(timeout=600)
     waited = time.perf_counter()
     while client.status("bench")["jobs"]["done"] < jobs:  # committed, not only answered
         time.sleep(0.002)
     seconds += time.perf_counter() - waited
+    loop, remover = thread_cpu(thread) - loop, thread_cpu(getattr(getattr(coord, "landing", None), "_remover", None))
     proc.join()
     lines = (tmp / "out" / "jobs.jsonl").read_text().count("\n")
     coord.stop_event.set()
@@ -212,7 +224,7 @@ def dispatch(jobs: int, workers: int, ahead: int = 0) -> tuple[float, float, int
     cpu = cpu_seconds() - cpu
     context.destroy(linger=0)
     shutil.rmtree(tmp, ignore_errors=True)
-    return jobs / seconds, cpu / jobs, lines
+    return jobs / seconds, cpu / jobs, lines, loop / jobs, remover / jobs
 
 
 def submit(count: int) -> None:
@@ -231,7 +243,7 @@ def submit(count: int) -> None:
     context.destroy(linger=0)
 
 
-def coordinator_run(version: Path | None, jobs: int, workers: int, ahead: int) -> tuple[float, float, int]:
+def coordinator_run(version: Path | None, jobs: int, workers: int, ahead: int) -> tuple:
     """``dispatch`` in a process of its own, with the coordinator of ``version`` (None: this one)."""
     env = dict(os.environ)
     if version is not None:
@@ -273,12 +285,16 @@ def main() -> None:
     print(f"  floor (a bare ROUTER answering with ready frames): {f_rate:,.0f} jobs/s, {f_cpu * 1e6:.0f} us CPU/job")
     medians = {}
     for (name, ahead), coord in runs.items():
-        c_rate, c_cpu = statistics.median(r for r, _, _ in coord), statistics.median(c for _, c, _ in coord)
+        c_rate, c_cpu = statistics.median(r[0] for r in coord), statistics.median(r[1] for r in coord)
+        loop, remover = statistics.median(r[3] for r in coord), statistics.median(r[4] for r in coord)
         medians[name, ahead] = c_rate, c_cpu
-        lines = {n for _, _, n in coord}
+        lines = {r[2] for r in coord}
         print(f"  {name + ' ' if args.against else ''}coordinator, lease depth {ahead} ({1 + ahead} tasks per REQUEST; "
               f"persistence on): {c_rate:,.0f} jobs/s, {c_cpu * 1e6:.0f} us CPU/job (= {1 / c_cpu:,.0f} jobs per "
               f"CPU-second; target >= 10,000); jobs.jsonl lines {sorted(lines)}")
+        print(f"    of which the loop's thread {loop * 1e6:.0f} us, the staging remover's {remover * 1e6:.0f} us, "
+              f"the rest (ZeroMQ's I/O threads, the bench's status polls, the stop) "
+              f"{(c_cpu - loop - remover) * 1e6:.0f} us")
         print(f"    ratio to the floor: {c_rate / f_rate:.2f} (rate), {c_cpu / f_cpu:.2f} (CPU per job)")
     if args.against:
         for ahead in depths:
